@@ -1,0 +1,1 @@
+//! Conversation history (spec §8). Owned by the dashboard/history issue.

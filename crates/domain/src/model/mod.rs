@@ -1,0 +1,23 @@
+//! The service's value types and entities.
+
+mod conversation;
+mod event;
+mod ids;
+mod metrics;
+mod session;
+mod tenant;
+mod user;
+
+pub use conversation::{
+    Conversation, ConversationPage, ConversationQuery, ConversationStatus, ConversationSummary,
+    Direction, Message, MessageStatus, OutboundMessage,
+};
+pub use event::{BusEvent, MessageUpdate, StatusUpdate, TenantEvent};
+pub use ids::{ConversationId, IdError, MessageId, TenantId, UserId};
+pub use metrics::{DashboardStats, DateRange, DateRangeError, Period, RawMetrics, success_rate};
+pub use session::{Ciphertext, Session, SessionId, SessionKey};
+pub use tenant::{
+    GenesysConfig, NewTenant, Region, Tenant, TenantStatus, TenantUpdate, WebhookConfig,
+    WhatsAppConfig,
+};
+pub use user::{Email, EmailError, Role, UserProfile};

@@ -1,0 +1,351 @@
+//! Store ports: everything the service keeps in Redis (or in memory in the embedded default).
+//!
+//! Every method fails with [`StoreError`]; the domain treats a store failure as "fail closed".
+//! Keys are built by the adapters from the typed arguments (spec §4.2 patterns, with the
+//! tenant or the session hash as Redis Cluster hash tag).
+
+use crate::error::StoreError;
+use crate::model::{BusEvent, OutboundMessage, Period, Session, SessionKey, TenantId, UserId};
+use crate::onboarding::OnboardingState;
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Sessions, keyed by [`SessionKey`] (SHA-256 of the session ID), with a per-user index.
+///
+/// Contract:
+/// - `create` stores the session with the TTL and adds it to the user's index.
+/// - `get` returns `None` for unknown or TTL-expired keys.
+/// - `replace` overwrites an existing session (keeping it in the index) and returns `false`
+///   without writing if the key no longer exists (a concurrent logout wins).
+/// - `touch` sets `lastActivity` only, leaving the TTL alone; a no-op on missing keys.
+/// - `delete` removes the session and its index entry; idempotent.
+/// - `delete_all_for_user` removes every session of the user and returns their keys.
+/// - `count_for_user` counts the user's live sessions.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session.
+    async fn create(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Reads a session.
+    async fn get(&self, key: &SessionKey) -> Result<Option<Session>, StoreError>;
+    /// Overwrites an existing session; `false` if it is gone.
+    async fn replace(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    /// Records activity without rewriting the whole session.
+    async fn touch(&self, key: &SessionKey, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Deletes a session.
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError>;
+    /// Deletes all of a user's sessions ("log out everywhere").
+    async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError>;
+    /// Counts a user's live sessions.
+    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError>;
+}
+
+/// What a single-use token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OneTimePurpose {
+    /// A pending OAuth login (state → verifier, binding, redirect). 5 minutes.
+    OAuthState,
+    /// A WebSocket ticket (→ session). 30 seconds.
+    WsTicket,
+}
+
+impl OneTimePurpose {
+    /// Key prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OneTimePurpose::OAuthState => "oauth_state",
+            OneTimePurpose::WsTicket => "ws_ticket",
+        }
+    }
+}
+
+/// Single-use tokens: the OAuth-state store and the WebSocket-ticket store.
+///
+/// Contract: `take` returns the payload at most once, atomically (two racing `take`s of one
+/// token: exactly one gets it), and `None` after the TTL. `digest` is the SHA-256 (hex) of the
+/// token, never the token itself.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait OneTimeStore: Send + Sync {
+    /// Stores a payload under a token digest.
+    async fn put(
+        &self,
+        purpose: OneTimePurpose,
+        digest: &str,
+        payload: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Gets and deletes, atomically.
+    async fn take(
+        &self,
+        purpose: OneTimePurpose,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError>;
+}
+
+/// A stored value with its optimistic-concurrency version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// Incremented by every successful save; 1 after the first.
+    pub version: u64,
+    /// The value.
+    pub value: T,
+}
+
+/// What a conditional save did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaveOutcome<T> {
+    /// Written; the new version.
+    Saved(u64),
+    /// Someone else saved first: the current value (or `None` if it is gone).
+    Conflict(Option<Versioned<T>>),
+}
+
+/// Onboarding wizard state, keyed by tenant (spec §4.2.2), with optimistic concurrency.
+///
+/// Contract: `save` with `expected = None` creates only if absent; with `Some(v)` writes only
+/// if the stored version is `v`. The check and the write are one atomic step. Every save
+/// resets the TTL (1 hour from the last update). `delete` is idempotent.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait OnboardingStore: Send + Sync {
+    /// Reads the state.
+    async fn load(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<Versioned<OnboardingState>>, StoreError>;
+    /// Conditionally writes the state.
+    async fn save(
+        &self,
+        tenant: TenantId,
+        state: &OnboardingState,
+        expected: Option<u64>,
+        ttl: Duration,
+    ) -> Result<SaveOutcome<OnboardingState>, StoreError>;
+    /// Deletes the state.
+    async fn delete(&self, tenant: TenantId) -> Result<(), StoreError>;
+}
+
+/// Which cached view.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    /// `metrics:{tenant}:{period}`.
+    Metrics {
+        /// Tenant.
+        tenant: TenantId,
+        /// Period.
+        period: Period,
+    },
+    /// `conversations:{tenant}:{page}:{limit}:{status}`.
+    Conversations {
+        /// Tenant.
+        tenant: TenantId,
+        /// Page.
+        page: u32,
+        /// Page size.
+        limit: u32,
+        /// `active`, `closed` or `all`.
+        status: &'static str,
+    },
+}
+
+impl CacheKey {
+    /// The tenant the entry belongs to.
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            CacheKey::Metrics { tenant, .. } | CacheKey::Conversations { tenant, .. } => *tenant,
+        }
+    }
+    /// The cache family, for metrics labels and invalidation scopes.
+    pub fn kind(&self) -> CacheKind {
+        match self {
+            CacheKey::Metrics { .. } => CacheKind::Metrics,
+            CacheKey::Conversations { .. } => CacheKind::Conversations,
+        }
+    }
+}
+
+/// A cache family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheKind {
+    /// Dashboard metrics.
+    Metrics,
+    /// Conversation list pages.
+    Conversations,
+}
+
+impl CacheKind {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheKind::Metrics => "metrics",
+            CacheKind::Conversations => "conversations",
+        }
+    }
+}
+
+/// A cached value, with what the domain needs to judge its freshness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The JSON value.
+    pub value: String,
+    /// When it was fetched from the source.
+    pub stored_at: OffsetDateTime,
+    /// The tenant's cache generation (of this kind) when the fetch started.
+    pub generation: u64,
+}
+
+/// The result of a cache read: the entry (if any) and the tenant's current generation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheLookup {
+    /// The entry, fresh or stale.
+    pub entry: Option<CacheEntry>,
+    /// The tenant's current generation for this kind. An entry of an older generation is stale.
+    pub generation: u64,
+}
+
+/// Metrics and conversation caches with generation-based invalidation (never `KEYS`).
+///
+/// Contract: `get` returns the entry and the current generation in one round trip; `put`
+/// keeps the entry for `retain` (longer than the fresh TTL, so a last known good value
+/// survives an outage); `invalidate` bumps the tenant's generation of that kind, which makes
+/// every existing entry stale at once.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// Reads an entry and the generation.
+    async fn get(&self, key: &CacheKey) -> Result<CacheLookup, StoreError>;
+    /// Writes an entry.
+    async fn put(
+        &self,
+        key: &CacheKey,
+        entry: &CacheEntry,
+        retain: Duration,
+    ) -> Result<(), StoreError>;
+    /// Makes all of a tenant's entries of a kind stale; returns the new generation.
+    async fn invalidate(&self, tenant: TenantId, kind: CacheKind) -> Result<u64, StoreError>;
+}
+
+/// Proof of holding a lock: the random value the lock was set with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockToken(pub String);
+
+/// A distributed mutual-exclusion lock with expiry.
+///
+/// Contract: `try_acquire` succeeds for exactly one caller while the lock is held and not
+/// expired; `release` deletes the lock only if `token` still owns it (never another holder's)
+/// and says whether it did.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait Lock: Send + Sync {
+    /// Tries once to take the lock.
+    async fn try_acquire(&self, name: &str, ttl: Duration)
+    -> Result<Option<LockToken>, StoreError>;
+    /// Releases a lock held with `token`.
+    async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError>;
+}
+
+/// A rate limit: at most `limit` units per sliding `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RatePolicy {
+    /// Units allowed per window.
+    pub limit: u32,
+    /// Window length.
+    pub window: Duration,
+}
+
+/// A rate limiter's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the hit was allowed (and recorded).
+    pub allowed: bool,
+    /// The policy's limit, for `RateLimit-Limit`.
+    pub limit: u32,
+    /// Units left in the window after this hit, for `RateLimit-Remaining`.
+    pub remaining: u32,
+    /// Time until the window has room again (`Retry-After`) or fully resets (`RateLimit-Reset`).
+    pub reset_after: Duration,
+}
+
+/// A sliding-window rate limiter shared by all instances.
+///
+/// Contract: `hit` with `cost ≥ 1` records the units and allows iff the units recorded in the
+/// last `window` plus `cost` stay within `limit` (refused hits are not recorded); `cost = 0`
+/// only reports. Exact under concurrency: 1,000 racing hits against a limit of 100 allow
+/// exactly 100.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Records `cost` units for `key` under `policy`, or only checks when `cost == 0`.
+    async fn hit(
+        &self,
+        key: &str,
+        policy: RatePolicy,
+        cost: u32,
+    ) -> Result<RateDecision, StoreError>;
+}
+
+/// The state of an idempotent operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key was free and is now reserved by the caller.
+    Claimed,
+    /// Another request holds the key and has not finished.
+    InProgress,
+    /// The operation finished before: its recorded result (JSON).
+    Done(String),
+}
+
+/// Idempotency records for widget sends (`Idempotency-Key`, `clientMessageId`).
+///
+/// Contract: `claim` atomically reserves a free key for `ttl`; `finish` records the result
+/// (kept for `ttl`); `abandon` frees a reservation whose operation failed, so a retry can run.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Reserves `key` or reports its state.
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<IdempotencyClaim, StoreError>;
+    /// Records the result of the operation reserved under `key`.
+    async fn finish(&self, key: &str, result: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Frees a reservation.
+    async fn abandon(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// The instance-wide event bus (Redis Pub/Sub in production).
+///
+/// Contract: `subscribe` opens **one** subscription receiving every tenant's events and
+/// session revocations, published by any instance (or by other services); the real adapter
+/// reconnects and resubscribes by itself. `publish_*` deliver to every current subscriber.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes a tenant event on its channel.
+    async fn publish(&self, event: &crate::model::TenantEvent) -> Result<(), StoreError>;
+    /// Announces that a session ended, so every instance closes its sockets.
+    async fn publish_revocation(&self, key: &SessionKey) -> Result<(), StoreError>;
+    /// Opens the instance's subscription.
+    async fn subscribe(&self) -> Result<BoxStream<'static, BusEvent>, StoreError>;
+}
+
+/// The outbound message queue (Redis Stream `outbound.message`).
+///
+/// Contract: `enqueue` durably appends the message (or fails without appending) and returns the
+/// entry ID.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait OutboundQueue: Send + Sync {
+    /// Appends a message.
+    async fn enqueue(&self, message: &OutboundMessage) -> Result<String, StoreError>;
+}
