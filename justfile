@@ -1,0 +1,25 @@
+# Agent Portal Service — common tasks. `just` alone lists them.
+
+# List the recipes
+default:
+    @just --list
+
+# Run the service on the embedded default (in-memory stores, simulated downstreams)
+run:
+    cargo run
+
+# Run every test (installs redis-server when missing)
+test:
+    bash scripts/test.sh
+
+# The CI gates: formatting, lints, tests
+ci:
+    bash .ci/run
+
+# Format the code
+fmt:
+    cargo fmt --all
+
+# Lint with warnings as errors
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
