@@ -237,10 +237,10 @@ impl Widget {
             timestamp: now,
         };
         if let Err(e) = self.queue.enqueue(&message).await {
-            if let Some(key) = &claim_key {
-                if let Err(abandon) = self.idempotency.abandon(key).await {
-                    tracing::warn!(error = %abandon, "could not release idempotency claim");
-                }
+            if let Some(key) = &claim_key
+                && let Err(abandon) = self.idempotency.abandon(key).await
+            {
+                tracing::warn!(error = %abandon, "could not release idempotency claim");
             }
             tracing::error!(error = %e, "outbound queue refused a widget message");
             return Err(e.into());
