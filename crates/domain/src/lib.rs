@@ -17,6 +17,7 @@
 //! - [`resilience`]: the circuit breaker shared by every downstream call.
 //! - [`auth`]: sign-in, sessions, CSRF, WebSocket tickets.
 //! - [`onboarding`], [`dashboard`], [`history`], [`widget`]: the remaining use cases.
+//! - [`realtime`]: the per-instance WebSocket fan-out hub.
 //!
 //! # Dependencies
 //! Allowed: serde, time, uuid, tokio's `sync`/`time` (no networking), futures, ring (hashes
@@ -30,6 +31,7 @@ pub mod history;
 pub mod model;
 pub mod onboarding;
 pub mod ports;
+pub mod realtime;
 pub mod resilience;
 pub mod secret;
 pub mod widget;
