@@ -1,7 +1,27 @@
 //! The onboarding wizard (spec §6, decisions §5).
 //!
-//! Owned by the onboarding issue: the state machine in [`state`], the use case next to it.
+//! # Layout
+//! - [`state`]: the stored wizard state; [`Progress`] makes skipped steps unrepresentable
+//!   and its transitions apply the ordering and reset rules.
+//! - [`input`]: validated step inputs ([`GenesysCredentials`], [`WhatsAppCredentials`],
+//!   [`OrganizationDetails::new`]) and [`FieldError`].
+//! - [`output`]: the spec's response bodies (§6.2-§6.7).
+//! - [`usecase`]: [`Onboarding`], the use case, and [`OnboardingError`].
+//!
+//! Secrets (Genesys client secret, WhatsApp token, webhook secret and verify token) exist in
+//! plain text only as [`SecretString`](crate::secret::SecretString)s for the moment of use;
+//! in the state they are [`Ciphertext`](crate::model::Ciphertext)s bound to the tenant and
+//! field.
 
-mod state;
+pub mod input;
+pub mod output;
+pub mod state;
+pub mod usecase;
 
+#[cfg(test)]
+mod tests;
+
+pub use input::{FieldError, GenesysCredentials, WhatsAppCredentials};
+pub use output::*;
 pub use state::*;
+pub use usecase::{Onboarding, OnboardingError, OnboardingPorts, OnboardingSettings, fields};

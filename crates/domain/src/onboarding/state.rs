@@ -1,15 +1,70 @@
-//! The stored wizard state. A starting shape: the onboarding work refines it.
+//! The stored wizard state and its transitions.
+//!
+//! [`Progress`] is built so that an illegal wizard cannot be written down: a WhatsApp setup
+//! exists only next to a Genesys setup, a completion only after a *passed* validation, and a
+//! finished wizard keeps no credentials at all. The transition methods enforce the ordering
+//! rules of decisions §5: steps in order, and re-submitting step N discards everything after N.
 
 use crate::model::{Ciphertext, Email, Region, TenantId, UserId};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use time::OffsetDateTime;
+
+/// A company name: 2-100 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CompanyName(String);
+
+impl CompanyName {
+    /// Shortest name, in characters.
+    pub const MIN_CHARS: usize = 2;
+    /// Longest name, in characters.
+    pub const MAX_CHARS: usize = 100;
+
+    /// Validates and trims the name.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, &'static str> {
+        let raw = raw.into();
+        let name = raw.trim();
+        let len = name.chars().count();
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&len) {
+            return Err("Company name must be between 2-100 characters");
+        }
+        if name.chars().any(char::is_control) {
+            return Err("Company name must not contain control characters");
+        }
+        Ok(Self(name.to_owned()))
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CompanyName {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(s)
+    }
+}
+
+impl From<CompanyName> for String {
+    fn from(n: CompanyName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for CompanyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Step 1's organisation details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationDetails {
     /// 2-100 characters.
-    pub company_name: String,
+    pub company_name: CompanyName,
     /// Genesys region.
     pub region: Region,
     /// Contact e-mail.
@@ -46,6 +101,83 @@ pub struct WhatsAppSetup {
     pub validated_at: OffsetDateTime,
 }
 
+/// One integration check's verdict (spec §6.5 `success` / `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// The integration answered as expected.
+    Success,
+    /// It did not (refused credentials, timeout, outage).
+    Failed,
+}
+
+/// One integration check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    /// Verdict.
+    pub status: CheckStatus,
+    /// Human-readable detail (`Connected to Acme`); never contains a credential.
+    pub message: String,
+}
+
+impl CheckResult {
+    /// Whether the check passed.
+    pub fn passed(&self) -> bool {
+        self.status == CheckStatus::Success
+    }
+}
+
+/// Step 4's recorded result: both integrations, tested together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationRecord {
+    /// Genesys Cloud: token and organisation.
+    pub genesys: CheckResult,
+    /// WhatsApp: the phone number with the token.
+    pub whatsapp: CheckResult,
+    /// When the checks ran.
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+}
+
+impl ValidationRecord {
+    /// Whether both checks passed.
+    pub fn passed(&self) -> bool {
+        self.genesys.passed() && self.whatsapp.passed()
+    }
+}
+
+/// The webhook configuration generated once at completion, secrets encrypted.
+///
+/// Kept in the state so that a retried completion returns exactly the same values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedWebhooks {
+    /// `{BASE_URL}/webhooks/genesys/{tenantId}`.
+    pub genesys_url: String,
+    /// `{BASE_URL}/webhooks/meta/{tenantId}`.
+    pub meta_url: String,
+    /// 256-bit hex secret, encrypted for (tenant, `webhooks.secret`).
+    pub secret: Ciphertext,
+    /// Meta verify token, encrypted for (tenant, `webhooks.verifyToken`).
+    pub verify_token: Ciphertext,
+}
+
+/// What is left of a finished wizard: enough to answer a retried `complete` identically,
+/// and no integration credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletionReceipt {
+    /// The webhook configuration the Tenant Service received.
+    pub webhooks: SealedWebhooks,
+    /// Who completed it.
+    pub completed_by: UserId,
+    /// When the Tenant Service accepted the configuration.
+    #[serde(with = "time::serde::rfc3339")]
+    pub completed_at: OffsetDateTime,
+}
+
 /// The wizard's progress: a type in which skipping a step cannot be expressed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "camelCase")]
@@ -57,13 +189,212 @@ pub enum Progress {
         /// Step 2.
         genesys: GenesysSetup,
     },
-    /// Steps 1-3 done.
+    /// Steps 1-3 done, not validated since.
     WhatsApp {
         /// Step 2.
         genesys: GenesysSetup,
         /// Step 3.
         whatsapp: WhatsAppSetup,
     },
+    /// Steps 1-3 done and step 4 ran on exactly these credentials (passed or not).
+    Validated {
+        /// Step 2.
+        genesys: GenesysSetup,
+        /// Step 3.
+        whatsapp: WhatsAppSetup,
+        /// Step 4's result.
+        validation: ValidationRecord,
+    },
+    /// Step 5 started: the webhook secrets exist; the Tenant Service may or may not have them.
+    Completing {
+        /// Step 2.
+        genesys: GenesysSetup,
+        /// Step 3.
+        whatsapp: WhatsAppSetup,
+        /// When the (passed) validation ran.
+        #[serde(with = "time::serde::rfc3339")]
+        validated_at: OffsetDateTime,
+        /// Generated once; reused by every retry.
+        webhooks: SealedWebhooks,
+        /// `onboardedAt` sent to the Tenant Service, fixed so a retried update is identical.
+        #[serde(with = "time::serde::rfc3339")]
+        started_at: OffsetDateTime,
+    },
+    /// Step 5 done: the Tenant Service has the configuration and the tenant is active.
+    Completed {
+        /// What a retried completion returns.
+        receipt: CompletionReceipt,
+    },
+}
+
+/// A submission that the wizard's current step does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must complete step {} first (last completed step: {current})", current + 1)]
+pub struct StepOutOfOrder {
+    /// The last completed step (0-5).
+    pub current: u8,
+}
+
+impl Progress {
+    /// The steps done, in order (spec `completedSteps`).
+    pub fn completed_steps(&self) -> Vec<u8> {
+        (1..=self.current_step()).collect()
+    }
+
+    /// The last completed step (spec `step`): 1-5.
+    pub fn current_step(&self) -> u8 {
+        match self {
+            Progress::Organization => 1,
+            Progress::Genesys { .. } => 2,
+            Progress::WhatsApp { .. } => 3,
+            Progress::Validated { validation, .. } if validation.passed() => 4,
+            Progress::Validated { .. } => 3,
+            Progress::Completing { .. } => 4,
+            Progress::Completed { .. } => 5,
+        }
+    }
+
+    /// Step 2's setup, while the wizard holds one.
+    pub fn genesys(&self) -> Option<&GenesysSetup> {
+        match self {
+            Progress::Genesys { genesys }
+            | Progress::WhatsApp { genesys, .. }
+            | Progress::Validated { genesys, .. }
+            | Progress::Completing { genesys, .. } => Some(genesys),
+            Progress::Organization | Progress::Completed { .. } => None,
+        }
+    }
+
+    /// Step 3's setup, while the wizard holds one.
+    pub fn whatsapp(&self) -> Option<&WhatsAppSetup> {
+        match self {
+            Progress::WhatsApp { whatsapp, .. }
+            | Progress::Validated { whatsapp, .. }
+            | Progress::Completing { whatsapp, .. } => Some(whatsapp),
+            _ => None,
+        }
+    }
+
+    /// The recorded validation, if step 4 ran on the current credentials.
+    pub fn validation(&self) -> Option<&ValidationRecord> {
+        match self {
+            Progress::Validated { validation, .. } => Some(validation),
+            _ => None,
+        }
+    }
+
+    fn refuse_if_completed(&self) -> Result<(), StepOutOfOrder> {
+        match self {
+            Progress::Completed { .. } => Err(StepOutOfOrder { current: 5 }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether step 2 may be submitted now (any time before completion).
+    pub fn check_genesys_allowed(&self) -> Result<(), StepOutOfOrder> {
+        self.refuse_if_completed()
+    }
+
+    /// Step 2 (again): keeps step 1, discards steps 3-5.
+    pub fn submit_genesys(&self, genesys: GenesysSetup) -> Result<Progress, StepOutOfOrder> {
+        self.check_genesys_allowed()?;
+        Ok(Progress::Genesys { genesys })
+    }
+
+    /// Whether step 3 may be submitted now (step 2 done, not completed).
+    pub fn check_whatsapp_allowed(&self) -> Result<(), StepOutOfOrder> {
+        self.refuse_if_completed()?;
+        match self.genesys() {
+            Some(_) => Ok(()),
+            None => Err(StepOutOfOrder {
+                current: self.current_step(),
+            }),
+        }
+    }
+
+    /// Step 3 (again): keeps steps 1-2, discards steps 4-5.
+    pub fn submit_whatsapp(&self, whatsapp: WhatsAppSetup) -> Result<Progress, StepOutOfOrder> {
+        self.check_whatsapp_allowed()?;
+        let genesys = self
+            .genesys()
+            .cloned()
+            .ok_or(StepOutOfOrder { current: 1 })?;
+        Ok(Progress::WhatsApp { genesys, whatsapp })
+    }
+
+    /// Whether step 4 may run now (steps 1-3 done, not completed).
+    pub fn check_validation_allowed(
+        &self,
+    ) -> Result<(&GenesysSetup, &WhatsAppSetup), StepOutOfOrder> {
+        self.refuse_if_completed()?;
+        match (self.genesys(), self.whatsapp()) {
+            (Some(g), Some(w)) => Ok((g, w)),
+            _ => Err(StepOutOfOrder {
+                current: self.current_step(),
+            }),
+        }
+    }
+
+    /// Step 4: records the result for the current credentials. A completion in progress is
+    /// left alone (its secrets must survive), so this returns it unchanged.
+    pub fn record_validation(
+        &self,
+        validation: ValidationRecord,
+    ) -> Result<Progress, StepOutOfOrder> {
+        let (genesys, whatsapp) = self.check_validation_allowed()?;
+        if matches!(self, Progress::Completing { .. }) {
+            return Ok(self.clone());
+        }
+        Ok(Progress::Validated {
+            genesys: genesys.clone(),
+            whatsapp: whatsapp.clone(),
+            validation,
+        })
+    }
+
+    /// Step 5 begins: only from a passed validation.
+    pub fn begin_completion(
+        &self,
+        webhooks: SealedWebhooks,
+        started_at: OffsetDateTime,
+    ) -> Result<Progress, StepOutOfOrder> {
+        match self {
+            Progress::Validated {
+                genesys,
+                whatsapp,
+                validation,
+            } if validation.passed() => Ok(Progress::Completing {
+                genesys: genesys.clone(),
+                whatsapp: whatsapp.clone(),
+                validated_at: validation.checked_at,
+                webhooks,
+                started_at,
+            }),
+            other => Err(StepOutOfOrder {
+                current: other.current_step(),
+            }),
+        }
+    }
+
+    /// Step 5 done: the credentials are dropped, the receipt kept.
+    pub fn finish(
+        &self,
+        completed_by: UserId,
+        completed_at: OffsetDateTime,
+    ) -> Result<Progress, StepOutOfOrder> {
+        match self {
+            Progress::Completing { webhooks, .. } => Ok(Progress::Completed {
+                receipt: CompletionReceipt {
+                    webhooks: webhooks.clone(),
+                    completed_by,
+                    completed_at,
+                },
+            }),
+            other => Err(StepOutOfOrder {
+                current: other.current_step(),
+            }),
+        }
+    }
 }
 
 /// The wizard state stored under `onboarding:{tenantId}`.
