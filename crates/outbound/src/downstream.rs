@@ -1,0 +1,342 @@
+//! [`Downstream`]: one downstream service and the loop every call to it goes through.
+
+use crate::call::{Call, Reply};
+use crate::error::{CallError, ErrorBody};
+use crate::propagation::{self, Correlation};
+use crate::retry::RetryPolicy;
+use bytes::{Bytes, BytesMut};
+use portal_domain::ports::system::Telemetry;
+use portal_domain::resilience::CircuitBreaker;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// A downstream service: its name, base URL, the shared client, its circuit breaker, retry
+/// policy, body cap and telemetry. Cheap to share behind an `Arc` (or clone).
+#[derive(Clone)]
+pub struct Downstream {
+    /// Service name in logs, metrics and `/health` (`authService`, `stateManager`, ...).
+    name: &'static str,
+    base_url: Url,
+    client: reqwest::Client,
+    /// Shared with `/health` and metrics, which report its state.
+    breaker: Arc<CircuitBreaker>,
+    retry: RetryPolicy,
+    /// Largest response body read; a longer one is [`CallError::TooLarge`].
+    max_body_bytes: usize,
+    telemetry: Arc<dyn Telemetry>,
+}
+
+impl std::fmt::Debug for Downstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downstream")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url.as_str())
+            .field("breaker", &self.breaker)
+            .field("retry", &self.retry)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Downstream {
+    /// A downstream with the default retry policy and a 1 MiB body cap.
+    pub fn new(
+        name: &'static str,
+        base_url: Url,
+        client: reqwest::Client,
+        breaker: Arc<CircuitBreaker>,
+        telemetry: Arc<dyn Telemetry>,
+    ) -> Self {
+        Self {
+            name,
+            base_url,
+            client,
+            breaker,
+            retry: RetryPolicy::default(),
+            max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
+            telemetry,
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Replaces the body cap.
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The service's circuit breaker.
+    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
+        &self.breaker
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// `base_url` followed by `segments`, each percent-encoded as one path segment.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        join_url(&self.base_url, segments)
+    }
+
+    /// Makes the call: breaker permit, correlation headers, per-attempt deadline, capped body,
+    /// retries for retryable calls. `Ok` only for a 2xx; everything else is classified.
+    pub async fn send(&self, call: Call) -> Result<Reply, CallError> {
+        if let Some(reason) = call.invalid.clone() {
+            return Err(CallError::InvalidRequest(reason));
+        }
+        let span = tracing::info_span!(
+            "downstream_call",
+            otel.kind = "client",
+            service = self.name,
+            operation = call.operation,
+            http.method = %call.method,
+        );
+        self.run(call).instrument(span).await
+    }
+
+    async fn run(&self, call: Call) -> Result<Reply, CallError> {
+        let max_attempts = if call.retryable {
+            self.retry.max_attempts.max(1)
+        } else {
+            1
+        };
+        // Computed inside the call's span, so an OTel parent makes this call a child span.
+        let correlation = propagation::outgoing();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let Ok(permit) = self.breaker.try_acquire() else {
+                self.telemetry
+                    .downstream_call(self.name, call.operation, "circuit_open", Duration::ZERO);
+                tracing::warn!(
+                    service = self.name,
+                    operation = call.operation,
+                    attempt,
+                    "circuit open: call not made"
+                );
+                return Err(CallError::CircuitOpen);
+            };
+            let started = Instant::now();
+            let result = self.attempt(&call, &correlation).await;
+            let elapsed = started.elapsed();
+            match &result {
+                Err(e) if e.is_service_fault() => permit.failure(),
+                _ => permit.success(),
+            }
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(e) => e.outcome(),
+            };
+            self.telemetry
+                .downstream_call(self.name, call.operation, outcome, elapsed);
+            let status = match &result {
+                Ok(r) => Some(r.status),
+                Err(e) => e.status(),
+            };
+            let elapsed_ms = elapsed.as_millis() as u64;
+
+            let err = match result {
+                Ok(reply) => {
+                    tracing::debug!(
+                        service = self.name,
+                        operation = call.operation,
+                        method = %call.method,
+                        status,
+                        attempt,
+                        elapsed_ms,
+                        "downstream call succeeded"
+                    );
+                    return Ok(reply);
+                }
+                Err(e) => e,
+            };
+
+            let retry_in = if attempt < max_attempts && err.is_retryable() {
+                match &err {
+                    CallError::RateLimited {
+                        retry_after: Some(after),
+                    } if *after > self.retry.max_retry_after => None,
+                    CallError::RateLimited {
+                        retry_after: Some(after),
+                    } => Some(*after),
+                    _ => Some(self.retry.backoff(attempt)),
+                }
+            } else {
+                None
+            };
+            tracing::warn!(
+                service = self.name,
+                operation = call.operation,
+                method = %call.method,
+                status,
+                attempt,
+                elapsed_ms,
+                outcome,
+                retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
+                "downstream call failed"
+            );
+            match retry_in {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(err),
+            }
+        }
+    }
+
+    async fn attempt(&self, call: &Call, correlation: &Correlation) -> Result<Reply, CallError> {
+        let mut headers = call.headers.clone();
+        insert_text(&mut headers, X_REQUEST_ID, &correlation.request_id);
+        insert_text(&mut headers, TRACEPARENT, &correlation.traceparent);
+        if let Some(state) = &correlation.tracestate {
+            insert_text(&mut headers, TRACESTATE, state);
+        }
+        let mut request = self
+            .client
+            .request(call.method.clone(), call.url.clone())
+            .headers(headers);
+        if let Some((content_type, body)) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, content_type.clone())
+                .body(body.clone());
+        }
+        let limit = self.max_body_bytes;
+        let exchange = async move {
+            let mut response = request.send().await.map_err(classify_transport)?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            if response.status().is_success() {
+                let body = read_capped(&mut response, limit).await?;
+                Ok(Reply {
+                    status,
+                    headers,
+                    body,
+                })
+            } else {
+                let retry_after = parse_retry_after(&headers);
+                // An error body that is too long or cut off only loses its explanation.
+                let body = match read_capped(&mut response, limit).await {
+                    Ok(bytes) => ErrorBody::from_bytes(&bytes),
+                    Err(CallError::Timeout) => return Err(CallError::Timeout),
+                    Err(_) => ErrorBody::default(),
+                };
+                Err(CallError::from_status(status, body, retry_after))
+            }
+        };
+        match tokio::time::timeout(call.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+}
+
+/// `base` followed by `segments`, each percent-encoded as one path segment (a `/` inside a
+/// segment cannot change the path). A trailing empty segment of `base` is dropped first.
+pub fn join_url(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+fn classify_transport(e: reqwest::Error) -> CallError {
+    if e.is_timeout() {
+        CallError::Timeout
+    } else if e.is_builder() {
+        CallError::InvalidRequest(e.without_url().to_string())
+    } else {
+        CallError::Connect
+    }
+}
+
+/// Reads the body chunk by chunk, refusing it as soon as it exceeds `limit`.
+async fn read_capped(response: &mut reqwest::Response, limit: usize) -> Result<Bytes, CallError> {
+    if let Some(len) = response.content_length()
+        && len > limit as u64
+    {
+        return Err(CallError::TooLarge { limit });
+    }
+    let initial = response
+        .content_length()
+        .map_or(0, |l| l as usize)
+        .min(limit);
+    let mut buf = BytesMut::with_capacity(initial);
+    while let Some(chunk) = response.chunk().await.map_err(classify_transport)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(CallError::TooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// `Retry-After` in its delta-seconds form (the HTTP-date form is ignored: backoff applies).
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_encodes_each_segment() {
+        let base = Url::parse("http://svc.test/prefix/").unwrap();
+        assert_eq!(
+            join_url(&base, &["api", "v1", "users", "a/b c"]).as_str(),
+            "http://svc.test/prefix/api/v1/users/a%2Fb%20c"
+        );
+        let base = Url::parse("http://svc.test").unwrap();
+        assert_eq!(join_url(&base, &["x"]).as_str(), "http://svc.test/x");
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(parse_retry_after(&h), None);
+    }
+}
