@@ -1,1 +1,342 @@
-//! Conversation history (spec §8). Owned by the dashboard/history issue.
+//! Conversation history (spec §8, §4.2.4, §13.2).
+//!
+//! [`History::threads`] serves a page of the tenant's conversation list from the cache (fresh
+//! for 5 minutes) through [`CacheAside`] (single flight, lock, stale fallback, 503 when there
+//! is nothing). [`History::messages`] checks that the conversation belongs to the caller's
+//! tenant before reading its messages; [`conversation_for_tenant`] is that check on its own,
+//! for other use cases (widget send).
+
+use crate::cache_aside::{
+    CacheAside, CacheAsideConfig, CacheAsideError, Cached, Fetch, RetryPolicy, guarded,
+};
+use crate::error::DownstreamFailure;
+use crate::model::{
+    Conversation, ConversationId, ConversationPage, ConversationQuery, ConversationStatus,
+    ConversationSummary, Message, TenantId,
+};
+use crate::ports::downstream::{StateManager, StateManagerError};
+use crate::ports::stores::{Cache, CacheKey, Lock};
+use crate::ports::system::{Clock, Telemetry};
+use crate::resilience::CircuitBreaker;
+use futures::FutureExt;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a conversation-list page is served from the cache (spec §13.1).
+pub const CONVERSATIONS_FRESH_FOR: Duration = Duration::from_secs(300);
+/// Deadline of a State Manager conversation or message call (spec §3.1.3).
+pub const CONVERSATIONS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A refused query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The parameter.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: &'static str,
+}
+
+/// Validates the conversation-list parameters (spec §8.1): `page` ≥ 1 (default 1), `limit`
+/// 1-100 (default 20), `status` `active` or `closed` (default: both). Reports every bad field.
+pub fn parse_query(
+    page: Option<i64>,
+    limit: Option<i64>,
+    status: Option<&str>,
+) -> Result<ConversationQuery, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let page = match page {
+        None => Some(1),
+        Some(p) => u32::try_from(p).ok().filter(|p| *p >= 1),
+    };
+    if page.is_none() {
+        errors.push(FieldError {
+            field: "page",
+            message: "page must be >= 1",
+        });
+    }
+    let limit = match limit {
+        None => Some(ConversationQuery::DEFAULT_LIMIT),
+        Some(l) => u32::try_from(l)
+            .ok()
+            .filter(|l| (1..=ConversationQuery::MAX_LIMIT).contains(l)),
+    };
+    if limit.is_none() {
+        errors.push(FieldError {
+            field: "limit",
+            message: "limit must be between 1 and 100",
+        });
+    }
+    let status = match status {
+        None => Ok(None),
+        Some(s) => s.parse::<ConversationStatus>().map(Some),
+    };
+    if status.is_err() {
+        errors.push(FieldError {
+            field: "status",
+            message: "status must be \"active\" or \"closed\"",
+        });
+    }
+    match (page, limit, status) {
+        (Some(page), Some(limit), Ok(status)) if errors.is_empty() => Ok(ConversationQuery {
+            page,
+            limit,
+            status,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Pagination block of a list response (spec §8.1, §13.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    /// Page (1-based).
+    pub page: u32,
+    /// Page size.
+    pub limit: u32,
+    /// Rows across all pages.
+    pub total: u64,
+    /// `ceil(total / limit)`.
+    pub total_pages: u64,
+    /// A later page exists.
+    pub has_next: bool,
+    /// An earlier page exists.
+    pub has_prev: bool,
+}
+
+/// `GET /api/v1/history/threads` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadsPage {
+    /// The rows.
+    pub data: Vec<ConversationSummary>,
+    /// Where this page is.
+    pub pagination: Pagination,
+    /// Present (and `true`) only when the State Manager failed and this is the last known
+    /// page.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+}
+
+impl From<Cached<ConversationPage>> for ThreadsPage {
+    fn from(c: Cached<ConversationPage>) -> Self {
+        let p = c.value;
+        let pagination = Pagination {
+            page: p.page,
+            limit: p.limit,
+            total: p.total,
+            total_pages: p.total_pages(),
+            has_next: p.has_next(),
+            has_prev: p.has_prev(),
+        };
+        Self {
+            data: p.data,
+            pagination,
+            stale: c.stale,
+        }
+    }
+}
+
+/// `GET /api/v1/history/threads/:id/messages` response (spec §8.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversationMessages {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The customer's WhatsApp ID.
+    pub wa_id: String,
+    /// Its messages, as the State Manager orders them.
+    pub messages: Vec<Message>,
+}
+
+/// Why a conversation could not be used by the caller's tenant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No such conversation (`NOT_FOUND`, 404).
+    #[error("conversation not found")]
+    NotFound,
+    /// It belongs to another tenant (`TENANT_MISMATCH`, 403).
+    #[error("conversation belongs to another tenant")]
+    TenantMismatch,
+    /// It is closed and the operation needs an active one (`CONFLICT`, 409).
+    #[error("conversation is closed")]
+    Closed,
+    /// The State Manager failed (`SERVICE_UNAVAILABLE`, 503).
+    #[error("state manager unavailable: {0}")]
+    Unavailable(DownstreamFailure),
+}
+
+/// Fetches conversation `id` and checks it belongs to `tenant` (and, with `require_active`,
+/// that it is open). A mismatch is logged as a security event with both tenants.
+pub async fn conversation_for_tenant(
+    state_manager: &dyn StateManager,
+    breaker: &CircuitBreaker,
+    tenant: TenantId,
+    id: ConversationId,
+    require_active: bool,
+) -> Result<Conversation, AccessError> {
+    let conversation = guarded(
+        breaker,
+        CONVERSATIONS_TIMEOUT,
+        RetryPolicy::default(),
+        || state_manager.conversation(id),
+    )
+    .await
+    .map_err(access_error)?;
+    if conversation.tenant_id != tenant {
+        tracing::warn!(
+            security_event = "tenant_mismatch",
+            tenant_id = %tenant,
+            conversation_tenant_id = %conversation.tenant_id,
+            conversation_id = %id,
+            "access to another tenant's conversation refused"
+        );
+        return Err(AccessError::TenantMismatch);
+    }
+    if require_active && conversation.status != ConversationStatus::Active {
+        return Err(AccessError::Closed);
+    }
+    Ok(conversation)
+}
+
+fn access_error(e: StateManagerError) -> AccessError {
+    match e {
+        StateManagerError::NotFound => AccessError::NotFound,
+        StateManagerError::Failure(f) => AccessError::Unavailable(f),
+    }
+}
+
+/// The conversation-history use case.
+pub struct History {
+    threads: CacheAside<ConversationPage>,
+    state_manager: Arc<dyn StateManager>,
+    /// Deadline and retries of the uncached reads (conversation, messages).
+    read_timeout: Duration,
+    read_retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl History {
+    /// Builds the use case with the spec's timings (5-minute cache, 5-second deadline).
+    /// `breaker` is the State Manager's.
+    pub fn new(
+        state_manager: Arc<dyn StateManager>,
+        cache: Arc<dyn Cache>,
+        lock: Arc<dyn Lock>,
+        breaker: Arc<CircuitBreaker>,
+        clock: Arc<dyn Clock>,
+        telemetry: Arc<dyn Telemetry>,
+    ) -> Self {
+        Self::with_config(
+            state_manager,
+            cache,
+            lock,
+            breaker,
+            clock,
+            telemetry,
+            CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR, CONVERSATIONS_TIMEOUT),
+        )
+    }
+
+    /// Builds the use case with explicit cache timings.
+    pub fn with_config(
+        state_manager: Arc<dyn StateManager>,
+        cache: Arc<dyn Cache>,
+        lock: Arc<dyn Lock>,
+        breaker: Arc<CircuitBreaker>,
+        clock: Arc<dyn Clock>,
+        telemetry: Arc<dyn Telemetry>,
+        config: CacheAsideConfig,
+    ) -> Self {
+        Self {
+            threads: CacheAside::new(cache, lock, breaker, clock, telemetry, config),
+            state_manager,
+            read_timeout: config.fetch_timeout,
+            read_retry: config.retry,
+        }
+    }
+
+    /// A page of the tenant's conversations (spec §8.1).
+    pub async fn threads(
+        &self,
+        tenant: TenantId,
+        query: ConversationQuery,
+    ) -> Result<ThreadsPage, CacheAsideError> {
+        let state_manager = Arc::clone(&self.state_manager);
+        let fetch: Fetch<ConversationPage> = Arc::new(move || {
+            let state_manager = Arc::clone(&state_manager);
+            async move {
+                tracing::info!(
+                    tenant_id = %tenant,
+                    page = query.page,
+                    limit = query.limit,
+                    status = query.status.map(|s| s.as_str()),
+                    "fetching conversations from the State Manager"
+                );
+                state_manager
+                    .conversations(tenant, query)
+                    .await
+                    .map_err(|e| match e {
+                        StateManagerError::Failure(f) => f,
+                        StateManagerError::NotFound => {
+                            DownstreamFailure::Protocol("conversation list not found".to_owned())
+                        }
+                    })
+            }
+            .boxed()
+        });
+        let key = CacheKey::Conversations {
+            tenant,
+            page: query.page,
+            limit: query.limit,
+            status: query.status.map_or("all", ConversationStatus::as_str),
+        };
+        Ok(self.threads.get(key, fetch).await?.into())
+    }
+
+    /// Checks that conversation `id` belongs to `tenant` (and, with `require_active`, is open).
+    pub async fn conversation_for_tenant(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        require_active: bool,
+    ) -> Result<Conversation, AccessError> {
+        conversation_for_tenant(
+            self.state_manager.as_ref(),
+            self.threads.breaker(),
+            tenant,
+            id,
+            require_active,
+        )
+        .await
+    }
+
+    /// A conversation's messages, after checking it belongs to `tenant` (spec §8.2).
+    /// Never [`AccessError::Closed`]: closed conversations keep a readable history.
+    pub async fn messages(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<ConversationMessages, AccessError> {
+        let conversation = self.conversation_for_tenant(tenant, id, false).await?;
+        let messages = guarded(
+            self.threads.breaker(),
+            self.read_timeout,
+            self.read_retry,
+            || self.state_manager.messages(id),
+        )
+        .await
+        .map_err(access_error)?;
+        Ok(ConversationMessages {
+            conversation_id: id,
+            wa_id: conversation.wa_id,
+            messages,
+        })
+    }
+}

@@ -24,6 +24,7 @@
 //! and HMAC only), secrecy/zeroize. Anything that opens a socket belongs in an adapter.
 
 pub mod auth;
+pub mod cache_aside;
 pub mod crypto;
 pub mod dashboard;
 pub mod error;

@@ -1,0 +1,570 @@
+//! Cache-aside reads that survive stampedes and outages (decisions §6, spec 003).
+//!
+//! [`CacheAside::get`] serves a cached value while it is fresh; on a miss, one fetch per key
+//! runs per instance (**single flight**: concurrent callers share its result) and one per key
+//! across instances (**distributed lock** `fetch:<cache key>`: the holder fetches and writes
+//! the cache, the others poll the cache for a short while and only then fetch themselves).
+//! The fetch goes through the downstream's [`CircuitBreaker`] with a deadline and a few
+//! bounded, jittered retries (reads are idempotent). When the source fails or its circuit is
+//! open, the last known value is served marked stale; with none, the caller gets
+//! [`CacheAsideError::Unavailable`] (503), never made-up zeros.
+//!
+//! A cache store failure is treated as a miss (and logged): the source stays protected by the
+//! single flight and the breaker.
+//!
+//! # Layout
+//! - [`CacheAsideConfig`]: TTLs and timings.
+//! - [`CacheAside`]: the component, one per cached value type.
+//! - [`Cached`]: a value and whether it is stale.
+//! - [`guarded`] and [`RetryPolicy`]: one downstream call through a breaker, with a deadline
+//!   and retries; usable on its own for uncached reads.
+
+use crate::error::DownstreamFailure;
+use crate::ports::downstream::StateManagerError;
+use crate::ports::stores::{Cache, CacheEntry, CacheKey, CacheLookup, Lock, LockToken};
+use crate::ports::system::{CacheResult, CircuitState, Clock, Telemetry};
+use crate::resilience::CircuitBreaker;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The text form of a cache key, as the spec's Redis key patterns write it (§4.2.3, §4.2.4).
+pub fn key_name(key: &CacheKey) -> String {
+    match key {
+        CacheKey::Metrics { tenant, period } => format!("metrics:{tenant}:{period}"),
+        CacheKey::Conversations {
+            tenant,
+            page,
+            limit,
+            status,
+        } => format!("conversations:{tenant}:{page}:{limit}:{status}"),
+    }
+}
+
+/// The name of the distributed lock that guards a key's fetch.
+pub fn lock_name(key: &CacheKey) -> String {
+    format!("fetch:{}", key_name(key))
+}
+
+/// Bounded retries with exponential backoff and full jitter, for idempotent reads only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total (1 = no retry).
+    pub attempts: u32,
+    /// Upper bound of the first backoff; doubled for each later one.
+    pub base_delay: Duration,
+    /// Cap on any single backoff.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// A single attempt.
+    pub const NONE: RetryPolicy = RetryPolicy {
+        attempts: 1,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+
+    /// The backoff before attempt `attempt + 1` (`attempt` ≥ 1): uniform in `[0, min(max, base·2^(attempt-1))]`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16))
+            .min(self.max_delay);
+        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        if ceiling_ms == 0 {
+            return Duration::ZERO;
+        }
+        // Jitter only needs to de-synchronise instances, not to be unpredictable: a v4 UUID's
+        // random bits are plenty and need no extra port.
+        let r = uuid::Uuid::new_v4().as_u128() as u64;
+        Duration::from_millis(r % (ceiling_ms + 1))
+    }
+}
+
+impl Default for RetryPolicy {
+    /// Three attempts, backoffs of up to 100 ms then 200 ms.
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A downstream port error that may say "the call did not work".
+pub trait DownstreamError: From<DownstreamFailure> {
+    /// The transport/service failure, if this is one (as opposed to a business answer such as
+    /// "not found", which counts as a healthy call).
+    fn failure(&self) -> Option<&DownstreamFailure>;
+}
+
+impl DownstreamError for DownstreamFailure {
+    fn failure(&self) -> Option<&DownstreamFailure> {
+        Some(self)
+    }
+}
+
+impl DownstreamError for StateManagerError {
+    fn failure(&self) -> Option<&DownstreamFailure> {
+        match self {
+            StateManagerError::Failure(f) => Some(f),
+            StateManagerError::NotFound => None,
+        }
+    }
+}
+
+fn is_retryable(f: &DownstreamFailure) -> bool {
+    matches!(
+        f,
+        DownstreamFailure::Timeout | DownstreamFailure::Unavailable { .. }
+    )
+}
+
+/// Makes one downstream call through `breaker`, with a `deadline` per attempt, retrying
+/// timeouts and unavailability per `retry`.
+///
+/// An open circuit fails at once with [`DownstreamFailure::CircuitOpen`] without calling.
+/// Business answers (e.g. "not found") count as healthy calls and are returned as they are.
+pub async fn guarded<T, E, F, Fut>(
+    breaker: &CircuitBreaker,
+    deadline: Duration,
+    retry: RetryPolicy,
+    mut call: F,
+) -> Result<T, E>
+where
+    E: DownstreamError,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let attempts = retry.attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let permit = breaker
+            .try_acquire()
+            .map_err(|_| E::from(DownstreamFailure::CircuitOpen))?;
+        let outcome = match tokio::time::timeout(deadline, call()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(E::from(DownstreamFailure::Timeout)),
+        };
+        let failure = match &outcome {
+            Ok(_) => None,
+            Err(e) => e.failure().cloned(),
+        };
+        match failure {
+            None => {
+                permit.success();
+                return outcome;
+            }
+            Some(f) => {
+                if f.is_service_fault() {
+                    permit.failure();
+                } else {
+                    permit.success();
+                }
+                if attempt >= attempts || !is_retryable(&f) {
+                    return outcome;
+                }
+                let delay = retry.backoff(attempt);
+                tracing::debug!(
+                    breaker = breaker.name(),
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    error = %f,
+                    "retrying downstream read"
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// TTLs and timings of a cache-aside view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheAsideConfig {
+    /// How long a fetched value is served without asking the source again.
+    pub fresh_for: Duration,
+    /// How long the store keeps a value: the stale fallback during an outage.
+    pub retain_for: Duration,
+    /// Expiry of the fetch lock, so a crashed holder cannot block the key for long. Longer
+    /// than a whole fetch (deadline × attempts plus backoffs).
+    pub lock_ttl: Duration,
+    /// Deadline of one call to the source.
+    pub fetch_timeout: Duration,
+    /// How long a caller that lost the lock polls the cache before fetching itself.
+    pub wait_for_holder: Duration,
+    /// Poll interval while waiting for the lock holder.
+    pub poll_every: Duration,
+    /// Retries of the source read.
+    pub retry: RetryPolicy,
+}
+
+impl CacheAsideConfig {
+    /// Settings for a view cached `fresh_for` and fetched with `fetch_timeout`; stale values
+    /// are kept 24 hours.
+    pub fn new(fresh_for: Duration, fetch_timeout: Duration) -> Self {
+        Self {
+            fresh_for,
+            retain_for: Duration::from_secs(24 * 3600),
+            lock_ttl: Duration::from_secs(15),
+            fetch_timeout,
+            wait_for_holder: Duration::from_millis(250),
+            poll_every: Duration::from_millis(50),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A value from a cache-aside read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached<T> {
+    /// The value.
+    pub value: T,
+    /// `true` when the source could not be reached and this is the last known value.
+    pub stale: bool,
+}
+
+/// Why a cache-aside read produced nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheAsideError {
+    /// The source failed (or its circuit is open) and no earlier value is kept
+    /// (`SERVICE_UNAVAILABLE`, 503).
+    #[error("source unavailable: {0}")]
+    Unavailable(DownstreamFailure),
+    /// The fetch itself broke (a bug or a panic in the fetch task), not the source.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A fetch from the source: called at most `retry.attempts` times per flight.
+pub type Fetch<T> =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<T, DownstreamFailure>> + Send + Sync + 'static>;
+
+type FlightResult<T> = Result<(Cached<T>, CacheResult), CacheAsideError>;
+type Flight<T> = Shared<BoxFuture<'static, FlightResult<T>>>;
+
+/// In-flight fetches of one instance, by key and the generation they were started for (so a
+/// caller arriving after an invalidation never joins a fetch of pre-invalidation data).
+struct Flights<T> {
+    next_id: u64,
+    by_key: HashMap<(CacheKey, u64), (u64, Flight<T>)>,
+}
+
+struct Inner<T> {
+    cache: Arc<dyn Cache>,
+    lock: Arc<dyn Lock>,
+    breaker: Arc<CircuitBreaker>,
+    clock: Arc<dyn Clock>,
+    telemetry: Arc<dyn Telemetry>,
+    config: CacheAsideConfig,
+    flights: Mutex<Flights<T>>,
+}
+
+/// A cache-aside view of values of type `T` (stored as JSON).
+///
+/// Cheap to clone; clones share their in-flight fetches.
+pub struct CacheAside<T> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T> Clone for CacheAside<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for CacheAside<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheAside")
+            .field("config", &self.inner.config)
+            .field("breaker", &self.inner.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> CacheAside<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Builds the view. `breaker` is the source's (shared with its other calls).
+    pub fn new(
+        cache: Arc<dyn Cache>,
+        lock: Arc<dyn Lock>,
+        breaker: Arc<CircuitBreaker>,
+        clock: Arc<dyn Clock>,
+        telemetry: Arc<dyn Telemetry>,
+        config: CacheAsideConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cache,
+                lock,
+                breaker,
+                clock,
+                telemetry,
+                config,
+                flights: Mutex::new(Flights {
+                    next_id: 0,
+                    by_key: HashMap::new(),
+                }),
+            }),
+        }
+    }
+
+    /// The source's breaker.
+    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
+        &self.inner.breaker
+    }
+
+    /// Reads `key`: the cached value while fresh, else `fetch`'s (once per key across
+    /// callers and instances), else the last known value marked stale.
+    ///
+    /// Cancellation-safe: the fetch runs as its own task, so dropping a caller (even the one
+    /// that started it) neither cancels it for the others nor leaves the lock held.
+    pub async fn get(&self, key: CacheKey, fetch: Fetch<T>) -> Result<Cached<T>, CacheAsideError> {
+        let kind = key.kind();
+        let lookup = self.inner.lookup(&key).await;
+        if let Some(value) = self.inner.fresh_value(&lookup) {
+            self.inner.telemetry.cache_lookup(kind, CacheResult::Hit);
+            return Ok(Cached {
+                value,
+                stale: false,
+            });
+        }
+        let flight = self.join_or_start(key, lookup, fetch);
+        let result = flight.await;
+        if let Ok((_, outcome)) = &result {
+            self.inner.telemetry.cache_lookup(kind, *outcome);
+        }
+        result.map(|(cached, _)| cached)
+    }
+
+    fn join_or_start(&self, key: CacheKey, lookup: CacheLookup, fetch: Fetch<T>) -> Flight<T> {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = (key.clone(), lookup.generation);
+        if let Some((_, flight)) = flights.by_key.get(&slot) {
+            return flight.clone();
+        }
+        let id = flights.next_id;
+        flights.next_id = flights.next_id.wrapping_add(1);
+        let inner = Arc::clone(&self.inner);
+        let task_slot = slot.clone();
+        let handle = tokio::spawn(async move {
+            let result = inner.fill(&key, lookup, fetch).await;
+            let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+            if flights
+                .by_key
+                .get(&task_slot)
+                .is_some_and(|(i, _)| *i == id)
+            {
+                flights.by_key.remove(&task_slot);
+            }
+            result
+        });
+        let flight = async move {
+            match handle.await {
+                Ok(result) => result,
+                Err(e) => Err(CacheAsideError::Internal(format!("fetch task failed: {e}"))),
+            }
+        }
+        .boxed()
+        .shared();
+        flights.by_key.insert(slot, (id, flight.clone()));
+        flight
+    }
+}
+
+impl<T> Inner<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    async fn lookup(&self, key: &CacheKey) -> CacheLookup {
+        match self.cache.get(key).await {
+            Ok(lookup) => lookup,
+            Err(e) => {
+                tracing::warn!(
+                    cache = key.kind().as_str(),
+                    error = %e,
+                    "cache read failed; treating as a miss"
+                );
+                CacheLookup::default()
+            }
+        }
+    }
+
+    fn decode(&self, entry: &CacheEntry) -> Option<T> {
+        match serde_json::from_str(&entry.value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "cached value does not decode; ignoring it");
+                None
+            }
+        }
+    }
+
+    fn is_fresh(&self, entry: &CacheEntry, generation: u64) -> bool {
+        entry.generation == generation && self.clock.now() < entry.stored_at + self.config.fresh_for
+    }
+
+    fn fresh_value(&self, lookup: &CacheLookup) -> Option<T> {
+        lookup
+            .entry
+            .as_ref()
+            .filter(|e| self.is_fresh(e, lookup.generation))
+            .and_then(|e| self.decode(e))
+    }
+
+    /// One flight: lock, (re)check, fetch, write, release; or wait for the holder.
+    async fn fill(&self, key: &CacheKey, lookup: CacheLookup, fetch: Fetch<T>) -> FlightResult<T> {
+        if self.breaker.state() == CircuitState::Open {
+            // The call would be refused anyway: answer at once (stale or unavailable).
+            return self.fetch_and_store(key, &lookup, &fetch).await;
+        }
+        let lock_name = lock_name(key);
+        let mut token = self.try_lock(&lock_name).await;
+        if matches!(token, LockAttempt::Busy) {
+            // Another instance is fetching: give it a moment to fill the cache.
+            let waited_until = tokio::time::Instant::now() + self.config.wait_for_holder;
+            while tokio::time::Instant::now() < waited_until {
+                tokio::time::sleep(self.config.poll_every).await;
+                let latest = self.lookup(key).await;
+                if let Some(value) = self.fresh_value(&latest) {
+                    return Ok((
+                        Cached {
+                            value,
+                            stale: false,
+                        },
+                        CacheResult::Hit,
+                    ));
+                }
+            }
+            tracing::debug!(key = %key_name(key), "lock holder did not fill the cache in time; fetching");
+            token = self.try_lock(&lock_name).await;
+        } else if matches!(token, LockAttempt::Held(_)) {
+            // Someone may have filled the cache between our read and our lock.
+            let latest = self.lookup(key).await;
+            if let Some(value) = self.fresh_value(&latest) {
+                self.release(&lock_name, &token).await;
+                return Ok((
+                    Cached {
+                        value,
+                        stale: false,
+                    },
+                    CacheResult::Hit,
+                ));
+            }
+        }
+
+        let result = self.fetch_and_store(key, &lookup, &fetch).await;
+        self.release(&lock_name, &token).await;
+        result
+    }
+
+    async fn fetch_and_store(
+        &self,
+        key: &CacheKey,
+        lookup: &CacheLookup,
+        fetch: &Fetch<T>,
+    ) -> FlightResult<T> {
+        let fetched = guarded(
+            &self.breaker,
+            self.config.fetch_timeout,
+            self.config.retry,
+            || fetch(),
+        )
+        .await;
+        match fetched {
+            Ok(value) => {
+                match serde_json::to_string(&value) {
+                    Ok(json) => {
+                        let entry = CacheEntry {
+                            value: json,
+                            stored_at: self.clock.now(),
+                            generation: lookup.generation,
+                        };
+                        if let Err(e) = self.cache.put(key, &entry, self.config.retain_for).await {
+                            tracing::warn!(cache = key.kind().as_str(), error = %e, "cache write failed");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "value does not serialise; not cached"),
+                }
+                Ok((
+                    Cached {
+                        value,
+                        stale: false,
+                    },
+                    CacheResult::Miss,
+                ))
+            }
+            Err(failure) => {
+                let stale = lookup
+                    .entry
+                    .as_ref()
+                    .and_then(|e| self.decode(e).map(|v| (v, e.stored_at)));
+                match stale {
+                    Some((value, stored_at)) => {
+                        tracing::warn!(
+                            cache = key.kind().as_str(),
+                            breaker = self.breaker.name(),
+                            error = %failure,
+                            stored_at = %stored_at,
+                            "source unavailable; serving the last known value"
+                        );
+                        Ok((Cached { value, stale: true }, CacheResult::Stale))
+                    }
+                    None => {
+                        tracing::warn!(
+                            cache = key.kind().as_str(),
+                            breaker = self.breaker.name(),
+                            error = %failure,
+                            "source unavailable and nothing cached"
+                        );
+                        Err(CacheAsideError::Unavailable(failure))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn try_lock(&self, name: &str) -> LockAttempt {
+        match self.lock.try_acquire(name, self.config.lock_ttl).await {
+            Ok(Some(token)) => LockAttempt::Held(token),
+            Ok(None) => LockAttempt::Busy,
+            Err(e) => {
+                tracing::warn!(error = %e, "fetch lock unavailable; relying on the in-process single flight");
+                LockAttempt::NoLock
+            }
+        }
+    }
+
+    async fn release(&self, name: &str, attempt: &LockAttempt) {
+        if let LockAttempt::Held(token) = attempt {
+            match self.lock.release(name, token).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!("fetch lock had expired before release");
+                }
+                Err(e) => tracing::warn!(error = %e, "fetch lock release failed; it will expire"),
+            }
+        }
+    }
+}
+
+/// The outcome of trying the fetch lock.
+enum LockAttempt {
+    /// We hold it.
+    Held(LockToken),
+    /// Another fetcher holds it.
+    Busy,
+    /// The lock store failed: proceed without it.
+    NoLock,
+}
