@@ -1,1 +1,94 @@
-//! placeholder
+//! The HTTP layer of the Agent Portal Service (actix-web): maps requests to the domain's use
+//! cases, and nothing more. Handlers hold no business rules.
+//!
+//! # Layout
+//! - [`state`]: [`AppState`] (use cases, limiter, telemetry, probes, web settings) and its
+//!   builder, with an extension point for later use cases' routes.
+//! - [`error`]: [`ApiError`], the one error type, rendered as spec §11.2's body.
+//! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
+//!   `RateLimit-*` headers, error-body finishing).
+//! - [`extract`]: [`Authenticated`] (session cookie, CSRF, API rate limit, role and tenant
+//!   checks), [`AuthRateLimited`], client IP, signed cookies.
+//! - [`routes`]: the handlers (`/api/v1/auth/*`, `/health`, `/livez`, `/readyz`).
+//! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
+//!
+//! # Entry points
+//! [`app`] builds the `App` for one worker, [`configure`] registers everything on a
+//! `ServiceConfig`, [`serve`] runs an `HttpServer` on a bound listener.
+//!
+//! # Dependencies
+//! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
+//! (`portal-server`) wires adapters into [`AppState`].
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+pub use error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
+pub use extract::{AuthRateLimited, Authenticated, RequestId, client_ip};
+pub use state::{AppState, AppStateBuilder, TrustedProxy, WebSettings};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpServer, web};
+use std::net::TcpListener;
+
+/// Registers the routes, the extractor configuration and the app state.
+pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
+    let limit = state.web().body_limit;
+    cfg.app_data(web::Data::new(state.clone()))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .error_handler(move |err, _req| error::json_error(err, limit).into()),
+        )
+        .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+            ApiError::validation("query", "Invalid query parameters")
+                .with_cause(err)
+                .into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|err, _req| {
+            ApiError::validation("path", "Invalid path parameter")
+                .with_cause(err)
+                .into()
+        }))
+        .app_data(web::FormConfig::default().limit(limit));
+    utoipa_actix_web::service_config::ServiceConfig::new(cfg).configure(openapi::routes);
+    for registrar in &state.0.extra_routes {
+        registrar(cfg);
+    }
+    cfg.default_service(web::to(|| async {
+        Err::<actix_web::HttpResponse, _>(ApiError::not_found())
+    }));
+}
+
+/// The application for one worker.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(actix_web::middleware::from_fn(middleware::edge))
+        .configure(move |cfg| configure(cfg, state))
+}
+
+/// Runs the server on an already bound listener (port 0 in tests). Graceful shutdown on
+/// SIGINT/SIGTERM is actix's default.
+pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let workers = state.web().workers;
+    let mut server = HttpServer::new(move || app(state.clone()));
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    Ok(server.listen(listener)?.run())
+}

@@ -1,0 +1,234 @@
+//! The one outer middleware: request ID and tracing span, CORS for `FRONTEND_URL`, security
+//! headers, `RateLimit-*` headers, and the error-body finisher (adds `correlationId`, turns
+//! actix's own bare 404/405/4xx/5xx into the JSON error format).
+
+use crate::error::{ApiError, ErrorPayload};
+use crate::extract::{RateInfo, RequestId};
+use crate::state::AppState;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
+use std::time::Instant;
+use tracing::Instrument;
+
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Accepts a client's `X-Request-ID` when it is 1–128 visible ASCII characters.
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok =
+        !s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| s.to_owned())
+}
+
+fn cors_headers(h: &mut HeaderMap, origin: &HeaderValue) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(
+            "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After",
+        ),
+    );
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+fn security_headers(h: &mut HeaderMap, csp: &HeaderValue) {
+    let set = |h: &mut HeaderMap, name: HeaderName, v: &'static str| {
+        h.insert(name, HeaderValue::from_static(v));
+    };
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        h,
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000; includeSubDomains; preload",
+    );
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::CACHE_CONTROL, "no-store");
+    h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+}
+
+fn content_security_policy(frontend_origin: &str) -> HeaderValue {
+    let csp = format!(
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; \
+         img-src 'self' data: https:; connect-src 'self' {frontend_origin}; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    );
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+}
+
+/// The outer middleware (see the module docs).
+pub async fn edge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let (frontend_origin, csp) = match &state {
+        Some(s) => {
+            let o = s.web().frontend_origin();
+            let csp = content_security_policy(&o);
+            (Some(o), csp)
+        }
+        None => (None, content_security_policy("")),
+    };
+    let allowed_origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|o| {
+            frontend_origin
+                .as_deref()
+                .is_some_and(|f| o.as_bytes() == f.as_bytes())
+        })
+        .cloned();
+    // No query string: it may carry codes and states.
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+        user_id = tracing::field::Empty,
+    );
+
+    // CORS preflight.
+    if req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let mut res = HttpResponse::NoContent().finish();
+        let h = res.headers_mut();
+        if let Some(origin) = &allowed_origin {
+            cors_headers(h, origin);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(
+                    "Content-Type, X-CSRF-Token, X-Request-ID, Idempotency-Key",
+                ),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        security_headers(h, &csp);
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert(HeaderName::from_static("x-request-id"), v);
+        }
+        return Ok(req.into_response(res));
+    }
+
+    let http_req = req.request().clone();
+    let result = next.call(req).instrument(span.clone()).await;
+    let res = match result {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => ServiceResponse::new(http_req, e.error_response()),
+    };
+    let _entered = span.enter();
+
+    // Finish error bodies: add the correlation ID, or replace actix's bare error responses.
+    let status = res.status();
+    let payload = res.response().extensions().get::<ErrorPayload>().cloned();
+    let mut res = match payload {
+        Some(ErrorPayload(mut body)) => {
+            body.correlation_id = Some(request_id.clone());
+            let json = serde_json::to_string(&body).unwrap_or_default();
+            res.map_body(|_, _| BoxBody::new(json))
+        }
+        None if status.is_client_error() || status.is_server_error() => {
+            let is_json = res
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            if is_json {
+                res
+            } else {
+                let err = match status {
+                    StatusCode::NOT_FOUND => ApiError::not_found(),
+                    StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(
+                        state.as_ref().map_or(0, |s| s.web().body_limit),
+                    ),
+                    s if s.is_client_error() => {
+                        ApiError::validation("request", "Malformed request")
+                    }
+                    _ => ApiError::internal(format!("unhandled {status} response")),
+                };
+                let (req, _) = res.into_parts();
+                let mut new = err.error_response();
+                let payload = new.extensions().get::<ErrorPayload>().cloned();
+                if let Some(ErrorPayload(mut body)) = payload {
+                    body.correlation_id = Some(request_id.clone());
+                    let json = serde_json::to_string(&body).unwrap_or_default();
+                    new = new.set_body(BoxBody::new(json));
+                }
+                ServiceResponse::new(req, new)
+            }
+        }
+        None => res,
+    };
+
+    let rate = res.request().extensions().get::<RateInfo>().copied();
+    let h = res.headers_mut();
+    if let Some(RateInfo(d)) = rate {
+        h.insert(
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(d.limit),
+        );
+        h.insert(
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(d.remaining),
+        );
+        h.insert(
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(d.reset_after.as_secs().max(1)),
+        );
+    }
+    if let Some(origin) = &allowed_origin {
+        cors_headers(h, origin);
+    }
+    security_headers(h, &csp);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert(HeaderName::from_static("x-request-id"), v);
+    }
+    tracing::info!(
+        status = res.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request finished"
+    );
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_must_be_short_and_visible() {
+        assert_eq!(
+            sane_request_id(&HeaderValue::from_static("abc-123")).as_deref(),
+            Some("abc-123")
+        );
+        assert!(sane_request_id(&HeaderValue::from_static("has space")).is_none());
+        assert!(sane_request_id(&HeaderValue::from_static("")).is_none());
+        let long = "a".repeat(129);
+        assert!(sane_request_id(&HeaderValue::from_str(&long).unwrap()).is_none());
+    }
+}

@@ -1,0 +1,4 @@
+//! Route handlers. Each is a few lines: extract, call one use case, map the result.
+
+pub mod auth;
+pub mod health;
