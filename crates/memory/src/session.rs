@@ -1,0 +1,146 @@
+//! Sessions with a per-user index.
+
+use crate::lock;
+use crate::ttl::{TtlMap, deadline};
+use async_trait::async_trait;
+use portal_domain::StoreError;
+use portal_domain::model::{Session, SessionKey, UserId};
+use portal_domain::ports::stores::SessionStore;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: TtlMap<SessionKey, Session>,
+    /// user → keys of their sessions (possibly expired ones, filtered on read).
+    by_user: HashMap<UserId, HashSet<SessionKey>>,
+}
+
+impl Inner {
+    fn unindex(&mut self, user: &UserId, key: &SessionKey) {
+        if let Some(keys) = self.by_user.get_mut(user) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_user.remove(user);
+            }
+        }
+    }
+
+    fn purge(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        self.sessions
+            .purge_if_due(now, |k, s| expired.push((s.user_id, k)));
+        for (user, key) in expired {
+            self.unindex(&user, &key);
+        }
+    }
+}
+
+/// [`SessionStore`] in memory.
+#[derive(Debug, Default)]
+pub struct MemorySessionStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemorySessionStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn create(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        inner.purge(now);
+        if let Some(old) = inner.sessions.remove(key, now) {
+            inner.unindex(&old.user_id, key);
+        }
+        inner
+            .by_user
+            .entry(session.user_id.clone())
+            .or_default()
+            .insert(key.clone());
+        inner
+            .sessions
+            .insert(key.clone(), session.clone(), deadline(now, ttl), now);
+        Ok(())
+    }
+
+    async fn get(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        let now = Instant::now();
+        Ok(lock(&self.inner).sessions.get(key, now).cloned())
+    }
+
+    async fn replace(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let Some(old) = inner.sessions.remove(key, now) else {
+            return Ok(false);
+        };
+        if old.user_id != session.user_id {
+            inner.unindex(&old.user_id, key);
+            inner
+                .by_user
+                .entry(session.user_id.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        inner
+            .sessions
+            .insert(key.clone(), session.clone(), deadline(now, ttl), now);
+        Ok(true)
+    }
+
+    async fn touch(&self, key: &SessionKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        let now = Instant::now();
+        if let Some(s) = lock(&self.inner).sessions.get_mut(key, now) {
+            s.last_activity = at;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        if let Some(old) = inner.sessions.remove(key, now) {
+            inner.unindex(&old.user_id, key);
+        }
+        Ok(())
+    }
+
+    async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let keys = inner.by_user.remove(user).unwrap_or_default();
+        Ok(keys
+            .into_iter()
+            .filter(|k| inner.sessions.remove(k, now).is_some())
+            .collect())
+    }
+
+    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
+        let now = Instant::now();
+        let inner = lock(&self.inner);
+        Ok(inner.by_user.get(user).map_or(0, |keys| {
+            keys.iter()
+                .filter(|k| inner.sessions.get(*k, now).is_some())
+                .count()
+        }))
+    }
+}
