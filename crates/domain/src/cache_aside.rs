@@ -568,3 +568,510 @@ enum LockAttempt {
     /// The lock store failed: proceed without it.
     NoLock,
 }
+
+/// In-memory doubles of the cache and lock ports for this crate's tests (the `portal-memory`
+/// adapters live downstream of the domain), and a clock driven by tokio's paused time.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::error::StoreError;
+    use crate::model::TenantId;
+    use crate::ports::stores::CacheKind;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use time::OffsetDateTime;
+
+    /// A cache with generations; `down` makes every call fail.
+    #[derive(Default)]
+    pub(crate) struct FakeCache {
+        pub(crate) entries: Mutex<HashMap<CacheKey, CacheEntry>>,
+        pub(crate) generations: Mutex<HashMap<(TenantId, CacheKind), u64>>,
+        pub(crate) down: AtomicBool,
+    }
+
+    impl FakeCache {
+        pub(crate) fn generation(&self, tenant: TenantId, kind: CacheKind) -> u64 {
+            *self
+                .generations
+                .lock()
+                .unwrap()
+                .get(&(tenant, kind))
+                .unwrap_or(&0)
+        }
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                Err(StoreError::Unavailable("cache down".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Cache for FakeCache {
+        async fn get(&self, key: &CacheKey) -> Result<CacheLookup, StoreError> {
+            self.check()?;
+            Ok(CacheLookup {
+                entry: self.entries.lock().unwrap().get(key).cloned(),
+                generation: self.generation(key.tenant(), key.kind()),
+            })
+        }
+        async fn put(
+            &self,
+            key: &CacheKey,
+            entry: &CacheEntry,
+            _retain: Duration,
+        ) -> Result<(), StoreError> {
+            self.check()?;
+            self.entries
+                .lock()
+                .unwrap()
+                .insert(key.clone(), entry.clone());
+            Ok(())
+        }
+        async fn invalidate(&self, tenant: TenantId, kind: CacheKind) -> Result<u64, StoreError> {
+            self.check()?;
+            let mut g = self.generations.lock().unwrap();
+            let n = g.entry((tenant, kind)).or_insert(0);
+            *n += 1;
+            Ok(*n)
+        }
+    }
+
+    /// A lock without expiry (tests release explicitly); `down` makes every call fail.
+    #[derive(Default)]
+    pub(crate) struct FakeLock {
+        pub(crate) held: Mutex<HashMap<String, String>>,
+        next: AtomicU64,
+        pub(crate) down: AtomicBool,
+        pub(crate) acquired: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Lock for FakeLock {
+        async fn try_acquire(
+            &self,
+            name: &str,
+            _ttl: Duration,
+        ) -> Result<Option<LockToken>, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("lock down".into()));
+            }
+            let mut held = self.held.lock().unwrap();
+            if held.contains_key(name) {
+                return Ok(None);
+            }
+            let token = self.next.fetch_add(1, Ordering::SeqCst).to_string();
+            held.insert(name.to_owned(), token.clone());
+            self.acquired.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(LockToken(token)))
+        }
+        async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError> {
+            let mut held = self.held.lock().unwrap();
+            if held.get(name) == Some(&token.0) {
+                held.remove(name);
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        }
+    }
+
+    /// Wall-clock time that moves with tokio's (paused) clock.
+    pub(crate) struct TokioClock {
+        start: tokio::time::Instant,
+        base: OffsetDateTime,
+    }
+
+    impl TokioClock {
+        pub(crate) fn new() -> Self {
+            Self {
+                start: tokio::time::Instant::now(),
+                base: time::macros::datetime!(2026-02-12 08:30 UTC),
+            }
+        }
+    }
+
+    impl Clock for TokioClock {
+        fn now(&self) -> OffsetDateTime {
+            self.base + (tokio::time::Instant::now() - self.start)
+        }
+    }
+
+    /// Counts cache lookups by result.
+    #[derive(Default)]
+    pub(crate) struct CountingTelemetry {
+        pub(crate) results: Mutex<Vec<CacheResult>>,
+    }
+
+    impl CountingTelemetry {
+        pub(crate) fn count(&self, r: CacheResult) -> usize {
+            self.results
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|x| **x == r)
+                .count()
+        }
+    }
+
+    impl Telemetry for CountingTelemetry {
+        fn cache_lookup(&self, _cache: crate::ports::stores::CacheKind, result: CacheResult) {
+            self.results.lock().unwrap().push(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::model::{Period, TenantId};
+    use crate::ports::system::NoopTelemetry;
+    use crate::resilience::BreakerConfig;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    struct Rig {
+        cache: Arc<FakeCache>,
+        lock: Arc<FakeLock>,
+        breaker: Arc<CircuitBreaker>,
+        clock: Arc<TokioClock>,
+        telemetry: Arc<CountingTelemetry>,
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            Self {
+                cache: Arc::default(),
+                lock: Arc::default(),
+                breaker: Arc::new(CircuitBreaker::new(
+                    "state_manager",
+                    BreakerConfig::default(),
+                    Arc::new(NoopTelemetry),
+                )),
+                clock: Arc::new(TokioClock::new()),
+                telemetry: Arc::default(),
+            }
+        }
+        /// Another instance: same stores, its own single flight.
+        fn instance(&self) -> CacheAside<u64> {
+            let mut config =
+                CacheAsideConfig::new(Duration::from_secs(600), Duration::from_secs(3));
+            config.retry = RetryPolicy::NONE;
+            CacheAside::new(
+                self.cache.clone(),
+                self.lock.clone(),
+                self.breaker.clone(),
+                self.clock.clone(),
+                self.telemetry.clone(),
+                config,
+            )
+        }
+    }
+
+    fn key(tenant: TenantId) -> CacheKey {
+        CacheKey::Metrics {
+            tenant,
+            period: Period::Today,
+        }
+    }
+
+    /// A source that takes `delay`, counts its calls and answers `value` (or fails).
+    fn source(
+        calls: Arc<AtomicUsize>,
+        delay: Duration,
+        value: u64,
+        fail: Arc<AtomicBool>,
+    ) -> Fetch<u64> {
+        Arc::new(move || {
+            let calls = calls.clone();
+            let fail = fail.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                if fail.load(Ordering::SeqCst) {
+                    Err(DownstreamFailure::Unavailable { status: Some(502) })
+                } else {
+                    Ok(value)
+                }
+            }
+            .boxed()
+        })
+    }
+
+    #[test]
+    fn key_and_lock_names_follow_the_spec_patterns() {
+        let t: TenantId = "6f1c2a7e-0000-4000-8000-000000000001".parse().unwrap();
+        assert_eq!(
+            lock_name(&key(t)),
+            "fetch:metrics:6f1c2a7e-0000-4000-8000-000000000001:today"
+        );
+        let k = CacheKey::Conversations {
+            tenant: t,
+            page: 2,
+            limit: 20,
+            status: "all",
+        };
+        assert_eq!(
+            key_name(&k),
+            "conversations:6f1c2a7e-0000-4000-8000-000000000001:2:20:all"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_instances_with_many_concurrent_misses_call_the_source_once() {
+        let rig = Rig::new();
+        let (a, b) = (rig.instance(), rig.instance());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fetch = source(calls.clone(), Duration::from_millis(100), 7, Arc::default());
+        let tenant = TenantId::new_random();
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let view = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let fetch = fetch.clone();
+            tasks.push(tokio::spawn(
+                async move { view.get(key(tenant), fetch).await },
+            ));
+        }
+        for t in tasks {
+            let got = t.await.unwrap().unwrap();
+            assert_eq!(
+                got,
+                Cached {
+                    value: 7,
+                    stale: false
+                }
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(rig.lock.held.lock().unwrap().is_empty(), "lock released");
+        // A later request is a plain hit.
+        a.get(key(tenant), fetch).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(rig.telemetry.count(CacheResult::Hit) >= 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_gets_the_value_another_instance_writes_without_calling() {
+        let rig = Rig::new();
+        let view = rig.instance();
+        let tenant = TenantId::new_random();
+        // "Another instance" holds the fetch lock and writes the cache 120 ms later.
+        rig.lock
+            .held
+            .lock()
+            .unwrap()
+            .insert(lock_name(&key(tenant)), "other".into());
+        let (cache, clock) = (rig.cache.clone(), rig.clock.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            let entry = CacheEntry {
+                value: "42".into(),
+                stored_at: clock.now(),
+                generation: 0,
+            };
+            cache
+                .put(&key(tenant), &entry, Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+        let calls = Arc::new(AtomicUsize::new(0));
+        let got = view
+            .get(
+                key(tenant),
+                source(calls.clone(), Duration::ZERO, 1, Arc::default()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            Cached {
+                value: 42,
+                stale: false
+            }
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_fetches_itself_when_the_holder_never_writes() {
+        let rig = Rig::new();
+        let view = rig.instance();
+        let tenant = TenantId::new_random();
+        rig.lock
+            .held
+            .lock()
+            .unwrap()
+            .insert(lock_name(&key(tenant)), "crashed".into());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let started = tokio::time::Instant::now();
+        let got = view
+            .get(
+                key(tenant),
+                source(calls.clone(), Duration::ZERO, 9, Arc::default()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got.value, 9);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_millis(400),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cache_outage_is_a_miss_but_the_source_still_sees_one_call() {
+        let rig = Rig::new();
+        rig.cache.down.store(true, Ordering::SeqCst);
+        rig.lock.down.store(true, Ordering::SeqCst);
+        let view = rig.instance();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fetch = source(calls.clone(), Duration::from_millis(50), 3, Arc::default());
+        let tenant = TenantId::new_random();
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (view, fetch) = (view.clone(), fetch.clone());
+                tokio::spawn(async move { view.get(key(tenant), fetch).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().value, 3);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_caller_that_started_the_fetch_does_not_cancel_it() {
+        let rig = Rig::new();
+        let view = rig.instance();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fetch = source(calls.clone(), Duration::from_millis(100), 5, Arc::default());
+        let tenant = TenantId::new_random();
+        let leader = {
+            let (view, fetch) = (view.clone(), fetch.clone());
+            tokio::spawn(async move { view.get(key(tenant), fetch).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let follower = {
+            let (view, fetch) = (view.clone(), fetch.clone());
+            tokio::spawn(async move { view.get(key(tenant), fetch).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        leader.abort();
+        assert_eq!(follower.await.unwrap().unwrap().value, 5);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(rig.cache.entries.lock().unwrap().contains_key(&key(tenant)));
+        assert!(rig.lock.held.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_source_failing_serves_the_last_value_as_stale_or_nothing() {
+        let rig = Rig::new();
+        let view = rig.instance();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fail = Arc::new(AtomicBool::new(false));
+        let fetch = source(calls.clone(), Duration::ZERO, 11, fail.clone());
+        let (known, unknown) = (TenantId::new_random(), TenantId::new_random());
+        view.get(key(known), fetch.clone()).await.unwrap();
+
+        tokio::time::advance(Duration::from_secs(601)).await;
+        fail.store(true, Ordering::SeqCst);
+        let got = view.get(key(known), fetch.clone()).await.unwrap();
+        assert_eq!(
+            got,
+            Cached {
+                value: 11,
+                stale: true
+            }
+        );
+        assert_eq!(rig.telemetry.count(CacheResult::Stale), 1);
+
+        let err = view.get(key(unknown), fetch).await.unwrap_err();
+        assert!(matches!(err, CacheAsideError::Unavailable(_)), "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_invalidated_entry_is_fetched_again() {
+        let rig = Rig::new();
+        let view = rig.instance();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fetch = source(calls.clone(), Duration::ZERO, 1, Arc::default());
+        let tenant = TenantId::new_random();
+        view.get(key(tenant), fetch.clone()).await.unwrap();
+        view.get(key(tenant), fetch.clone()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        rig.cache
+            .invalidate(tenant, crate::ports::stores::CacheKind::Metrics)
+            .await
+            .unwrap();
+        view.get(key(tenant), fetch.clone()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        view.get(key(tenant), fetch).await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the new entry carries the new generation"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_a_bounded_number_of_times() {
+        let breaker = CircuitBreaker::new("sm", BreakerConfig::default(), Arc::new(NoopTelemetry));
+        let calls = AtomicUsize::new(0);
+        let got: Result<u32, DownstreamFailure> = guarded(
+            &breaker,
+            Duration::from_secs(1),
+            RetryPolicy::default(),
+            || {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        Err(DownstreamFailure::Unavailable { status: Some(503) })
+                    } else {
+                        Ok(4)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(got, Ok(4));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let calls = AtomicUsize::new(0);
+        let got: Result<u32, DownstreamFailure> = guarded(
+            &breaker,
+            Duration::from_millis(100),
+            RetryPolicy::default(),
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                futures::future::pending()
+            },
+        )
+        .await;
+        assert_eq!(got, Err(DownstreamFailure::Timeout));
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "attempts are bounded");
+
+        // (The timeouts above opened the breaker: 3 failures in 5 calls.)
+        assert_eq!(breaker.state(), CircuitState::Open);
+        let breaker = CircuitBreaker::new("sm", BreakerConfig::default(), Arc::new(NoopTelemetry));
+        let calls = AtomicUsize::new(0);
+        let got: Result<u32, DownstreamFailure> = guarded(
+            &breaker,
+            Duration::from_secs(1),
+            RetryPolicy::default(),
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(DownstreamFailure::Protocol("bad json".into())) }
+            },
+        )
+        .await;
+        assert!(got.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a protocol error is not retried"
+        );
+    }
+}

@@ -330,3 +330,312 @@ fn into_failure(e: StateManagerError) -> DownstreamFailure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache_aside::test_support::{CountingTelemetry, FakeCache, FakeLock, TokioClock};
+    use crate::model::{MessageId, MessageStatus, MessageUpdate, StatusUpdate};
+    use crate::ports::downstream::MockStateManager;
+    use crate::ports::system::{CacheResult, CircuitState, NoopTelemetry};
+    use crate::resilience::BreakerConfig;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    fn raw(total: u64) -> RawMetrics {
+        RawMetrics {
+            total_messages: total,
+            sent: total - 50,
+            delivered: total - 80,
+            read: total - 150,
+            failed: 30,
+            active_conversations: 45,
+            distinct_wa_ids: 38,
+        }
+    }
+
+    /// A State Manager whose metrics calls are counted and fail while `fail` is set.
+    fn state_manager(calls: Arc<AtomicUsize>, fail: Arc<AtomicBool>) -> MockStateManager {
+        let mut sm = MockStateManager::new();
+        sm.expect_metrics().returning(move |_, _| {
+            let n = calls.fetch_add(1, Ordering::SeqCst) as u64;
+            if fail.load(Ordering::SeqCst) {
+                Err(DownstreamFailure::Unavailable { status: Some(503) }.into())
+            } else {
+                Ok(raw(1000 + n))
+            }
+        });
+        sm
+    }
+
+    struct Rig {
+        dashboard: Arc<Dashboard>,
+        cache: Arc<FakeCache>,
+        breaker: Arc<CircuitBreaker>,
+        telemetry: Arc<CountingTelemetry>,
+    }
+
+    fn rig(sm: MockStateManager, breaker: BreakerConfig) -> Rig {
+        let cache = Arc::new(FakeCache::default());
+        let breaker = Arc::new(CircuitBreaker::new(
+            "state_manager",
+            breaker,
+            Arc::new(NoopTelemetry),
+        ));
+        let telemetry = Arc::new(CountingTelemetry::default());
+        let mut config = CacheAsideConfig::new(METRICS_FRESH_FOR, METRICS_TIMEOUT);
+        config.retry = RetryPolicy::NONE;
+        let dashboard = Arc::new(Dashboard::with_config(
+            Arc::new(sm),
+            cache.clone(),
+            Arc::new(FakeLock::default()),
+            breaker.clone(),
+            Arc::new(TokioClock::new()),
+            telemetry.clone(),
+            config,
+        ));
+        Rig {
+            dashboard,
+            cache,
+            breaker,
+            telemetry,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_period_is_served_without_calling_the_state_manager() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let r = rig(
+            state_manager(calls.clone(), Arc::default()),
+            BreakerConfig::default(),
+        );
+        let tenant = TenantId::new_random();
+        let first = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert_eq!(first.stats.total_messages, 1000);
+        assert_eq!(first.stats.success_rate, "92.0");
+        assert!(!first.stale);
+
+        tokio::time::advance(Duration::from_secs(599)).await;
+        let second = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert_eq!(second, first);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(r.telemetry.count(CacheResult::Hit), 1);
+        assert_eq!(r.telemetry.count(CacheResult::Miss), 1);
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let third = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert_eq!(third.stats.total_messages, 1001, "expired after 10 minutes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_hundred_concurrent_cold_requests_make_one_call() {
+        let mut sm = MockStateManager::new();
+        sm.expect_metrics().times(1).returning(|_, _| Ok(raw(500)));
+        let r = rig(sm, BreakerConfig::default());
+        let tenant = TenantId::new_random();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let d = r.dashboard.clone();
+                tokio::spawn(async move { d.stats(tenant, Period::Week).await })
+            })
+            .collect();
+        for t in tasks {
+            let view = t.await.unwrap().unwrap();
+            assert_eq!(view.stats.total_messages, 500);
+            assert_eq!(view.stats.period, Period::Week);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_makes_the_next_request_fetch() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let r = rig(
+            state_manager(calls.clone(), Arc::default()),
+            BreakerConfig::default(),
+        );
+        let tenant = TenantId::new_random();
+        r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        r.dashboard.refresh(tenant).await.unwrap();
+        let after = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(after.stats.total_messages, 1001);
+        assert_eq!(r.cache.generation(tenant, CacheKind::Conversations), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_opens_short_circuits_with_stale_figures_then_recovers() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fail = Arc::new(AtomicBool::new(false));
+        let r = rig(
+            state_manager(calls.clone(), fail.clone()),
+            BreakerConfig {
+                minimum_calls: 3,
+                ..BreakerConfig::default()
+            },
+        );
+        let tenant = TenantId::new_random();
+        let known = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+
+        // The State Manager goes down; the cached figures expire.
+        fail.store(true, Ordering::SeqCst);
+        tokio::time::advance(Duration::from_secs(601)).await;
+        for _ in 0..2 {
+            let view = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+            assert!(view.stale);
+            assert_eq!(view.stats, known.stats);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(r.breaker.state(), CircuitState::Open);
+
+        // Open: no call is made; stale figures or 503.
+        let view = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert!(view.stale);
+        let err = r.dashboard.stats(tenant, Period::Month).await.unwrap_err();
+        assert_eq!(
+            err,
+            DashboardError::Unavailable(DownstreamFailure::CircuitOpen)
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(r.telemetry.count(CacheResult::Stale), 3);
+
+        // After the open period a probe goes through, succeeds and closes the circuit.
+        fail.store(false, Ordering::SeqCst);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(r.breaker.state(), CircuitState::HalfOpen);
+        let view = r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert!(!view.stale);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(r.breaker.state(), CircuitState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_figures_say_so_in_json_and_fresh_ones_do_not() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fail = Arc::new(AtomicBool::new(false));
+        let r = rig(state_manager(calls, fail.clone()), BreakerConfig::default());
+        let tenant = TenantId::new_random();
+        let fresh =
+            serde_json::to_value(r.dashboard.stats(tenant, Period::Today).await.unwrap()).unwrap();
+        assert_eq!(fresh["totalMessages"], 1000);
+        assert_eq!(fresh["period"], "today");
+        assert!(fresh.get("stale").is_none());
+
+        r.dashboard.refresh(tenant).await.unwrap();
+        fail.store(true, Ordering::SeqCst);
+        let stale =
+            serde_json::to_value(r.dashboard.stats(tenant, Period::Today).await.unwrap()).unwrap();
+        assert_eq!(stale["stale"], true);
+        assert_eq!(stale["totalMessages"], 1000);
+    }
+
+    #[tokio::test]
+    async fn a_range_reports_dashboard_figures_for_its_dates() {
+        let tenant = TenantId::new_random();
+        let mut sm = MockStateManager::new();
+        sm.expect_metrics_range()
+            .withf(move |t, r| *t == tenant && r.days() == 12)
+            .times(1)
+            .returning(|_, _| Ok(raw(1000)));
+        let r = rig(sm, BreakerConfig::default());
+        let range = DateRange::new(
+            time::macros::date!(2026 - 02 - 01),
+            time::macros::date!(2026 - 02 - 12),
+            time::macros::date!(2026 - 02 - 12),
+        )
+        .unwrap();
+        let report = r.dashboard.range(tenant, range).await.unwrap();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["tenantId"], tenant.to_string());
+        assert_eq!(json["startDate"], "2026-02-01");
+        assert_eq!(json["endDate"], "2026-02-12");
+        assert_eq!(json["metrics"]["deliveredCount"], 920);
+        assert_eq!(json["metrics"]["successRate"], "92.0");
+    }
+
+    #[tokio::test]
+    async fn a_failing_range_read_is_unavailable() {
+        let mut sm = MockStateManager::new();
+        sm.expect_metrics_range()
+            .returning(|_, _| Err(DownstreamFailure::Unavailable { status: None }.into()));
+        let r = rig(sm, BreakerConfig::default());
+        let today = time::macros::date!(2026 - 02 - 12);
+        let range = DateRange::new(today, today, today).unwrap();
+        let err = r
+            .dashboard
+            .range(TenantId::new_random(), range)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DashboardError::Unavailable(_)));
+    }
+
+    fn status_event(tenant: TenantId) -> TenantEvent {
+        TenantEvent::Status {
+            tenant_id: tenant,
+            update: StatusUpdate {
+                message_id: MessageId::parse("m1").unwrap(),
+                status: MessageStatus::Delivered,
+                timestamp: time::OffsetDateTime::UNIX_EPOCH,
+                conversation_id: None,
+            },
+        }
+    }
+
+    fn message_event(tenant: TenantId) -> TenantEvent {
+        TenantEvent::Message {
+            tenant_id: tenant,
+            update: MessageUpdate {
+                direction: crate::model::Direction::Inbound,
+                conversation_id: crate::model::ConversationId::new_random(),
+                message_id: MessageId::parse("m2").unwrap(),
+                text: Some("hi".into()),
+                status: MessageStatus::Received,
+                timestamp: time::OffsetDateTime::UNIX_EPOCH,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn bus_events_invalidate_only_their_tenants_caches() {
+        let cache = Arc::new(FakeCache::default());
+        let invalidation = CacheInvalidation::new(cache.clone());
+        let (t1, t2) = (TenantId::new_random(), TenantId::new_random());
+        let events = futures::stream::iter(vec![
+            BusEvent::Tenant(status_event(t1)),
+            BusEvent::Tenant(message_event(t1)),
+            BusEvent::SessionRevoked(crate::model::SessionKey::from_hex("ab".repeat(32))),
+            BusEvent::Tenant(message_event(t2)),
+        ])
+        .boxed();
+        invalidation.run(events).await;
+        assert_eq!(cache.generation(t1, CacheKind::Metrics), 1);
+        assert_eq!(cache.generation(t1, CacheKind::Conversations), 2);
+        assert_eq!(cache.generation(t2, CacheKind::Metrics), 0);
+        assert_eq!(cache.generation(t2, CacheKind::Conversations), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_status_event_makes_the_next_stats_request_fetch() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let r = rig(
+            state_manager(calls.clone(), Arc::default()),
+            BreakerConfig::default(),
+        );
+        let tenant = TenantId::new_random();
+        r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        r.dashboard
+            .invalidation()
+            .on_event(&message_event(tenant))
+            .await;
+        r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "messages leave metrics alone"
+        );
+        r.dashboard
+            .invalidation()
+            .on_event(&status_event(tenant))
+            .await;
+        r.dashboard.stats(tenant, Period::Today).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
