@@ -226,8 +226,8 @@ mod tests {
 
     #[test]
     fn header_injection_in_a_token_is_refused() {
-        let call = Call::get("p", Url::parse("http://x.test/").unwrap())
-            .bearer(&secret("a\r\nX-Evil: 1"));
+        let call =
+            Call::get("p", Url::parse("http://x.test/").unwrap()).bearer(&secret("a\r\nX-Evil: 1"));
         assert!(call.invalid.is_some());
         assert!(!call.invalid.unwrap().contains("Evil"));
     }

@@ -102,7 +102,9 @@ fn is_valid_request_id(id: &str) -> bool {
 pub fn is_valid_traceparent(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let hex = |p: &str, len: usize| {
-        p.len() == len && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        p.len() == len
+            && p.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let non_zero = |p: &str| p.bytes().any(|b| b != b'0');
     parts.len() == 4

@@ -131,8 +131,12 @@ impl Downstream {
         loop {
             attempt += 1;
             let Ok(permit) = self.breaker.try_acquire() else {
-                self.telemetry
-                    .downstream_call(self.name, call.operation, "circuit_open", Duration::ZERO);
+                self.telemetry.downstream_call(
+                    self.name,
+                    call.operation,
+                    "circuit_open",
+                    Duration::ZERO,
+                );
                 tracing::warn!(
                     service = self.name,
                     operation = call.operation,

@@ -178,9 +178,7 @@ impl CallError {
             CallError::Timeout
                 | CallError::Connect
                 | CallError::RateLimited { .. }
-                | CallError::Server {
-                    status: 502..=504
-                }
+                | CallError::Server { status: 502..=504 }
         )
     }
 
@@ -272,7 +270,10 @@ mod tests {
 
     #[test]
     fn generic_failures() {
-        assert_eq!(CallError::Timeout.into_failure(), DownstreamFailure::Timeout);
+        assert_eq!(
+            CallError::Timeout.into_failure(),
+            DownstreamFailure::Timeout
+        );
         assert_eq!(
             CallError::Server { status: 503 }.into_failure(),
             DownstreamFailure::Unavailable { status: Some(503) }
