@@ -340,3 +340,199 @@ impl History {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache_aside::test_support::{CountingTelemetry, FakeCache, FakeLock, TokioClock};
+    use crate::model::{Direction, MessageId, MessageStatus};
+    use crate::ports::downstream::MockStateManager;
+    use crate::ports::system::NoopTelemetry;
+    use crate::resilience::BreakerConfig;
+    use time::OffsetDateTime;
+
+    fn history(sm: MockStateManager) -> History {
+        let mut config = CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR, CONVERSATIONS_TIMEOUT);
+        config.retry = RetryPolicy::NONE;
+        History::with_config(
+            Arc::new(sm),
+            Arc::new(FakeCache::default()),
+            Arc::new(FakeLock::default()),
+            Arc::new(CircuitBreaker::new(
+                "state_manager",
+                BreakerConfig::default(),
+                Arc::new(NoopTelemetry),
+            )),
+            Arc::new(TokioClock::new()),
+            Arc::new(CountingTelemetry::default()),
+            config,
+        )
+    }
+
+    fn summary(n: u64) -> ConversationSummary {
+        ConversationSummary {
+            wa_id: format!("1555010{n}"),
+            conversation_id: ConversationId::new_random(),
+            last_activity: OffsetDateTime::UNIX_EPOCH,
+            status: ConversationStatus::Active,
+            message_count: n,
+        }
+    }
+
+    fn conversation(tenant: TenantId, id: ConversationId) -> Conversation {
+        Conversation {
+            id,
+            tenant_id: tenant,
+            wa_id: "15550100".into(),
+            status: ConversationStatus::Closed,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            last_activity: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn query_defaults_and_limits() {
+        assert_eq!(
+            parse_query(None, None, None),
+            Ok(ConversationQuery {
+                page: 1,
+                limit: 20,
+                status: None
+            })
+        );
+        assert_eq!(
+            parse_query(Some(3), Some(100), Some("closed")),
+            Ok(ConversationQuery {
+                page: 3,
+                limit: 100,
+                status: Some(ConversationStatus::Closed)
+            })
+        );
+        let errors = parse_query(Some(0), Some(101), Some("open")).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["page", "limit", "status"]);
+        assert!(parse_query(Some(-1), None, None).is_err());
+        assert!(parse_query(None, Some(0), None).is_err());
+        assert!(parse_query(Some(i64::MAX), None, None).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn threads_are_paginated_and_cached_per_query() {
+        let tenant = TenantId::new_random();
+        let mut sm = MockStateManager::new();
+        sm.expect_conversations()
+            .withf(move |t, q| *t == tenant && q.page == 2 && q.limit == 20)
+            .times(1)
+            .returning(|_, q| {
+                Ok(ConversationPage {
+                    data: vec![summary(1), summary(2)],
+                    page: q.page,
+                    limit: q.limit,
+                    total: 45,
+                })
+            });
+        let h = history(sm);
+        let query = parse_query(Some(2), None, None).unwrap();
+        let page = h.threads(tenant, query).await.unwrap();
+        assert_eq!(
+            page.pagination,
+            Pagination {
+                page: 2,
+                limit: 20,
+                total: 45,
+                total_pages: 3,
+                has_next: true,
+                has_prev: true
+            }
+        );
+        let again = h.threads(tenant, query).await.unwrap();
+        assert_eq!(again, page, "second read served from the cache");
+
+        let json = serde_json::to_value(&page).unwrap();
+        assert_eq!(json["pagination"]["totalPages"], 3);
+        assert_eq!(json["pagination"]["hasNext"], true);
+        assert_eq!(json["data"][0]["wa_id"], "15550101");
+        assert!(json.get("stale").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn threads_with_nothing_cached_and_the_state_manager_down_are_unavailable() {
+        let mut sm = MockStateManager::new();
+        sm.expect_conversations()
+            .returning(|_, _| Err(DownstreamFailure::Timeout.into()));
+        let err = history(sm)
+            .threads(
+                TenantId::new_random(),
+                parse_query(None, None, None).unwrap(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CacheAsideError::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn messages_of_an_own_conversation_are_returned_even_when_closed() {
+        let (tenant, id) = (TenantId::new_random(), ConversationId::new_random());
+        let mut sm = MockStateManager::new();
+        sm.expect_conversation()
+            .returning(move |id| Ok(conversation(tenant, id)));
+        sm.expect_messages().times(1).returning(|_| {
+            Ok(vec![Message {
+                message_id: MessageId::parse("msg-1").unwrap(),
+                direction: Direction::Inbound,
+                text: Some("Hello, I need help".into()),
+                media_url: None,
+                status: MessageStatus::Read,
+                timestamp: OffsetDateTime::UNIX_EPOCH,
+                error: None,
+            }])
+        });
+        let body = history(sm).messages(tenant, id).await.unwrap();
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["conversation_id"], id.to_string());
+        assert_eq!(json["wa_id"], "15550100");
+        assert_eq!(json["messages"][0]["message_id"], "msg-1");
+        assert_eq!(json["messages"][0]["media_url"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn another_tenants_conversation_is_refused_before_reading_messages() {
+        let mut sm = MockStateManager::new();
+        sm.expect_conversation()
+            .returning(|id| Ok(conversation(TenantId::new_random(), id)));
+        sm.expect_messages().never();
+        let err = history(sm)
+            .messages(TenantId::new_random(), ConversationId::new_random())
+            .await
+            .unwrap_err();
+        assert_eq!(err, AccessError::TenantMismatch);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_conversation_is_not_found() {
+        let mut sm = MockStateManager::new();
+        sm.expect_conversation()
+            .returning(|_| Err(StateManagerError::NotFound));
+        sm.expect_messages().never();
+        let err = history(sm)
+            .messages(TenantId::new_random(), ConversationId::new_random())
+            .await
+            .unwrap_err();
+        assert_eq!(err, AccessError::NotFound);
+    }
+
+    #[tokio::test]
+    async fn an_active_conversation_can_be_required() {
+        let tenant = TenantId::new_random();
+        let mut sm = MockStateManager::new();
+        sm.expect_conversation()
+            .returning(move |id| Ok(conversation(tenant, id)));
+        let h = history(sm);
+        let id = ConversationId::new_random();
+        assert!(h.conversation_for_tenant(tenant, id, false).await.is_ok());
+        assert_eq!(
+            h.conversation_for_tenant(tenant, id, true).await,
+            Err(AccessError::Closed)
+        );
+    }
+}
