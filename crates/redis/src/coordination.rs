@@ -1,0 +1,210 @@
+//! Single-use tokens (`GETDEL`), the lock (`SET NX PX` + compare-and-delete), the sliding-window
+//! rate limiter (a Lua script on a ZSET log) and idempotency records.
+
+use crate::{RedisStores, error, millis};
+use async_trait::async_trait;
+use portal_domain::StoreError;
+use portal_domain::ports::stores::{
+    IdempotencyClaim, IdempotencyStore, Lock, LockToken, OneTimePurpose, OneTimeStore,
+    RateDecision, RateLimiter, RatePolicy,
+};
+use redis::Script;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// Deletes the lock only if it still holds the caller's token.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0",
+    )
+});
+
+/// Sliding-window log. ARGV: limit, window ms, cost, unique hit id. Uses the server's clock,
+/// so instances with skewed clocks still share one window. Returns {allowed, remaining,
+/// reset ms}: when refused (or when a report finds no room), the time until the hit would fit;
+/// otherwise the time until the window is empty.
+static RATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local used = redis.call('ZCARD', key)
+local need = cost
+if need < 1 then need = 1 end
+local fits = used + need <= limit
+local allowed = 0
+if fits then allowed = 1 end
+if cost > 0 and fits then
+  for i = 1, cost do redis.call('ZADD', key, now, ARGV[4] .. ':' .. i) end
+  redis.call('PEXPIRE', key, window)
+  used = used + cost
+end
+local remaining = limit - used
+if remaining < 0 then remaining = 0 end
+local reset = 0
+if not fits then
+  if need > limit then
+    reset = window
+  else
+    local e = redis.call('ZRANGE', key, used + need - limit - 1, used + need - limit - 1, 'WITHSCORES')
+    reset = tonumber(e[2]) + window - now
+  end
+elseif used > 0 then
+  local e = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  reset = tonumber(e[2]) + window - now
+end
+if reset < 0 then reset = 0 end
+return {allowed, remaining, reset}",
+    )
+});
+
+/// Reserves a free key, or reports its content.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('SET', KEYS[1], 'pending', 'NX', 'PX', ARGV[1]) then return {1, false} end
+return {0, redis.call('GET', KEYS[1])}",
+    )
+});
+
+/// Frees a reservation, never a finished record.
+static ABANDON: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == 'pending' then return redis.call('DEL', KEYS[1]) end
+return 0",
+    )
+});
+
+const PENDING: &str = "pending";
+const DONE_PREFIX: &str = "done:";
+
+#[async_trait]
+impl OneTimeStore for RedisStores {
+    async fn put(
+        &self,
+        purpose: OneTimePurpose,
+        digest: &str,
+        payload: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.query::<()>(
+            "one-time put",
+            redis::cmd("SET")
+                .arg(self.keys().one_time(purpose, digest))
+                .arg(payload)
+                .arg("PX")
+                .arg(millis(ttl)),
+        )
+        .await
+    }
+
+    async fn take(
+        &self,
+        purpose: OneTimePurpose,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.query(
+            "one-time take",
+            redis::cmd("GETDEL").arg(self.keys().one_time(purpose, digest)),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Lock for RedisStores {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockToken>, StoreError> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let set: Option<String> = self
+            .query(
+                "lock acquire",
+                redis::cmd("SET")
+                    .arg(self.keys().lock(name))
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl)),
+            )
+            .await?;
+        Ok(set.map(|_| LockToken(token)))
+    }
+
+    async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError> {
+        let mut inv = RELEASE.prepare_invoke();
+        inv.key(self.keys().lock(name)).arg(&token.0);
+        let deleted: i64 = self.eval("lock release", inv).await?;
+        Ok(deleted == 1)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisStores {
+    async fn hit(
+        &self,
+        key: &str,
+        policy: RatePolicy,
+        cost: u32,
+    ) -> Result<RateDecision, StoreError> {
+        let mut inv = RATE.prepare_invoke();
+        inv.key(self.keys().rate_limit(key))
+            .arg(policy.limit)
+            .arg(millis(policy.window))
+            .arg(cost)
+            .arg(uuid::Uuid::new_v4().simple().to_string());
+        let (allowed, remaining, reset): (i64, i64, i64) = self.eval("rate limit", inv).await?;
+        Ok(RateDecision {
+            allowed: allowed == 1,
+            limit: policy.limit,
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
+            reset_after: Duration::from_millis(u64::try_from(reset.max(0)).unwrap_or(0)),
+        })
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for RedisStores {
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<IdempotencyClaim, StoreError> {
+        let mut inv = CLAIM.prepare_invoke();
+        inv.key(self.keys().idempotency(key)).arg(millis(ttl));
+        let (claimed, current): (i64, Option<String>) = self.eval("idempotency claim", inv).await?;
+        if claimed == 1 {
+            return Ok(IdempotencyClaim::Claimed);
+        }
+        match current.as_deref() {
+            Some(PENDING) => Ok(IdempotencyClaim::InProgress),
+            Some(v) => v
+                .strip_prefix(DONE_PREFIX)
+                .map(|r| IdempotencyClaim::Done(r.to_owned()))
+                .ok_or_else(|| error::corrupt("idempotency record")),
+            None => Err(error::corrupt("idempotency record")),
+        }
+    }
+
+    /// A plain `SET` (not `XX`): if the reservation expired during a slow operation, the result
+    /// is still recorded, so a retry gets `Done` instead of sending twice.
+    async fn finish(&self, key: &str, result: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.query::<()>(
+            "idempotency finish",
+            redis::cmd("SET")
+                .arg(self.keys().idempotency(key))
+                .arg(format!("{DONE_PREFIX}{result}"))
+                .arg("PX")
+                .arg(millis(ttl)),
+        )
+        .await
+    }
+
+    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        let mut inv = ABANDON.prepare_invoke();
+        inv.key(self.keys().idempotency(key));
+        self.eval::<i64>("idempotency abandon", inv).await.map(drop)
+    }
+}

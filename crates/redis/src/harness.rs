@@ -1,0 +1,184 @@
+//! [`RedisServer`]: a throw-away `redis-server` for tests (feature `test-harness`).
+//!
+//! Started on a free port with no persistence configured (`--save "" --appendonly no`) and a
+//! private temporary directory. [`RedisServer::stop`] is a graceful `SHUTDOWN SAVE`, which
+//! writes the dataset to that directory, and [`RedisServer::restart`] starts again on the same
+//! port and directory and loads it: an outage that loses no data, like restarting a persistent
+//! production Redis. [`RedisServer::kill`] is the crash (SIGKILL, data lost).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long to wait for the server to answer or to exit.
+const WAIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(10);
+
+/// A `redis-server` child process, killed on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    /// Working directory (`dump.rdb`), removed on drop.
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => panic!("test harness: no free local port: {e}"),
+    }
+}
+
+impl RedisServer {
+    /// Launches `redis-server` and waits until it answers `PING`.
+    ///
+    /// # Panics
+    /// If `redis-server` is not installed or does not come up: tests never skip silently.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "portal-redis-{}-{port}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("test harness: cannot create {}: {e}", dir.display());
+        }
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The port, stable across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "test harness: cannot run `redis-server` ({e}); install it (apt-get install redis-server)"
+            ),
+        };
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        let client = match redis::Client::open(self.url()) {
+            Ok(c) => c,
+            Err(e) => panic!("test harness: bad url: {e}"),
+        };
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("test harness: redis-server exited at start-up ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "test harness: redis-server did not answer PING within {WAIT:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn wait_exit(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        while let Some(child) = self.child.as_mut() {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => {
+                    self.child = None;
+                }
+                Ok(None) if Instant::now() >= deadline => self.kill_now(),
+                Ok(None) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    fn kill_now(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.kill());
+            drop(child.wait());
+        }
+    }
+
+    /// Graceful stop that keeps the data (`SHUTDOWN SAVE`); falls back to a kill.
+    pub async fn stop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        if let Ok(client) = redis::Client::open(self.url())
+            && let Ok(Ok(mut conn)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.get_multiplexed_async_connection(),
+            )
+            .await
+        {
+            // The server closes the connection instead of answering: the error is expected.
+            drop(
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    redis::cmd("SHUTDOWN")
+                        .arg("SAVE")
+                        .query_async::<()>(&mut conn),
+                )
+                .await,
+            );
+        }
+        self.wait_exit().await;
+    }
+
+    /// Crash: SIGKILL, nothing saved since the last stop.
+    pub fn kill(&mut self) {
+        self.kill_now();
+    }
+
+    /// Starts again on the same port and directory (loading what [`stop`](Self::stop) saved).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill_now();
+        drop(std::fs::remove_dir_all(&self.dir));
+    }
+}

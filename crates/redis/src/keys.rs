@@ -1,0 +1,100 @@
+//! Key names (spec §4.2), with hash tags so multi-key operations stay in one Cluster slot.
+
+use portal_domain::model::{SessionKey, TenantId};
+use portal_domain::ports::stores::{CacheKey, CacheKind, OneTimePurpose};
+
+/// Builds every key, with the deployment's optional prefix.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Keys {
+    /// Prepended verbatim (e.g. `portal:`).
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: Option<&str>) -> Self {
+        Self {
+            prefix: prefix.unwrap_or_default().to_owned(),
+        }
+    }
+
+    pub(crate) fn session(&self, key: &SessionKey) -> String {
+        format!("{}session:{{{}}}", self.prefix, key.as_str())
+    }
+
+    pub(crate) fn user_sessions(&self, user: &(impl std::fmt::Display + ?Sized)) -> String {
+        format!("{}user_sessions:{{{user}}}", self.prefix)
+    }
+
+    pub(crate) fn one_time(&self, purpose: OneTimePurpose, digest: &str) -> String {
+        format!("{}{}:{{{digest}}}", self.prefix, purpose.as_str())
+    }
+
+    pub(crate) fn onboarding(&self, tenant: TenantId) -> String {
+        format!("{}onboarding:{{{tenant}}}", self.prefix)
+    }
+
+    pub(crate) fn cache(&self, key: &CacheKey) -> String {
+        match key {
+            CacheKey::Metrics { tenant, period } => {
+                format!("{}metrics:{{{tenant}}}:{}", self.prefix, period.as_str())
+            }
+            CacheKey::Conversations {
+                tenant,
+                page,
+                limit,
+                status,
+            } => format!(
+                "{}conversations:{{{tenant}}}:{page}:{limit}:{status}",
+                self.prefix
+            ),
+        }
+    }
+
+    pub(crate) fn cache_generation(&self, tenant: TenantId, kind: CacheKind) -> String {
+        format!("{}cache_gen:{{{tenant}}}:{}", self.prefix, kind.as_str())
+    }
+
+    pub(crate) fn lock(&self, name: &str) -> String {
+        format!("{}lock:{{{name}}}", self.prefix)
+    }
+
+    pub(crate) fn rate_limit(&self, key: &str) -> String {
+        format!("{}ratelimit:{{{key}}}", self.prefix)
+    }
+
+    pub(crate) fn idempotency(&self, key: &str) -> String {
+        format!("{}idem:{{{key}}}", self.prefix)
+    }
+}
+
+/// Pub/sub channel of session revocations (not prefixed: shared by every instance).
+pub(crate) const REVOCATION_CHANNEL: &str = "portal.sessions.revoked";
+/// Patterns of tenant event channels (what other services publish).
+pub(crate) const TENANT_PATTERNS: [&str; 2] = ["tenant.*.messages", "tenant.*.status"];
+/// The outbound message stream (not prefixed: the Outbound service consumes it).
+pub(crate) const OUTBOUND_STREAM: &str = "outbound.message";
+/// Approximate cap of the outbound stream.
+pub(crate) const OUTBOUND_MAXLEN: usize = 100_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portal_domain::model::Period;
+
+    #[test]
+    fn keys_share_the_tenant_hash_tag() {
+        let keys = Keys::new(None);
+        let t = TenantId::new_random();
+        let entry = keys.cache(&CacheKey::Metrics {
+            tenant: t,
+            period: Period::Week,
+        });
+        assert_eq!(entry, format!("metrics:{{{t}}}:week"));
+        assert_eq!(
+            keys.cache_generation(t, CacheKind::Metrics),
+            format!("cache_gen:{{{t}}}:metrics")
+        );
+        let prefixed = Keys::new(Some("p:"));
+        assert_eq!(prefixed.onboarding(t), format!("p:onboarding:{{{t}}}"));
+    }
+}

@@ -1,0 +1,236 @@
+//! `SessionStore`: a HASH per session (`data` = JSON, `lastActivity`) under
+//! `session:{<sha256>}`, and a SET per user (`user_sessions:{<userId>}`) of session hashes.
+//!
+//! The session and the index live in different Cluster slots, so they are written by separate
+//! commands: the index first (a dangling member is pruned on read), then the session.
+
+use crate::{RedisStores, error, millis};
+use async_trait::async_trait;
+use portal_domain::StoreError;
+use portal_domain::model::{Session, SessionKey, UserId};
+use portal_domain::ports::stores::SessionStore;
+use redis::Script;
+use std::sync::LazyLock;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Adds a member and extends the index TTL to at least the session's.
+static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1",
+    )
+});
+
+/// Overwrites an existing session only (a concurrent logout wins).
+static REPLACE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'lastActivity', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1",
+    )
+});
+
+/// Sets `lastActivity` on an existing session; never creates a TTL-less key.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'lastActivity', ARGV[1])
+end
+return 0",
+    )
+});
+
+fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
+    at.format(&Rfc3339)
+        .map_err(|_| StoreError::Corrupt("timestamp not representable".into()))
+}
+
+fn encode(session: &Session) -> Result<String, StoreError> {
+    serde_json::to_string(session).map_err(|_| StoreError::Corrupt("session not encodable".into()))
+}
+
+impl RedisStores {
+    async fn index_add(
+        &self,
+        user: &UserId,
+        key: &SessionKey,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut inv = INDEX_ADD.prepare_invoke();
+        inv.key(self.keys().user_sessions(user))
+            .arg(key.as_str())
+            .arg(millis(ttl));
+        self.eval::<i64>("session index", inv).await.map(drop)
+    }
+
+    /// Reads the user's index and drops the members whose session is gone.
+    async fn live_members(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
+        let index = self.keys().user_sessions(user);
+        let members: Vec<String> = self
+            .query("session index", redis::cmd("SMEMBERS").arg(&index))
+            .await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for m in &members {
+            pipe.cmd("EXISTS")
+                .arg(self.keys().session(&SessionKey::from_hex(m.as_str())));
+        }
+        let exists: Vec<bool> = self.pipe("session index", &pipe).await?;
+        let (live, dead): (Vec<_>, Vec<_>) = members
+            .into_iter()
+            .zip(exists)
+            .partition(|(_, alive)| *alive);
+        if !dead.is_empty() {
+            let mut srem = redis::cmd("SREM");
+            srem.arg(&index);
+            for (m, _) in &dead {
+                srem.arg(m);
+            }
+            self.query::<i64>("session index", &srem).await?;
+        }
+        Ok(live
+            .into_iter()
+            .map(|(m, _)| SessionKey::from_hex(m))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStores {
+    async fn create(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let data = encode(session)?;
+        let activity = rfc3339(session.last_activity)?;
+        self.index_add(&session.user_id, key, ttl).await?;
+        let skey = self.keys().session(key);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(&skey)
+            .ignore()
+            .cmd("HSET")
+            .arg(&skey)
+            .arg("data")
+            .arg(data)
+            .arg("lastActivity")
+            .arg(activity)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&skey)
+            .arg(millis(ttl))
+            .ignore();
+        self.pipe::<()>("session create", &pipe).await
+    }
+
+    async fn get(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        let (data, activity): (Option<String>, Option<String>) = self
+            .query(
+                "session get",
+                redis::cmd("HMGET")
+                    .arg(self.keys().session(key))
+                    .arg("data")
+                    .arg("lastActivity"),
+            )
+            .await?;
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let mut session: Session =
+            serde_json::from_str(&data).map_err(|_| error::corrupt("session"))?;
+        if let Some(at) = activity.and_then(|a| OffsetDateTime::parse(&a, &Rfc3339).ok()) {
+            session.last_activity = at;
+        }
+        Ok(Some(session))
+    }
+
+    async fn replace(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let data = encode(session)?;
+        let activity = rfc3339(session.last_activity)?;
+        let mut inv = REPLACE.prepare_invoke();
+        inv.key(self.keys().session(key))
+            .arg(data)
+            .arg(activity)
+            .arg(millis(ttl));
+        let replaced: i64 = self.eval("session replace", inv).await?;
+        if replaced == 1 {
+            self.index_add(&session.user_id, key, ttl).await?;
+        }
+        Ok(replaced == 1)
+    }
+
+    async fn touch(&self, key: &SessionKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut inv = TOUCH.prepare_invoke();
+        inv.key(self.keys().session(key)).arg(rfc3339(at)?);
+        self.eval::<i64>("session touch", inv).await.map(drop)
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let skey = self.keys().session(key);
+        let data: Option<String> = self
+            .query("session delete", redis::cmd("HGET").arg(&skey).arg("data"))
+            .await?;
+        let user = data
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .and_then(|v| v.get("userId").and_then(|u| u.as_str()).map(str::to_owned));
+        self.query::<i64>("session delete", redis::cmd("DEL").arg(&skey))
+            .await?;
+        if let Some(user) = user {
+            let index = self.keys().user_sessions(user.as_str());
+            self.query::<i64>(
+                "session delete",
+                redis::cmd("SREM").arg(index).arg(key.as_str()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
+        let index = self.keys().user_sessions(user);
+        let members: Vec<String> = self
+            .query("session delete all", redis::cmd("SMEMBERS").arg(&index))
+            .await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for m in &members {
+            pipe.cmd("DEL")
+                .arg(self.keys().session(&SessionKey::from_hex(m.as_str())));
+        }
+        let deleted: Vec<i64> = self.pipe("session delete all", &pipe).await?;
+        let mut srem = redis::cmd("SREM");
+        srem.arg(&index);
+        for m in &members {
+            srem.arg(m);
+        }
+        self.query::<i64>("session delete all", &srem).await?;
+        Ok(members
+            .into_iter()
+            .zip(deleted)
+            .filter(|(_, n)| *n > 0)
+            .map(|(m, _)| SessionKey::from_hex(m))
+            .collect())
+    }
+
+    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
+        Ok(self.live_members(user).await?.len())
+    }
+}
