@@ -1,1 +1,188 @@
-//! placeholder
+//! The contract test suite every store adapter must pass: one suite, two implementations
+//! (`portal-memory` and `portal-redis`).
+//!
+//! Each check is a public async function `checks::<name>(&Stores, &Waiter)` that exercises
+//! one clause of a port's documented contract (see the doc comments in
+//! [`portal_domain::ports::stores`]) and panics with a readable message when the adapter
+//! breaks it. [`store_contract_tests!`] expands to one `#[tokio::test]` per check, so an
+//! adapter crate gets the whole suite with one line.
+//!
+//! Checks use fresh random keys, users and tenants, so several suites may share one Redis
+//! database and run in parallel. TTLs are tiny (100-400 ms) so a real-clock run stays fast.
+//!
+//! # How to run it against an adapter
+//! In the adapter crate, add `portal-contract` and `tokio` (with `macros`, `rt`, `time`) as
+//! dev-dependencies, then write `tests/contract.rs`:
+//!
+//! ```ignore
+//! use portal_contract::{Stores, Waiter};
+//!
+//! async fn stores() -> Stores {
+//!     let pool = connect_to_test_redis().await; // e.g. from REDIS_URL
+//!     Stores {
+//!         sessions: Arc::new(RedisSessionStore::new(pool.clone())),
+//!         // ... one Arc<dyn Port> per store port ...
+//!     }
+//! }
+//!
+//! // Real time: the waiter really sleeps.
+//! portal_contract::store_contract_tests!(stores(), Waiter::sleep());
+//! ```
+//!
+//! The first argument is an expression evaluating to a `Future<Output = Stores>`; it is
+//! awaited once per test, inside the test's runtime (a current-thread `#[tokio::test]`). The
+//! second is the [`Waiter`] the checks use to let time pass. The in-memory adapters run the
+//! suite under a paused tokio clock instead (see `crates/memory/tests/contract.rs`):
+//!
+//! ```ignore
+//! portal_contract::store_contract_tests!(
+//!     async { tokio::time::pause(); to_contract(MemoryStores::new()) },
+//!     Waiter::new(tokio::time::advance),
+//! );
+//! ```
+//!
+//! To skip the Redis suite when no server is reachable, make the factory return early in a
+//! way the test reports clearly (e.g. panic with "REDIS_URL not set"), or gate the file with
+//! `#![cfg(feature = "redis-tests")]`.
+//!
+//! Clauses worth knowing because they are easy to miss with Redis:
+//! - `SessionStore::count_for_user` and `delete_all_for_user` must ignore index entries
+//!   whose session has expired.
+//! - `SessionStore::touch` must keep the remaining TTL (`SET ... KEEPTTL` or a script).
+//! - Events published after `EventBus::subscribe` has **returned** must be delivered: wait
+//!   for the `SUBSCRIBE` confirmation before returning the stream.
+//! - `Lock::release` with another holder's token must not delete (compare-and-delete script).
+//! - `RateLimiter::hit` refused hits are not recorded; `cost = 0` records nothing.
+//!
+//! # Layout
+//! - [`Stores`]: one `Arc<dyn Port>` per store port, the factory's output.
+//! - [`Waiter`]: how checks let time pass (real sleep or paused-clock advance).
+//! - [`checks`]: the checks, one module per port.
+//! - [`fixtures`]: unique keys and ready-made domain values, reusable by adapter tests.
+//!
+//! # Dependencies
+//! The domain, tokio (time), futures, time, uuid. It is a test-support crate: depend on it
+//! from `[dev-dependencies]` only.
+
+pub mod checks;
+pub mod fixtures;
+
+use futures::future::BoxFuture;
+use portal_domain::ports::stores::{
+    Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
+    RateLimiter, SessionStore,
+};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One implementation of every store port: what an adapter crate hands the suite.
+#[derive(Clone)]
+pub struct Stores {
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// OAuth states and WebSocket tickets.
+    pub one_time: Arc<dyn OneTimeStore>,
+    /// Onboarding wizard state.
+    pub onboarding: Arc<dyn OnboardingStore>,
+    /// Caches.
+    pub cache: Arc<dyn Cache>,
+    /// Locks.
+    pub lock: Arc<dyn Lock>,
+    /// Rate limiter.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Event bus.
+    pub event_bus: Arc<dyn EventBus>,
+    /// Outbound queue.
+    pub outbound: Arc<dyn OutboundQueue>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// Lets time pass for expiry checks.
+#[derive(Clone)]
+pub struct Waiter(Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>);
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waiter")
+    }
+}
+
+impl Waiter {
+    /// A waiter running `f` (e.g. `tokio::time::advance` under a paused clock).
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Duration) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self(Arc::new(move |d| Box::pin(f(d))))
+    }
+
+    /// A waiter that sleeps on the tokio clock: real time for a real store.
+    pub fn sleep() -> Self {
+        Self::new(tokio::time::sleep)
+    }
+
+    /// Lets `duration` pass.
+    pub async fn wait(&self, duration: Duration) {
+        (self.0)(duration).await;
+    }
+}
+
+/// Expands to one `#[tokio::test]` per contract check.
+///
+/// `store_contract_tests!(factory, waiter)`: `factory` is an expression evaluating to a
+/// `Future<Output = `[`Stores`]`>` (awaited once per test), `waiter` a [`Waiter`]. The calling
+/// crate needs `tokio` (macros, rt) among its dev-dependencies.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($factory:expr, $waiter:expr $(,)?) => {
+        $crate::store_contract_tests!(@each $factory, $waiter;
+            session_create_then_get_returns_it,
+            session_replace_overwrites_and_refuses_when_gone,
+            session_touch_updates_activity_and_keeps_ttl,
+            session_delete_is_idempotent_and_unindexes,
+            session_delete_all_for_user_removes_only_that_user,
+            session_expires_after_ttl,
+            one_time_take_returns_payload_exactly_once,
+            one_time_racing_takes_exactly_one_wins,
+            one_time_expires_after_ttl,
+            onboarding_first_save_creates_only_if_absent,
+            onboarding_save_is_compare_and_set,
+            onboarding_save_resets_ttl,
+            onboarding_delete_is_idempotent,
+            cache_put_then_get_round_trips,
+            cache_invalidate_makes_entries_stale,
+            cache_entries_expire_after_retain,
+            lock_exactly_one_of_many_concurrent_acquirers,
+            lock_release_requires_the_holders_token,
+            lock_expiry_frees_it,
+            rate_exact_under_concurrency,
+            rate_remaining_cost_and_refusals,
+            rate_window_slides,
+            idempotency_claim_then_finish,
+            idempotency_abandon_frees_the_key,
+            idempotency_racing_claims_exactly_one_wins,
+            idempotency_records_expire,
+            bus_delivers_events_and_revocations_to_every_subscriber,
+            outbound_enqueue_returns_distinct_ids,
+        );
+    };
+    (@each $factory:expr, $waiter:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let stores: $crate::Stores = $factory.await;
+                let waiter: $crate::Waiter = $waiter;
+                $crate::checks::$name(&stores, &waiter).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,215 @@
+use super::{LONG_TTL, PAST_SHORT_TTL, SHORT_TTL};
+use crate::fixtures::{T0, session, session_key, user};
+use crate::{Stores, Waiter};
+use portal_domain::model::TenantId;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// `create` stores the session; `get` returns it; unknown keys read as `None`.
+pub async fn session_create_then_get_returns_it(s: &Stores, _w: &Waiter) {
+    let (key, user) = (session_key(), user());
+    let sess = session(&user, TenantId::new_random());
+    s.sessions
+        .create(&key, &sess, LONG_TTL)
+        .await
+        .expect("create");
+    assert_eq!(s.sessions.get(&key).await.expect("get"), Some(sess));
+    assert_eq!(
+        s.sessions.get(&session_key()).await.expect("get unknown"),
+        None
+    );
+    assert_eq!(s.sessions.count_for_user(&user).await.expect("count"), 1);
+}
+
+/// `replace` overwrites a live session and returns `false` without writing once it is gone.
+pub async fn session_replace_overwrites_and_refuses_when_gone(s: &Stores, _w: &Waiter) {
+    let (key, user) = (session_key(), user());
+    let mut sess = session(&user, TenantId::new_random());
+    s.sessions
+        .create(&key, &sess, LONG_TTL)
+        .await
+        .expect("create");
+
+    sess.name = "Renamed".to_owned();
+    sess.onboarding_only = true;
+    assert!(
+        s.sessions
+            .replace(&key, &sess, LONG_TTL)
+            .await
+            .expect("replace")
+    );
+    assert_eq!(s.sessions.get(&key).await.expect("get"), Some(sess.clone()));
+    assert_eq!(
+        s.sessions.count_for_user(&user).await.expect("count"),
+        1,
+        "still indexed"
+    );
+
+    s.sessions.delete(&key).await.expect("delete");
+    assert!(
+        !s.sessions
+            .replace(&key, &sess, LONG_TTL)
+            .await
+            .expect("replace gone"),
+        "replace of a deleted session must report false"
+    );
+    assert_eq!(
+        s.sessions.get(&key).await.expect("get"),
+        None,
+        "replace must not recreate"
+    );
+    assert!(
+        !s.sessions
+            .replace(&session_key(), &sess, LONG_TTL)
+            .await
+            .expect("replace unknown")
+    );
+}
+
+/// `touch` sets `last_activity` only and leaves the TTL running; a no-op on missing keys.
+pub async fn session_touch_updates_activity_and_keeps_ttl(s: &Stores, w: &Waiter) {
+    let (key, user) = (session_key(), user());
+    let sess = session(&user, TenantId::new_random());
+    s.sessions
+        .create(&key, &sess, Duration::from_millis(300))
+        .await
+        .expect("create");
+
+    w.wait(Duration::from_millis(150)).await;
+    let at = T0 + time::Duration::minutes(5);
+    s.sessions.touch(&key, at).await.expect("touch");
+    let touched = s
+        .sessions
+        .get(&key)
+        .await
+        .expect("get")
+        .expect("still live");
+    assert_eq!(touched.last_activity, at);
+    assert_eq!(
+        touched,
+        portal_domain::model::Session {
+            last_activity: at,
+            ..sess
+        }
+    );
+
+    w.wait(Duration::from_millis(200)).await;
+    assert_eq!(
+        s.sessions.get(&key).await.expect("get"),
+        None,
+        "touch must not extend the TTL"
+    );
+
+    let missing = session_key();
+    s.sessions.touch(&missing, at).await.expect("touch missing");
+    assert_eq!(
+        s.sessions.get(&missing).await.expect("get"),
+        None,
+        "touch must not create"
+    );
+}
+
+/// `delete` removes the session and its index entry, and is idempotent.
+pub async fn session_delete_is_idempotent_and_unindexes(s: &Stores, _w: &Waiter) {
+    let user = user();
+    let tenant = TenantId::new_random();
+    let (a, b) = (session_key(), session_key());
+    s.sessions
+        .create(&a, &session(&user, tenant), LONG_TTL)
+        .await
+        .expect("create a");
+    s.sessions
+        .create(&b, &session(&user, tenant), LONG_TTL)
+        .await
+        .expect("create b");
+    assert_eq!(s.sessions.count_for_user(&user).await.expect("count"), 2);
+
+    s.sessions.delete(&a).await.expect("delete");
+    s.sessions.delete(&a).await.expect("delete again");
+    s.sessions
+        .delete(&session_key())
+        .await
+        .expect("delete unknown");
+    assert_eq!(s.sessions.get(&a).await.expect("get"), None);
+    assert!(s.sessions.get(&b).await.expect("get").is_some());
+    assert_eq!(s.sessions.count_for_user(&user).await.expect("count"), 1);
+}
+
+/// `delete_all_for_user` removes every session of that user (returning their keys) and no other.
+pub async fn session_delete_all_for_user_removes_only_that_user(s: &Stores, _w: &Waiter) {
+    let (alice, bob) = (user(), user());
+    let tenant = TenantId::new_random();
+    let alice_keys: HashSet<_> = (0..3).map(|_| session_key()).collect();
+    for key in &alice_keys {
+        s.sessions
+            .create(key, &session(&alice, tenant), LONG_TTL)
+            .await
+            .expect("create");
+    }
+    let bob_key = session_key();
+    s.sessions
+        .create(&bob_key, &session(&bob, tenant), LONG_TTL)
+        .await
+        .expect("create");
+
+    let removed: HashSet<_> = s
+        .sessions
+        .delete_all_for_user(&alice)
+        .await
+        .expect("delete all")
+        .into_iter()
+        .collect();
+    assert_eq!(removed, alice_keys);
+    for key in &alice_keys {
+        assert_eq!(s.sessions.get(key).await.expect("get"), None);
+    }
+    assert_eq!(s.sessions.count_for_user(&alice).await.expect("count"), 0);
+    assert!(s.sessions.get(&bob_key).await.expect("get").is_some());
+    assert_eq!(s.sessions.count_for_user(&bob).await.expect("count"), 1);
+    assert!(
+        s.sessions
+            .delete_all_for_user(&alice)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+}
+
+/// A session is gone after its TTL: `get` is `None`, it no longer counts, `replace` refuses.
+pub async fn session_expires_after_ttl(s: &Stores, w: &Waiter) {
+    let user = user();
+    let tenant = TenantId::new_random();
+    let (short, long) = (session_key(), session_key());
+    s.sessions
+        .create(&short, &session(&user, tenant), SHORT_TTL)
+        .await
+        .expect("create");
+    s.sessions
+        .create(&long, &session(&user, tenant), LONG_TTL)
+        .await
+        .expect("create");
+    assert_eq!(s.sessions.count_for_user(&user).await.expect("count"), 2);
+
+    w.wait(PAST_SHORT_TTL).await;
+    assert_eq!(s.sessions.get(&short).await.expect("get"), None);
+    assert!(s.sessions.get(&long).await.expect("get").is_some());
+    assert_eq!(
+        s.sessions.count_for_user(&user).await.expect("count"),
+        1,
+        "expired sessions must not count"
+    );
+    assert!(
+        !s.sessions
+            .replace(&short, &session(&user, tenant), LONG_TTL)
+            .await
+            .expect("replace"),
+        "replace of an expired session must report false"
+    );
+    let removed = s
+        .sessions
+        .delete_all_for_user(&user)
+        .await
+        .expect("delete all");
+    assert!(removed.contains(&long), "the live session is reported");
+    assert_eq!(s.sessions.get(&long).await.expect("get"), None);
+}
