@@ -207,6 +207,17 @@ impl Reply {
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, CallError> {
         serde_json::from_slice(&self.body).map_err(|e| CallError::malformed(what, &e))
     }
+
+    /// Decodes a body that may be wrapped as `{"data": {...}}` or bare: when the top level is
+    /// an object whose `data` member is an object, that member is decoded.
+    pub fn json_data<T: DeserializeOwned>(&self, what: &str) -> Result<T, CallError> {
+        let mut value: serde_json::Value = self.json(what)?;
+        let inner = match value.get_mut("data") {
+            Some(data) if data.is_object() => data.take(),
+            _ => value,
+        };
+        serde_json::from_value(inner).map_err(|e| CallError::malformed(what, &e))
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 //! - [`error`]: [`CallError`] and [`ErrorBody`].
 //! - [`retry`]: [`RetryPolicy`] and the backoff computation.
 //! - [`downstream`]: [`Downstream`], the retry / breaker / telemetry loop.
+//! - `testing` (feature `testing`): a ready-made `Downstream` for adapter tests.
 //!
 //! # Dependencies
 //! `portal-domain` (breaker, telemetry port, failure type), reqwest + rustls (ring provider),
@@ -39,6 +40,8 @@ pub mod downstream;
 pub mod error;
 mod propagation;
 pub mod retry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use call::{Call, Reply};
 pub use downstream::{Downstream, join_url};
