@@ -193,8 +193,8 @@ pub struct CacheAsideConfig {
     pub fresh_for: Duration,
     /// How long the store keeps a value: the stale fallback during an outage.
     pub retain_for: Duration,
-    /// Expiry of the fetch lock, so a crashed holder cannot block the key for long. Longer
-    /// than a whole fetch (deadline × attempts plus backoffs).
+    /// Expiry of the fetch lock, so a crashed holder cannot block the key for long. Raised
+    /// if needed to outlast a whole fetch (deadline × attempts plus backoffs).
     pub lock_ttl: Duration,
     /// Deadline of one call to the source.
     pub fetch_timeout: Duration,
@@ -535,8 +535,22 @@ where
         }
     }
 
+    /// The lock's expiry: the configured one, but never shorter than a whole fetch (every
+    /// attempt's deadline and backoff) plus a second, so it cannot expire under its holder.
+    fn lock_ttl(&self) -> Duration {
+        let r = self.config.retry;
+        let attempts = r.attempts.max(1);
+        let budget = self
+            .config
+            .fetch_timeout
+            .saturating_mul(attempts)
+            .saturating_add(r.max_delay.saturating_mul(attempts - 1))
+            .saturating_add(Duration::from_secs(1));
+        self.config.lock_ttl.max(budget)
+    }
+
     async fn try_lock(&self, name: &str) -> LockAttempt {
-        match self.lock.try_acquire(name, self.config.lock_ttl).await {
+        match self.lock.try_acquire(name, self.lock_ttl()).await {
             Ok(Some(token)) => LockAttempt::Held(token),
             Ok(None) => LockAttempt::Busy,
             Err(e) => {
