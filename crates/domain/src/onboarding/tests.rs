@@ -639,6 +639,20 @@ async fn step1_reuses_the_tenant_the_user_already_has_at_the_tenant_service() {
     assert_eq!(h.reload(&second).session.tenant_id, Some(t));
 }
 
+#[tokio::test]
+async fn step1_after_a_logout_elsewhere_keeps_the_tenant_for_the_next_login() {
+    let h = harness();
+    let s = h.session("new-user", Role::Admin, None);
+    h.sessions.map.lock().unwrap().remove(&s.key);
+
+    let err = h.ob.step1(&s, org()).await.unwrap_err();
+
+    assert!(matches!(err, OnboardingError::SignedOut));
+    let again = h.session("new-user", Role::Admin, None);
+    h.ob.step1(&again, org()).await.unwrap();
+    assert_eq!(h.tenants.creates.load(Ordering::SeqCst), 1);
+}
+
 // ---- ordering ---------------------------------------------------------------------------
 
 #[tokio::test]

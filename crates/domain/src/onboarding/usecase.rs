@@ -90,6 +90,10 @@ pub enum OnboardingError {
     /// The request names a tenant that is not the session's (`TENANT_MISMATCH`, 403).
     #[error("tenant does not match the session")]
     TenantIsolation,
+    /// The login session ended (logout elsewhere) before it could be bound to the tenant
+    /// (`SESSION_EXPIRED`, 401: sign in again; the wizard state is kept).
+    #[error("login session ended")]
+    SignedOut,
     /// The session may not onboard (`FORBIDDEN`, 403).
     #[error(transparent)]
     Forbidden(#[from] AccessDenied),
@@ -97,7 +101,7 @@ pub enum OnboardingError {
     /// logs only.
     #[error("{service} unavailable: {reason}")]
     Unavailable {
-        /// `tenantService`, `genesys`, `whatsapp`, `session`.
+        /// `tenantService`, `genesys`, `whatsapp`.
         service: &'static str,
         /// Internal reason (never a credential).
         reason: String,
@@ -116,22 +120,24 @@ impl From<StepOutOfOrder> for OnboardingError {
 impl From<SessionError> for OnboardingError {
     fn from(e: SessionError) -> Self {
         match e {
-            SessionError::Expired => OnboardingError::Unavailable {
-                service: "session",
-                reason: "the login session ended before it could be bound".into(),
-            },
+            SessionError::Expired => OnboardingError::SignedOut,
             SessionError::Store(s) => OnboardingError::Store(s),
         }
     }
 }
 
-fn tenant_failure(e: TenantServiceError) -> OnboardingError {
-    match e {
-        TenantServiceError::NotFound => OnboardingError::NotFound,
-        other => OnboardingError::Unavailable {
-            service: "tenantService",
-            reason: other.to_string(),
-        },
+/// Maps a Tenant Service error. `echo_reason` is false when the request carried secrets: a
+/// refusal message could quote the request, so it is not kept.
+fn tenant_failure(e: TenantServiceError, echo_reason: bool) -> OnboardingError {
+    let reason = match e {
+        TenantServiceError::NotFound => return OnboardingError::NotFound,
+        TenantServiceError::Rejected(msg) if echo_reason => format!("rejected: {msg}"),
+        TenantServiceError::Rejected(_) => "rejected the request".to_owned(),
+        TenantServiceError::Failure(f) => f.to_string(),
+    };
+    OnboardingError::Unavailable {
+        service: "tenantService",
+        reason,
     }
 }
 
@@ -237,7 +243,7 @@ impl Onboarding {
                 .tenants
                 .by_user(user)
                 .await
-                .map_err(tenant_failure)?
+                .map_err(|e| tenant_failure(e, true))?
                 .map(|t| t.id),
         };
         let tenant = match existing {
@@ -252,7 +258,7 @@ impl Onboarding {
                     .tenants
                     .update(id, &update)
                     .await
-                    .map_err(tenant_failure)?
+                    .map_err(|e| tenant_failure(e, true))?
             }
             None => {
                 let new = NewTenant {
@@ -266,7 +272,7 @@ impl Onboarding {
                     .tenants
                     .create(&new)
                     .await
-                    .map_err(tenant_failure)?;
+                    .map_err(|e| tenant_failure(e, true))?;
                 tracing::info!(tenant_id = %created.id, user_id = %user, "preliminary tenant created");
                 created
             }
@@ -560,7 +566,7 @@ impl Onboarding {
                 .tenants
                 .update(tenant, &update)
                 .await
-                .map_err(tenant_failure)?;
+                .map_err(|e| tenant_failure(e, false))?;
             drop(update);
             tracing::info!(tenant_id = %tenant, status = "active", "tenant configuration persisted");
             let now = self.ports.clock.now();
