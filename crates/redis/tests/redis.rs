@@ -1,0 +1,343 @@
+//! Redis-specific behaviour the shared contract cannot see: real TTLs, what is stored in
+//! plain text, races on one server, pub/sub across connections and outages.
+
+use futures::StreamExt;
+use portal_contract::fixtures;
+use portal_domain::StoreError;
+use portal_domain::model::{BusEvent, Period, SessionId, TenantId};
+use portal_domain::ports::stores::{
+    Cache, CacheKey, EventBus, Lock, OnboardingStore, OneTimePurpose, OneTimeStore, OutboundQueue,
+    RateLimiter, RatePolicy, SaveOutcome, SessionStore,
+};
+use portal_domain::ports::system::HealthProbe;
+use portal_domain::secret::SecretString;
+use portal_redis::{RedisServer, RedisSettings, RedisStores};
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn stores(server: &RedisServer) -> RedisStores {
+    let mut settings = RedisSettings::new(SecretString::from(server.url()));
+    settings.connect_timeout = Duration::from_millis(500);
+    settings.command_timeout = Duration::from_millis(500);
+    RedisStores::connect(settings).expect("valid settings")
+}
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .expect("valid url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection")
+}
+
+async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .expect("PTTL")
+}
+
+fn within(ms: i64, expected: Duration) -> bool {
+    let expected = i64::try_from(expected.as_millis()).expect("small duration");
+    ms <= expected && ms > expected - 5_000
+}
+
+#[tokio::test]
+async fn ttls_are_real_redis_ttls_and_touch_keeps_the_session_ttl() {
+    let server = RedisServer::start().await;
+    let store = stores(&server);
+    let mut conn = raw(&server).await;
+    let tenant = TenantId::new_random();
+
+    // Session: 24 h, kept by touch.
+    let key = fixtures::session_key();
+    let session = fixtures::session(&fixtures::user(), tenant);
+    store.create(&key, &session, DAY).await.unwrap();
+    let skey = format!("session:{{{}}}", key.as_str());
+    assert!(within(pttl(&mut conn, &skey).await, DAY));
+    let later = fixtures::T0 + time::Duration::minutes(5);
+    store.touch(&key, later).await.unwrap();
+    assert!(within(pttl(&mut conn, &skey).await, DAY));
+    assert_eq!(
+        SessionStore::get(&store, &key)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_activity,
+        later
+    );
+
+    // Touch on a missing session creates nothing.
+    let missing = fixtures::session_key();
+    store.touch(&missing, later).await.unwrap();
+    let exists: bool = conn
+        .exists(format!("session:{{{}}}", missing.as_str()))
+        .await
+        .unwrap();
+    assert!(!exists);
+
+    // Onboarding: 1 h from the last save.
+    let state = fixtures::onboarding_state(tenant, "Acme Ltd");
+    assert_eq!(
+        store.save(tenant, &state, None, HOUR).await.unwrap(),
+        SaveOutcome::Saved(1)
+    );
+    assert!(within(
+        pttl(&mut conn, &format!("onboarding:{{{tenant}}}")).await,
+        HOUR
+    ));
+
+    // Cache entries: kept for `retain`; generation counters never expire.
+    let ck = CacheKey::Metrics {
+        tenant,
+        period: Period::Today,
+    };
+    let retain = Duration::from_secs(3 * 600);
+    Cache::put(&store, &ck, &fixtures::cache_entry("{}", 0), retain)
+        .await
+        .unwrap();
+    assert!(within(
+        pttl(&mut conn, &format!("metrics:{{{tenant}}}:today")).await,
+        retain
+    ));
+    store.invalidate(tenant, ck.kind()).await.unwrap();
+    assert_eq!(
+        pttl(&mut conn, &format!("cache_gen:{{{tenant}}}:metrics")).await,
+        -1
+    );
+    assert_eq!(Cache::get(&store, &ck).await.unwrap().generation, 1);
+}
+
+#[tokio::test]
+async fn nothing_secret_is_stored_in_plain_text() {
+    let server = RedisServer::start().await;
+    let store = stores(&server);
+    let mut conn = raw(&server).await;
+    let tenant = TenantId::new_random();
+    let id = SessionId::from_random([42u8; 32]);
+    let ticket = "ticket-secret-value";
+    let digest = portal_domain::crypto::sha256_hex(ticket.as_bytes());
+
+    store
+        .create(
+            &id.key(),
+            &fixtures::session(&fixtures::user(), tenant),
+            DAY,
+        )
+        .await
+        .unwrap();
+    OneTimeStore::put(
+        &store,
+        OneTimePurpose::WsTicket,
+        &digest,
+        "{\"session\":\"k\"}",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+
+    let keys: Vec<String> = conn.keys("*").await.unwrap();
+    assert!(keys.contains(&format!("session:{{{}}}", id.key().as_str())));
+    let mut dump = String::new();
+    for key in &keys {
+        dump.push_str(key);
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let value: Vec<String> = match kind.as_str() {
+            "string" => vec![conn.get(key).await.unwrap()],
+            "hash" => conn.hvals(key).await.unwrap(),
+            "set" => conn.smembers(key).await.unwrap(),
+            other => panic!("unexpected type {other}"),
+        };
+        dump.push_str(&value.join(" "));
+    }
+    assert!(
+        !dump.contains(id.expose()),
+        "session ID stored in plain text"
+    );
+    assert!(!dump.contains(ticket), "ticket stored in plain text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_racing_acquirers_get_exactly_one_lock() {
+    let server = RedisServer::start().await;
+    let store = Arc::new(stores(&server));
+    let name = fixtures::unique("lock");
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let store = store.clone();
+            let name = name.clone();
+            tokio::spawn(async move { store.try_acquire(&name, Duration::from_secs(30)).await })
+        })
+        .collect();
+    let mut holders = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().is_some() {
+            holders += 1;
+        }
+    }
+    assert_eq!(holders, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_racing_hits_against_limit_100_allow_exactly_100() {
+    let server = RedisServer::start().await;
+    let store = Arc::new(stores(&server));
+    let key = fixtures::unique("rate");
+    let policy = RatePolicy {
+        limit: 100,
+        window: Duration::from_secs(60),
+    };
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let store = store.clone();
+            let key = key.clone();
+            tokio::spawn(async move { store.hit(&key, policy, 1).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 100);
+    let mut conn = raw(&server).await;
+    let recorded: i64 = conn.zcard(format!("ratelimit:{{{key}}}")).await.unwrap();
+    assert_eq!(recorded, 100, "refused hits are not recorded");
+    let refused = store.hit(&key, policy, 1).await.unwrap();
+    assert!(!refused.allowed);
+    assert!(refused.reset_after > Duration::from_secs(50));
+}
+
+async fn next_event(stream: &mut futures::stream::BoxStream<'static, BusEvent>) -> BusEvent {
+    tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("event within 5 s")
+        .expect("stream open")
+}
+
+#[tokio::test]
+async fn subscriber_receives_other_publishers_and_resubscribes_after_restart() {
+    let mut server = RedisServer::start().await;
+    let store = stores(&server);
+    let tenant = TenantId::new_random();
+    let mut events = store.subscribe().await.unwrap();
+
+    // Another service publishes with a plain client.
+    let event = fixtures::status_event(tenant);
+    let mut conn = raw(&server).await;
+    let _: i64 = conn
+        .publish(event.channel(), event.payload().to_string())
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut events).await, BusEvent::Tenant(event));
+    let key = fixtures::session_key();
+    let _: i64 = conn
+        .publish("portal.sessions.revoked", key.as_str())
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut events).await, BusEvent::SessionRevoked(key));
+
+    // Restart: the subscription comes back by itself.
+    server.restart().await;
+    let event = fixtures::message_event(tenant);
+    let publisher = stores(&server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no event after restart");
+        publisher.publish(&event).await.unwrap();
+        if let Ok(Some(got)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await
+        {
+            assert_eq!(got, BusEvent::Tenant(event));
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn outage_fails_closed_then_recovers_with_data_and_health_follows() {
+    let mut server = RedisServer::start().await;
+    let store = stores(&server);
+    let health = store.health(portal_redis::health::DEFAULT_INTERVAL);
+    let tenant = TenantId::new_random();
+    let state = fixtures::onboarding_state(tenant, "Before Outage");
+    store.save(tenant, &state, None, HOUR).await.unwrap();
+    wait_until(|| health.is_healthy(), "healthy at start").await;
+
+    server.stop().await;
+    wait_until(|| !health.is_healthy(), "outage noticed").await;
+    let started = Instant::now();
+    assert!(matches!(
+        store.load(tenant).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.try_acquire("outage", Duration::from_secs(1)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store
+            .enqueue(&fixtures::outbound_message(tenant, "hi"))
+            .await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "failures are prompt"
+    );
+    assert!(!health.check().await.ok);
+
+    server.restart().await;
+    wait_until(|| health.is_healthy(), "recovery noticed").await;
+    let loaded = store
+        .load(tenant)
+        .await
+        .unwrap()
+        .expect("state survived the restart");
+    assert_eq!(loaded.version, 1);
+    assert_eq!(loaded.value, state);
+    let status = health.check().await;
+    assert!(status.ok);
+    assert_eq!(health.name(), "redis");
+    assert!(health.required_for_readiness());
+}
+
+/// Polls `cond` for up to 2 s (the health monitor's promise).
+async fn wait_until(cond: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within 2 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn outbound_messages_land_in_the_stream_with_a_payload_field() {
+    let server = RedisServer::start().await;
+    let store = stores(&server);
+    let message = fixtures::outbound_message(TenantId::new_random(), "hello");
+    let id = store.enqueue(&message).await.unwrap();
+    let mut conn = raw(&server).await;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("outbound.message")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, id);
+    assert_eq!(entries[0].1[0].0, "payload");
+    let decoded: portal_domain::model::OutboundMessage =
+        serde_json::from_str(&entries[0].1[0].1).unwrap();
+    assert_eq!(decoded, message);
+}
