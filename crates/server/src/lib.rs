@@ -1,1 +1,21 @@
-//! placeholder
+//! The agent-portal service binary's library: configuration, logging and wiring, kept out of
+//! `main` so black-box tests start the real application on port 0 (`Application::build`).
+//!
+//! # Layout
+//! - [`configuration`]: [`Settings`](configuration::Settings) (defaults < `PORTAL_CONFIG` file
+//!   < environment, spec §16.2 names), validated with garde.
+//! - [`telemetry`]: JSON logging.
+//! - [`startup`]: [`Application`](startup::Application): binds, wires adapters into
+//!   `portal_api::AppState`, serves.
+//!
+//! # Dependencies
+//! Everything: this crate is where adapters meet. Today only the embedded default is wired
+//! (in-memory stores, simulated downstreams); Redis and HTTP adapters plug in at the marked
+//! place in [`startup`].
+
+pub mod configuration;
+pub mod startup;
+pub mod telemetry;
+
+pub use configuration::Settings;
+pub use startup::{Application, Overrides};

@@ -1,0 +1,228 @@
+//! Wiring: settings → adapters → use cases → HTTP server.
+
+use crate::configuration::Settings;
+use actix_web::cookie::Key;
+use actix_web::dev::Server;
+use actix_web::web;
+use anyhow::Context;
+use portal_api::{AppState, WebSettings};
+use portal_domain::auth::{AuthPorts, AuthSettings, Authenticator};
+use portal_domain::ports::system::{
+    Clock, HealthProbe, HealthStatus, Random, RandomExt, SystemClock,
+};
+use portal_domain::secret::ExposeSecret;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// Client ID the simulated Genesys login accepts in the embedded default.
+pub const SANDBOX_CLIENT_ID: &str = "agent-portal-sandbox";
+/// Where the simulated Genesys login is mounted in the embedded default.
+pub const SANDBOX_LOGIN_PATH: &str = "/_sandbox/genesys";
+
+/// What tests (and later issues) may substitute when building the application.
+#[derive(Clone, Default)]
+pub struct Overrides {
+    /// The clock (default: the system clock). Tests advance time past a session's expiry.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Extra routes (test-only endpoints).
+    pub routes: Vec<portal_api::state::RouteRegistrar>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("clock", &self.clock.is_some())
+            .field("routes", &self.routes.len())
+            .finish()
+    }
+}
+
+/// The running application: bound, not yet serving until [`Application::run_until_stopped`].
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The in-memory stores always answer.
+struct MemoryProbe;
+
+#[async_trait::async_trait]
+impl HealthProbe for MemoryProbe {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+    fn required_for_readiness(&self) -> bool {
+        true
+    }
+    async fn check(&self) -> HealthStatus {
+        HealthStatus {
+            ok: true,
+            latency: Duration::ZERO,
+            detail: None,
+        }
+    }
+}
+
+impl Application {
+    /// Builds the application from settings.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Overrides::default()).await
+    }
+
+    /// Builds with substitutes (tests).
+    pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
+        // Adapters that later issues add. Refuse rather than silently ignore them.
+        let mut unsupported = Vec::new();
+        if settings.wants_redis() {
+            unsupported.push("REDIS_URL/REDIS_HOST (the Redis store is not wired yet)");
+        }
+        if settings.auth_service_url.is_some()
+            || settings.tenant_service_url.is_some()
+            || settings.state_manager_url.is_some()
+        {
+            unsupported.push(
+                "AUTH_SERVICE_URL/TENANT_SERVICE_URL/STATE_MANAGER_URL (HTTP downstreams are not wired yet)",
+            );
+        }
+        if !unsupported.is_empty() {
+            anyhow::bail!("unsupported configuration: {}", unsupported.join("; "));
+        }
+
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("cannot bind {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+        let embedded = true;
+
+        let clock: Arc<dyn Clock> = overrides
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
+        let random: Arc<dyn Random> = Arc::new(portal_crypto::SystemRandom::new());
+
+        // Secrets: configured, or generated for this process (embedded default).
+        let cipher = match &settings.encryption_key {
+            Some(key) => {
+                portal_crypto::AesGcmCipher::from_hex_keys(("k1", key.expose_secret()), &[])
+                    .map_err(|e| anyhow::anyhow!("ENCRYPTION_KEY: {e}"))?
+            }
+            None => portal_crypto::AesGcmCipher::ephemeral(random.as_ref()),
+        };
+        let cookie_secret = match &settings.cookie_secret {
+            Some(s) => s.expose_secret().to_owned(),
+            None => random.hex_token::<32>().expose_secret().to_owned(),
+        };
+        if cookie_secret.len() < 32 {
+            anyhow::bail!("COOKIE_SECRET: must be at least 32 characters");
+        }
+        let cookie_key = Key::derive_from(cookie_secret.as_bytes());
+
+        let base_url = match &settings.base_url {
+            Some(b) => b.trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{port}", settings.host),
+        };
+        let redirect_uri = settings
+            .genesys_redirect_uri
+            .clone()
+            .unwrap_or_else(|| format!("{base_url}/api/v1/auth/callback"));
+        let client_id = settings
+            .genesys_client_id
+            .clone()
+            .unwrap_or_else(|| SANDBOX_CLIENT_ID.to_owned());
+        let login_base = match (&settings.genesys_login_base_url, embedded) {
+            (Some(b), _) => b.trim_end_matches('/').to_owned(),
+            (None, true) => format!("{base_url}{SANDBOX_LOGIN_PATH}"),
+            (None, false) => settings.region().login_base_url(),
+        };
+        let authorize_url = Url::parse(&format!("{login_base}/oauth/authorize"))
+            .context("GENESYS_LOGIN_BASE_URL")?;
+        let frontend_url = Url::parse(&settings.frontend_url).context("FRONTEND_URL")?;
+
+        // Embedded default: in-memory stores and simulated downstreams.
+        let stores = portal_memory::MemoryStores::new();
+        let platform = portal_sandbox::Platform::demo(clock.clone());
+        let mut auth_settings = AuthSettings::new(authorize_url, client_id.clone(), redirect_uri);
+        auth_settings.session_ttl = Duration::from_secs(settings.session_ttl_secs);
+        let authenticator = Authenticator::new(
+            auth_settings,
+            AuthPorts {
+                sessions: stores.sessions.clone(),
+                one_time: stores.one_time.clone(),
+                auth_service: platform.auth_service(),
+                tenants: platform.tenant_service(),
+                bus: stores.event_bus.clone(),
+                cipher: Arc::new(cipher),
+                random: random.clone(),
+                clock: clock.clone(),
+            },
+            cookie_secret.as_bytes(),
+        );
+
+        let mut web_settings = WebSettings::new(frontend_url, cookie_key);
+        web_settings.secure_cookies = settings.cookie_secure.unwrap_or(!embedded);
+        web_settings.cookie_domain = settings.cookie_domain.clone();
+        web_settings.trusted_proxies = settings.proxies();
+        web_settings.body_limit = settings.body_limit_bytes;
+        web_settings.workers = settings.workers;
+
+        let sim_auth = platform.auth();
+        let mut builder = AppState::builder(
+            Arc::new(authenticator),
+            stores.rate_limiter.clone(),
+            web_settings,
+        )
+        .limits(settings.rate_limits())
+        .probe(Arc::new(MemoryProbe))
+        .routes(move |cfg| {
+            let auth = sim_auth.clone();
+            let client_id = client_id.clone();
+            cfg.service(
+                web::scope(SANDBOX_LOGIN_PATH)
+                    .configure(move |c| portal_sandbox::genesys_login(c, auth, client_id)),
+            );
+        });
+        for r in overrides.routes {
+            builder = builder.routes(move |cfg| r(cfg));
+        }
+        let state = builder.build();
+
+        if embedded {
+            tracing::warn!(
+                address = %format!("{}:{port}", settings.host),
+                "EMBEDDED DEFAULT: in-memory stores, simulated Genesys/Auth/Tenant/State Manager, \
+                 ephemeral secrets, non-Secure cookies. NOT FOR PRODUCTION."
+            );
+        }
+        let server = portal_api::serve(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The application state (tests inspect the authenticator).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
