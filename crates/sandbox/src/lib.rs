@@ -1,1 +1,53 @@
-//! placeholder
+//! Simulated downstreams for the embedded default (decisions §3): the Auth Service, Tenant
+//! Service, State Manager, Genesys Cloud and Meta WhatsApp Cloud API, an outbound delivery
+//! worker, and the simulated Genesys login page, all over one in-memory demo data set.
+//!
+//! Start with [`Platform::demo`], then take each port from it:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use portal_domain::ports::system::SystemClock;
+//! let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
+//! let state_manager = platform.state_manager(); // Arc<dyn StateManager>
+//! let login_codes = platform.auth();            // Arc<SimAuthService>, for the login page
+//! # let _ = (state_manager, login_codes);
+//! ```
+//!
+//! # Layout
+//! - [`demo`]: the demo tenants, users, conversations and messages (the only place demo data
+//!   is written); fixed tenant and user IDs as constants.
+//! - [`platform`]: the shared [`SimState`] (one `std` mutex, one clock) and [`Platform`].
+//! - [`auth`]: [`SimAuthService`] (codes, PKCE, tokens, profiles).
+//! - [`tenant`]: the simulated Tenant Service, [`SimTenantService`].
+//! - [`state_manager`]: [`SimStateManager`], with metrics computed from the messages.
+//! - [`credentials`]: [`SimGenesys`], [`SimWhatsApp`] and the credential rules they share with
+//!   the Tenant Service (`invalid…` secrets are refused).
+//! - [`delivery`]: [`SimDelivery`], the outbound queue that "delivers" widget sends.
+//! - [`http`]: [`genesys_login`], the login page as an actix-web route.
+//!
+//! The simulators' logic knows nothing of HTTP; only [`http`] uses actix-web, so serving any
+//! simulator over HTTP later is a thin layer over the same types.
+//!
+//! # Dependencies
+//! `portal-domain` (ports and model), tokio (timers for delivery), ring (randomness), actix-web
+//! (only in [`http`]). Never a real network call.
+
+pub mod auth;
+pub mod credentials;
+pub mod delivery;
+pub mod demo;
+pub mod http;
+pub mod platform;
+pub mod state_manager;
+pub mod tenant;
+
+#[cfg(test)]
+mod test_support;
+
+pub use auth::{IssueCodeError, SimAuthService};
+pub use credentials::{SimGenesys, SimWhatsApp};
+pub use delivery::SimDelivery;
+pub use http::genesys_login;
+pub use platform::{Platform, SimState, TenantRecord};
+pub use state_manager::SimStateManager;
+pub use tenant::SimTenantService;
