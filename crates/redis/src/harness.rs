@@ -128,6 +128,13 @@ impl RedisServer {
 
     fn kill_now(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A frozen server must be able to die.
+            drop(
+                Command::new("kill")
+                    .arg("-CONT")
+                    .arg(child.id().to_string())
+                    .status(),
+            );
             drop(child.kill());
             drop(child.wait());
         }
@@ -168,6 +175,30 @@ impl RedisServer {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.spawn().await;
+    }
+
+    /// Hangs the server (SIGSTOP): connections stay open but nothing answers, like a stuck or
+    /// partitioned Redis. Undo with [`thaw`](Self::thaw).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = self.child.as_ref() {
+            let status = Command::new("kill")
+                .arg(sig)
+                .arg(child.id().to_string())
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "test harness: kill {sig} failed"
+            );
+        }
     }
 
     /// Whether the process is running.

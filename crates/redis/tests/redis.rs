@@ -341,3 +341,64 @@ async fn outbound_messages_land_in_the_stream_with_a_payload_field() {
         serde_json::from_str(&entries[0].1[0].1).unwrap();
     assert_eq!(decoded, message);
 }
+
+#[tokio::test]
+async fn a_hung_server_times_out_commands_and_turns_health_red() {
+    let server = RedisServer::start().await;
+    let store = stores(&server);
+    let health = store.health(portal_redis::health::DEFAULT_INTERVAL);
+    let key = fixtures::session_key();
+    wait_until(|| health.is_healthy(), "healthy at start").await;
+
+    server.freeze();
+    let started = Instant::now();
+    let result = SessionStore::get(&store, &key).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "deadline honoured"
+    );
+    wait_until(|| !health.is_healthy(), "hang noticed").await;
+
+    server.thaw();
+    wait_until(|| health.is_healthy(), "recovery noticed").await;
+    assert_eq!(SessionStore::get(&store, &key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_lagging_subscriber_loses_the_oldest_events_but_keeps_receiving() {
+    let server = RedisServer::start().await;
+    let store = stores(&server);
+    let tenant = TenantId::new_random();
+    let mut events = store.subscribe().await.unwrap();
+    let mut conn = raw(&server).await;
+    let mut attentive = store.subscribe().await.unwrap();
+
+    // Far more than the buffer, never read meanwhile.
+    let published: Vec<_> = (0..6000).map(|_| fixtures::status_event(tenant)).collect();
+    let mut pipe = redis::pipe();
+    for e in &published {
+        pipe.publish(e.channel(), e.payload().to_string()).ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    let last = published.last().unwrap().clone();
+
+    // A second, attentive subscriber tells when every event has gone through the instance.
+    while next_event(&mut attentive).await != BusEvent::Tenant(last.clone()) {}
+
+    let first = next_event(&mut events).await;
+    assert_ne!(
+        first,
+        BusEvent::Tenant(published[0].clone()),
+        "oldest dropped"
+    );
+    // The stream still delivers up to the newest event.
+    loop {
+        if next_event(&mut events).await == BusEvent::Tenant(last.clone()) {
+            break;
+        }
+    }
+}
