@@ -76,10 +76,11 @@ impl SimAuthService {
             redirect_uri: redirect_uri.to_owned(),
             expires_at: self.state.now() + CODE_TTL,
         };
-        self.state
-            .lock()
-            .codes
-            .insert(sha256_hex(code.as_bytes()), issued);
+        let now = self.state.now();
+        let mut inner = self.state.lock();
+        // Abandoned logins must not grow the map forever.
+        inner.codes.retain(|_, c| c.expires_at > now);
+        inner.codes.insert(sha256_hex(code.as_bytes()), issued);
         Ok(SecretString::from(code))
     }
 
@@ -87,7 +88,9 @@ impl SimAuthService {
         let access = random_token("sim_at_").ok_or_else(unavailable)?;
         let refresh = random_token("sim_rt_").ok_or_else(unavailable)?;
         let expires_at = self.state.now() + ACCESS_TOKEN_TTL;
+        let now = self.state.now();
         let mut inner = self.state.lock();
+        inner.access.retain(|_, g| g.expires_at > now);
         inner.access.insert(
             sha256_hex(access.as_bytes()),
             AccessGrant {

@@ -267,6 +267,8 @@ mod tests {
             let range =
                 DateRange::new(today_date - Duration::days(40), today_date, today_date).unwrap();
             assert_eq!(sm.metrics_range(tenant, range).await.unwrap(), month);
+            let just_today = DateRange::new(today_date, today_date, today_date).unwrap();
+            assert_eq!(sm.metrics_range(tenant, just_today).await.unwrap(), today);
         }
     }
 

@@ -50,7 +50,8 @@ impl TenantService for SimTenantService {
             ..TenantRecord::default()
         };
         let mut inner = self.state.lock();
-        // The creator now belongs to the new tenant (a later `by_user` returns it).
+        // The creator now belongs to the new tenant (a later `by_user` returns it). A user who
+        // already had a tenant is moved to the new one: the simulation never refuses a retry.
         inner.user_tenant.insert(new.created_by.clone(), tenant.id);
         inner.tenants.insert(tenant.id, (tenant.clone(), record));
         Ok(tenant)
