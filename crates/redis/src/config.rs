@@ -10,6 +10,8 @@ use std::time::Duration;
 /// How to reach Redis.
 pub struct RedisSettings {
     /// `redis://` or `rediss://` (TLS) URL. Secret because it may carry the password.
+    /// `rediss://` uses rustls with the process-wide crypto provider: install ring's at
+    /// start-up (`rustls::crypto::ring::default_provider().install_default()`).
     pub url: SecretString,
     /// Maximum pooled connections per instance (pub/sub uses one more, dedicated).
     pub pool_size: usize,

@@ -11,13 +11,16 @@
 //! `metrics:{<tenant>}:week`, ...), so multi-key reads such as the cache's entry + generation
 //! `MGET` stay in one slot.
 //!
+//! Needs Redis 6.2 or later (`GETDEL`, `TIME` inside scripts). Key
+//! names are Cluster-ready; the pool itself is a single-endpoint (or Sentinel-fronted) pool.
+//!
 //! # Layout
 //! - [`config`]: [`RedisSettings`] and [`url_from_parts`] (the `REDIS_HOST`/... variables).
 //! - `keys`: key and channel names.
 //! - `session`, `onboarding`, `cache`, `coordination` (one-time tokens, lock, rate limiter,
 //!   idempotency), `bus` (pub/sub and the outbound stream): the port implementations.
 //! - [`health`]: [`RedisHealth`], a background PING monitor and `HealthProbe`.
-//! - `harness` (feature `test-harness`): [`RedisServer`], a throw-away `redis-server`.
+//! - `harness` (feature `test-harness`): `RedisServer`, a throw-away `redis-server`.
 //!
 //! # Dependencies
 //! The domain crate, deadpool-redis/redis, tokio, serde. No HTTP, no other adapter.
@@ -55,11 +58,14 @@ pub struct RedisStores {
 }
 
 struct Inner {
+    /// Multiplexed connections for every command except pub/sub.
     pool: Pool,
     /// Opens the dedicated pub/sub connection, which is not pooled.
     client: redis::Client,
     keys: Keys,
+    /// Bounds waiting for a pooled connection (and opening the pub/sub one).
     connect_timeout: Duration,
+    /// With `connect_timeout`, the deadline of one operation, pool wait included.
     command_timeout: Duration,
     /// The instance's single pub/sub subscription, shared by every `subscribe` caller.
     bus: tokio::sync::Mutex<Option<bus::Subscription>>,
