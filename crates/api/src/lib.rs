@@ -60,9 +60,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
     for registrar in &state.0.extra_routes {
         registrar(cfg);
     }
-    cfg.default_service(web::to(|| async {
-        Err::<actix_web::HttpResponse, _>(ApiError::not_found())
-    }));
+    cfg.default_service(web::to(fallback));
+}
+
+/// Unknown path → 404 `NOT_FOUND`; known path, wrong method → 405 `METHOD_NOT_ALLOWED`.
+async fn fallback(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        Err(ApiError::method_not_allowed())
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 /// The application for one worker.

@@ -135,12 +135,13 @@ pub async fn edge(
         return Ok(req.into_response(res));
     }
 
-    let http_req = req.request().clone();
-    let result = next.call(req).instrument(span.clone()).await;
-    let res = match result {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => ServiceResponse::new(http_req, e.error_response()),
-    };
+    // Handlers and extractors turn their errors into responses inside; an `Err` here could
+    // only come from an inner middleware (there is none) and is left to actix.
+    let res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
     let _entered = span.enter();
 
     // Finish error bodies: add the correlation ID, or replace actix's bare error responses.
