@@ -55,7 +55,7 @@ pub struct Settings {
     #[garde(inner(url))]
     pub state_manager_url: Option<String>,
 
-    /// `REDIS_URL` (not wired yet: in-memory stores are used).
+    /// `REDIS_URL`: every store on Redis (unset, with no `REDIS_HOST`: in-memory stores).
     #[garde(skip)]
     pub redis_url: Option<SecretString>,
     /// `REDIS_HOST`.
@@ -70,6 +70,18 @@ pub struct Settings {
     /// `REDIS_DB`.
     #[garde(skip)]
     pub redis_db: Option<u32>,
+    /// `REDIS_TLS`: `rediss://` when the URL is built from `REDIS_HOST`.
+    #[garde(skip)]
+    pub redis_tls: bool,
+    /// `REDIS_POOL_SIZE`: pooled connections per instance (16).
+    #[garde(range(min = 1, max = 1024))]
+    pub redis_pool_size: usize,
+    /// `REDIS_CONNECT_TIMEOUT_MS`: deadline to connect or get a pooled connection (2000).
+    #[garde(range(min = 10, max = 60_000))]
+    pub redis_connect_timeout_ms: u64,
+    /// `REDIS_COMMAND_TIMEOUT_MS`: deadline of one command (1000).
+    #[garde(range(min = 10, max = 60_000))]
+    pub redis_command_timeout_ms: u64,
 
     /// `ENCRYPTION_KEY`: 64 hex characters (AES-256). Generated when absent (embedded default).
     #[garde(custom(hex_key_rule))]
@@ -140,6 +152,10 @@ impl Default for Settings {
             redis_port: None,
             redis_password: None,
             redis_db: None,
+            redis_tls: false,
+            redis_pool_size: 16,
+            redis_connect_timeout_ms: 2000,
+            redis_command_timeout_ms: 1000,
             encryption_key: None,
             cookie_secret: None,
             cookie_domain: None,

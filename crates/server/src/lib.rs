@@ -7,6 +7,8 @@
 //! - [`telemetry`]: JSON logging.
 //! - [`startup`]: [`Application`](startup::Application): binds, wires adapters into
 //!   `portal_api::AppState`, serves.
+//! - [`stores`]: [`Stores`](stores::Stores): the store ports on memory or Redis, and the
+//!   degraded-mode rate limiter.
 //!
 //! # Dependencies
 //! Everything: this crate is where adapters meet. Today only the embedded default is wired
@@ -15,6 +17,7 @@
 
 pub mod configuration;
 pub mod startup;
+pub mod stores;
 pub mod telemetry;
 
 pub use configuration::Settings;

@@ -7,9 +7,7 @@ use actix_web::web;
 use anyhow::Context;
 use portal_api::{AppState, WebSettings};
 use portal_domain::auth::{AuthPorts, AuthSettings, Authenticator};
-use portal_domain::ports::system::{
-    Clock, HealthProbe, HealthStatus, Random, RandomExt, SystemClock,
-};
+use portal_domain::ports::system::{Clock, Random, RandomExt, SystemClock};
 use portal_domain::secret::ExposeSecret;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -54,26 +52,6 @@ impl std::fmt::Debug for Application {
     }
 }
 
-/// The in-memory stores always answer.
-struct MemoryProbe;
-
-#[async_trait::async_trait]
-impl HealthProbe for MemoryProbe {
-    fn name(&self) -> &'static str {
-        "store"
-    }
-    fn required_for_readiness(&self) -> bool {
-        true
-    }
-    async fn check(&self) -> HealthStatus {
-        HealthStatus {
-            ok: true,
-            latency: Duration::ZERO,
-            detail: None,
-        }
-    }
-}
-
 impl Application {
     /// Builds the application from settings.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -84,9 +62,6 @@ impl Application {
     pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
         // Adapters that later issues add. Refuse rather than silently ignore them.
         let mut unsupported = Vec::new();
-        if settings.wants_redis() {
-            unsupported.push("REDIS_URL/REDIS_HOST (the Redis store is not wired yet)");
-        }
         if settings.auth_service_url.is_some()
             || settings.tenant_service_url.is_some()
             || settings.state_manager_url.is_some()
@@ -148,8 +123,10 @@ impl Application {
             .context("GENESYS_LOGIN_BASE_URL")?;
         let frontend_url = Url::parse(&settings.frontend_url).context("FRONTEND_URL")?;
 
-        // Embedded default: in-memory stores and simulated downstreams.
-        let stores = portal_memory::MemoryStores::new();
+        // Stores: Redis when configured (crate::stores), in memory otherwise. Downstreams are
+        // simulated. With Redis and simulated downstreams, the outbound queue to wire is
+        // `platform.delivery(stores.event_bus.clone())`, not `stores.outbound`.
+        let stores = crate::stores::Stores::from_settings(&settings)?;
         let platform = portal_sandbox::Platform::demo(clock.clone());
         let mut auth_settings = AuthSettings::new(authorize_url, client_id.clone(), redirect_uri);
         auth_settings.session_ttl = Duration::from_secs(settings.session_ttl_secs);
@@ -182,7 +159,7 @@ impl Application {
             web_settings,
         )
         .limits(settings.rate_limits())
-        .probe(Arc::new(MemoryProbe))
+        .probe(stores.probe.clone())
         .routes(move |cfg| {
             let auth = sim_auth.clone();
             let client_id = client_id.clone();
@@ -199,7 +176,8 @@ impl Application {
         if embedded {
             tracing::warn!(
                 address = %format!("{}:{port}", settings.host),
-                "EMBEDDED DEFAULT: in-memory stores, simulated Genesys/Auth/Tenant/State Manager, \
+                stores = if stores.is_redis() { "redis" } else { "in-memory" },
+                "EMBEDDED DEFAULT: simulated Genesys/Auth/Tenant/State Manager, \
                  ephemeral secrets, non-Secure cookies. NOT FOR PRODUCTION."
             );
         }

@@ -1,0 +1,297 @@
+//! Which store adapters back the ports: the in-memory ones (embedded default) or Redis
+//! (`REDIS_URL`, or `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`/`REDIS_DB`/`REDIS_TLS`).
+//!
+//! [`Stores`] has the same field names as `portal_memory::MemoryStores`, so the wiring in
+//! [`crate::startup`] reads the same either way.
+//!
+//! With Redis:
+//! - every port comes from one `portal_redis::RedisStores` (one pool per instance);
+//! - the `redis` health probe is registered (`/health` shows it, `/readyz` depends on it);
+//! - the rate limiter is a [`FallbackRateLimiter`]: Redis while it is healthy, an in-process
+//!   limiter while it is not (degraded mode, spec 003), so sign-in stays rate-limited
+//!   per instance during an outage;
+//! - session, onboarding and cache operations are not masked: a Redis failure becomes
+//!   `StoreError::Unavailable`, which the API maps to 503 `SERVICE_UNAVAILABLE`, so
+//!   session-protected routes fail closed. Each command runs under the connect + command
+//!   deadline (`REDIS_CONNECT_TIMEOUT_MS` + `REDIS_COMMAND_TIMEOUT_MS`), so no request hangs.
+//!
+//! Outbound queue: `outbound` is the Redis Stream `outbound.message`. While the downstreams
+//! are simulated (sandbox), the wiring must use `portal_sandbox::Platform::delivery(event_bus)`
+//! instead, so widget sends are still "delivered" and their status events are published on
+//! the (Redis) event bus, reaching every instance. `outbound` stays available for real mode.
+
+use crate::configuration::Settings;
+use async_trait::async_trait;
+use portal_domain::StoreError;
+use portal_domain::ports::stores::{
+    Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
+    RateDecision, RateLimiter, RatePolicy, SessionStore,
+};
+use portal_domain::ports::system::{HealthProbe, HealthStatus};
+use portal_redis::{RedisHealth, RedisSettings, RedisStores};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the Redis health monitor pings: an outage (or recovery) is noticed within about
+/// twice this, well inside the 2 s the spec allows.
+pub const REDIS_PING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One adapter per store port, plus the probe saying whether they answer.
+#[derive(Clone)]
+pub struct Stores {
+    /// Sessions and the per-user index.
+    pub sessions: Arc<dyn SessionStore>,
+    /// OAuth states and WebSocket tickets.
+    pub one_time: Arc<dyn OneTimeStore>,
+    /// Onboarding wizard state.
+    pub onboarding: Arc<dyn OnboardingStore>,
+    /// Metrics and conversation caches.
+    pub cache: Arc<dyn Cache>,
+    /// Locks (cache fill single flight across instances).
+    pub lock: Arc<dyn Lock>,
+    /// Rate limits (with Redis: falls back to an in-process limiter while Redis is down).
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Idempotency records of widget sends.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The event bus (with Redis: Pub/Sub, shared by every instance).
+    pub event_bus: Arc<dyn EventBus>,
+    /// The real outbound queue (memory, or the Redis Stream). Sandbox downstreams use
+    /// `Platform::delivery(event_bus)` instead (see the module docs).
+    pub outbound: Arc<dyn OutboundQueue>,
+    /// The store's health probe (`store` for memory, `redis` for Redis).
+    pub probe: Arc<dyn HealthProbe>,
+    /// Redis liveness, when Redis is used.
+    pub redis_health: Option<RedisHealth>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("redis_health", &self.redis_health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// The in-memory stores (embedded default).
+    pub fn memory() -> Self {
+        let m = portal_memory::MemoryStores::new();
+        Self {
+            sessions: m.sessions,
+            one_time: m.one_time,
+            onboarding: m.onboarding,
+            cache: m.cache,
+            lock: m.lock,
+            rate_limiter: m.rate_limiter,
+            idempotency: m.idempotency,
+            event_bus: m.event_bus,
+            outbound: m.outbound,
+            probe: Arc::new(MemoryProbe),
+            redis_health: None,
+        }
+    }
+
+    /// Every port on Redis. Needs a Tokio runtime (the health monitor is a task). Does not
+    /// wait for Redis: connections open lazily, and until the first ping answers the service
+    /// is "degraded" (fails closed, limits in process).
+    pub fn redis(settings: RedisSettings) -> Result<Self, StoreError> {
+        let redis = RedisStores::connect(settings)?;
+        let health = redis.health(REDIS_PING_INTERVAL);
+        let shared = Arc::new(redis);
+        Ok(Self {
+            sessions: shared.clone(),
+            one_time: shared.clone(),
+            onboarding: shared.clone(),
+            cache: shared.clone(),
+            lock: shared.clone(),
+            rate_limiter: Arc::new(FallbackRateLimiter::new(shared.clone(), health.clone())),
+            idempotency: shared.clone(),
+            event_bus: shared.clone(),
+            outbound: shared,
+            probe: Arc::new(health.clone()),
+            redis_health: Some(health),
+        })
+    }
+
+    /// Redis when the settings name it, memory otherwise.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        match redis_settings(settings) {
+            Some(redis) => {
+                Self::redis(redis).map_err(|e| anyhow::anyhow!("REDIS_URL/REDIS_HOST: {e}"))
+            }
+            None => Ok(Self::memory()),
+        }
+    }
+
+    /// Whether the ports are on Redis.
+    pub fn is_redis(&self) -> bool {
+        self.redis_health.is_some()
+    }
+}
+
+/// The Redis connection settings, when any Redis variable is set. `REDIS_URL` wins over the
+/// parts.
+pub fn redis_settings(settings: &Settings) -> Option<RedisSettings> {
+    let url = match (&settings.redis_url, &settings.redis_host) {
+        (Some(url), _) => url.clone(),
+        (None, Some(host)) => portal_redis::url_from_parts(
+            host,
+            settings.redis_port.unwrap_or(6379),
+            settings.redis_password.as_ref(),
+            settings.redis_db.unwrap_or(0),
+            settings.redis_tls,
+        ),
+        (None, None) => return None,
+    };
+    let mut redis = RedisSettings::new(url);
+    redis.pool_size = settings.redis_pool_size;
+    redis.connect_timeout = Duration::from_millis(settings.redis_connect_timeout_ms);
+    redis.command_timeout = Duration::from_millis(settings.redis_command_timeout_ms);
+    Some(redis)
+}
+
+/// The in-memory stores always answer.
+struct MemoryProbe;
+
+#[async_trait]
+impl HealthProbe for MemoryProbe {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+    fn required_for_readiness(&self) -> bool {
+        true
+    }
+    async fn check(&self) -> HealthStatus {
+        HealthStatus {
+            ok: true,
+            latency: Duration::ZERO,
+            detail: None,
+        }
+    }
+}
+
+/// Degraded-mode rate limiting: the shared limiter while its store is healthy, an
+/// in-process limiter while it is not or when a call fails.
+///
+/// The fallback counts per instance only (each instance allows up to the limit during an
+/// outage) and starts empty; that is the spec's trade-off: keep limiting without Redis, and
+/// never refuse everything because Redis is down.
+pub struct FallbackRateLimiter {
+    primary: Arc<dyn RateLimiter>,
+    fallback: portal_memory::MemoryRateLimiter,
+    /// Whether `primary` is worth asking (skips a doomed round trip during an outage).
+    healthy: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl FallbackRateLimiter {
+    /// Redis's limiter, falling back while `health` says Redis is down.
+    pub fn new(primary: Arc<dyn RateLimiter>, health: RedisHealth) -> Self {
+        Self::with_check(primary, move || health.is_healthy())
+    }
+
+    /// Any limiter, with any health check (tests).
+    pub fn with_check(
+        primary: Arc<dyn RateLimiter>,
+        healthy: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            primary,
+            fallback: portal_memory::MemoryRateLimiter::new(),
+            healthy: Arc::new(healthy),
+        }
+    }
+}
+
+impl std::fmt::Debug for FallbackRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FallbackRateLimiter")
+            .field("healthy", &(self.healthy)())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for FallbackRateLimiter {
+    async fn hit(
+        &self,
+        key: &str,
+        policy: RatePolicy,
+        cost: u32,
+    ) -> Result<RateDecision, StoreError> {
+        if (self.healthy)() {
+            match self.primary.hit(key, policy, cost).await {
+                Ok(decision) => return Ok(decision),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared rate limiter failed; limiting in process");
+                }
+            }
+        }
+        self.fallback.hit(key, policy, cost).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn policy(limit: u32) -> RatePolicy {
+        RatePolicy {
+            limit,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    /// A primary that refuses everything (so its answers are recognisable) or fails.
+    struct Primary {
+        fail: AtomicBool,
+    }
+
+    #[async_trait]
+    impl RateLimiter for Primary {
+        async fn hit(&self, _: &str, _: RatePolicy, _: u32) -> Result<RateDecision, StoreError> {
+            if self.fail.load(Ordering::SeqCst) {
+                Err(StoreError::Unavailable("down".into()))
+            } else {
+                Ok(RateDecision {
+                    allowed: false,
+                    limit: 1,
+                    remaining: 0,
+                    reset_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn healthy_primary_decides() {
+        let primary = Arc::new(Primary {
+            fail: AtomicBool::new(false),
+        });
+        let limiter = FallbackRateLimiter::with_check(primary, || true);
+        assert!(!limiter.hit("k", policy(5), 1).await.unwrap().allowed);
+    }
+
+    #[tokio::test]
+    async fn unhealthy_primary_is_skipped_and_the_local_limit_still_holds() {
+        let primary = Arc::new(Primary {
+            fail: AtomicBool::new(false),
+        });
+        let limiter = FallbackRateLimiter::with_check(primary, || false);
+        for _ in 0..3 {
+            assert!(limiter.hit("k", policy(3), 1).await.unwrap().allowed);
+        }
+        assert!(!limiter.hit("k", policy(3), 1).await.unwrap().allowed);
+    }
+
+    #[tokio::test]
+    async fn a_failing_primary_falls_back_instead_of_erroring() {
+        let primary = Arc::new(Primary {
+            fail: AtomicBool::new(true),
+        });
+        let limiter = FallbackRateLimiter::with_check(primary, || true);
+        let first = limiter.hit("k", policy(1), 1).await.unwrap();
+        assert!(first.allowed);
+        assert!(!limiter.hit("k", policy(1), 1).await.unwrap().allowed);
+    }
+}
