@@ -24,6 +24,8 @@
 //!   the Tenant Service (`invalid…` secrets are refused).
 //! - [`delivery`]: [`SimDelivery`], the outbound queue that "delivers" widget sends.
 //! - [`http`]: [`genesys_login`], the login page as an actix-web route.
+//! - [`serve`]: the HTTP sandbox of the whole platform ([`serve()`]), with fault injection;
+//!   the `portal-sandbox` binary runs it.
 //!
 //! The simulators' logic knows nothing of HTTP; only [`http`] uses actix-web, so serving any
 //! simulator over HTTP later is a thin layer over the same types.
@@ -38,6 +40,7 @@ pub mod delivery;
 pub mod demo;
 pub mod http;
 pub mod platform;
+pub mod serve;
 pub mod state_manager;
 pub mod tenant;
 
@@ -49,5 +52,6 @@ pub use credentials::{SimGenesys, SimWhatsApp};
 pub use delivery::SimDelivery;
 pub use http::genesys_login;
 pub use platform::{Platform, SimState, TenantRecord};
+pub use serve::{Fault, Faults, Options, Route, Sandbox, serve};
 pub use state_manager::SimStateManager;
 pub use tenant::SimTenantService;

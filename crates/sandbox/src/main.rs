@@ -1,4 +1,41 @@
-//! Placeholder for the HTTP sandbox of the whole platform (a later task serves the simulators
-//! of `portal_sandbox` over HTTP here).
+//! `portal-sandbox`: the whole platform's downstreams (Auth Service, Tenant Service, State
+//! Manager, Genesys login and API, Meta Graph) over HTTP with the demo data, for running the
+//! service with every real HTTP adapter.
+//!
+//! Settings (environment): `SANDBOX_HOST` (default `127.0.0.1`), `SANDBOX_PORT` (default
+//! `9090`), `SANDBOX_CLIENT_ID` (the Genesys client the login page accepts, default
+//! `agent-portal-sandbox`), `SANDBOX_FAULTS` (JSON array of faults, as `PUT /_admin/faults`
+//! takes), `LOG_LEVEL`.
 
-fn main() {}
+use anyhow::Context;
+use portal_domain::ports::system::SystemClock;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+
+    let host = std::env::var("SANDBOX_HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let port: u16 = match std::env::var("SANDBOX_PORT") {
+        Ok(p) => p.parse().context("SANDBOX_PORT must be a port number")?,
+        Err(_) => 9090,
+    };
+    let mut options = portal_sandbox::Options::default();
+    if let Ok(id) = std::env::var("SANDBOX_CLIENT_ID") {
+        options.client_id = id;
+    }
+    if let Ok(text) = std::env::var("SANDBOX_FAULTS") {
+        options.faults =
+            portal_sandbox::serve::faults_from_json(&text).context("SANDBOX_FAULTS")?;
+    }
+    let listener = std::net::TcpListener::bind((host.as_str(), port))
+        .with_context(|| format!("cannot bind {host}:{port}"))?;
+    let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
+    let sandbox = portal_sandbox::serve(listener, platform, options)?;
+    tracing::info!(address = %format!("{host}:{port}"), "portal-sandbox listening");
+    sandbox.server.await?;
+    Ok(())
+}
