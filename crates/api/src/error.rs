@@ -140,12 +140,14 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     details: Option<serde_json::Value>,
-    /// Logged with the response; never serialised.
-    cause: Option<String>,
+    /// Logged with the response; never serialised. (`Box<str>`: keeps `ApiError` small.)
+    cause: Option<Box<str>>,
     /// For 429: the `Retry-After`.
     retry_after: Option<Duration>,
     /// Cookies to set with the error (e.g. removal of a dead session cookie).
     cookies: Vec<Cookie<'static>>,
+    /// A status other than the code's usual one (the wizard's `SESSION_EXPIRED` is a 400).
+    status: Option<StatusCode>,
 }
 
 impl fmt::Debug for ApiError {
@@ -173,7 +175,15 @@ impl ApiError {
             cause: None,
             retry_after: None,
             cookies: Vec::new(),
+            status: None,
         }
+    }
+
+    /// Overrides the code's usual status (spec §6.3: an expired wizard is 400
+    /// `SESSION_EXPIRED`, unlike an expired login session's 401).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// Adds public details.
@@ -184,7 +194,7 @@ impl ApiError {
 
     /// Adds a private cause (logged, never sent).
     pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
-        self.cause = Some(cause.to_string());
+        self.cause = Some(cause.to_string().into_boxed_str());
         self
     }
 
@@ -289,7 +299,7 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        self.status.unwrap_or_else(|| self.code.status())
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -57,6 +57,12 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
         .service(health::health)
         .service(health::livez)
         .service(health::readyz)
+        .service(crate::routes::onboarding::step1)
+        .service(crate::routes::onboarding::step2)
+        .service(crate::routes::onboarding::step3)
+        .service(crate::routes::onboarding::validate)
+        .service(crate::routes::onboarding::complete)
+        .service(crate::routes::onboarding::status)
         .service(openapi_json);
 }
 

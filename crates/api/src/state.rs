@@ -136,6 +136,8 @@ pub(crate) struct Inner {
     pub(crate) extra_routes: Vec<RouteRegistrar>,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi_json: std::sync::OnceLock<String>,
+    /// The onboarding wizard and `BASE_URL` (issue 3); `None`: its routes answer 503.
+    pub(crate) onboarding: Option<crate::routes::onboarding::OnboardingWiring>,
 }
 
 /// Everything handlers need; cheap to clone (one `Arc`).
@@ -170,6 +172,7 @@ impl AppState {
                 started: Instant::now(),
                 extra_routes: Vec::new(),
                 openapi_json: std::sync::OnceLock::new(),
+                onboarding: None,
             },
         }
     }
@@ -237,6 +240,20 @@ impl AppStateBuilder {
         registrar: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
     ) -> Self {
         self.inner.extra_routes.push(Arc::new(registrar));
+        self
+    }
+
+    /// Wires the onboarding wizard; `base_url` is this service's public URL (`BASE_URL`),
+    /// from which the webhook URLs are built.
+    pub fn onboarding(
+        mut self,
+        usecase: Arc<portal_domain::onboarding::Onboarding>,
+        base_url: Url,
+    ) -> Self {
+        self.inner.onboarding = Some(crate::routes::onboarding::OnboardingWiring {
+            usecase,
+            base_url,
+        });
         self
     }
 
