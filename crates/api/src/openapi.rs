@@ -57,6 +57,8 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
         .service(health::health)
         .service(health::livez)
         .service(health::readyz)
+        .service(crate::routes::widget::send)
+        .service(crate::routes::ws::portal)
         .service(crate::routes::onboarding::step1)
         .service(crate::routes::onboarding::step2)
         .service(crate::routes::onboarding::step3)

@@ -131,6 +131,10 @@ pub(crate) struct Inner {
     pub(crate) web: WebSettings,
     /// For `/health`'s `uptime`.
     pub(crate) started: Instant,
+    /// Widget send (`/api/v1/widget/send`, socket `send_message`); `None`: 503.
+    pub(crate) widget: Option<Arc<portal_domain::widget::Widget>>,
+    /// The instance's WebSocket hub and socket settings; `None`: the upgrade answers 503.
+    pub(crate) realtime: Option<crate::routes::ws::RealtimeWiring>,
     /// Extension point: routes of use cases added by later issues (onboarding, dashboard,
     /// history, widget, WebSocket) or by tests.
     pub(crate) extra_routes: Vec<RouteRegistrar>,
@@ -170,6 +174,8 @@ impl AppState {
                 probes: Vec::new(),
                 web,
                 started: Instant::now(),
+                widget: None,
+                realtime: None,
                 extra_routes: Vec::new(),
                 openapi_json: std::sync::OnceLock::new(),
                 onboarding: None,
@@ -195,6 +201,16 @@ impl AppState {
     /// The rate limiter.
     pub fn limiter(&self) -> &Arc<dyn RateLimiter> {
         &self.0.limiter
+    }
+
+    /// The widget-send use case, when wired.
+    pub fn widget(&self) -> Option<&portal_domain::widget::Widget> {
+        self.0.widget.as_deref()
+    }
+
+    /// The WebSocket hub and settings, when wired.
+    pub fn realtime(&self) -> Option<&crate::routes::ws::RealtimeWiring> {
+        self.0.realtime.as_ref()
     }
 
     /// Telemetry.
@@ -230,6 +246,22 @@ impl AppStateBuilder {
     /// Adds a health probe.
     pub fn probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
         self.inner.probes.push(probe);
+        self
+    }
+
+    /// Sets the widget-send use case.
+    pub fn widget(mut self, widget: Arc<portal_domain::widget::Widget>) -> Self {
+        self.inner.widget = Some(widget);
+        self
+    }
+
+    /// Sets the instance's WebSocket hub (fed by the bus subscription) and socket settings.
+    pub fn realtime(
+        mut self,
+        hub: Arc<portal_domain::realtime::Hub>,
+        settings: crate::routes::ws::RealtimeSettings,
+    ) -> Self {
+        self.inner.realtime = Some(crate::routes::ws::RealtimeWiring { hub, settings });
         self
     }
 

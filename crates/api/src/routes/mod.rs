@@ -2,4 +2,6 @@
 
 pub mod auth;
 pub mod health;
+pub mod widget;
+pub mod ws;
 pub mod onboarding;

@@ -1,0 +1,226 @@
+//! `POST /api/v1/widget/send` (spec §9.2, decisions §6): the agent widget's send. The same
+//! validation and error mapping serve the WebSocket's `send_message` ([`super::ws`]).
+
+use crate::error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
+use crate::extract::Authenticated;
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use portal_domain::auth::Capability;
+use portal_domain::model::ConversationId;
+use portal_domain::widget::{IdempotencyKey, MediaUrl, MessageText, SendError, SendRequest};
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+/// Body of `POST /api/v1/widget/send`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SendBody {
+    /// The conversation (UUID).
+    pub conversation_id: Option<String>,
+    /// The message, 1-4096 characters.
+    pub text: Option<String>,
+    /// Optional attachment; absolute `https` URL.
+    pub media_url: Option<String>,
+}
+
+/// Response of `POST /api/v1/widget/send` (spec §9.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendResponse {
+    /// Always true.
+    pub success: bool,
+    /// ID of the queued message (the same for a retried `Idempotency-Key`).
+    pub message_id: String,
+    /// Always `queued`.
+    pub status: String,
+    /// When it was queued (RFC 3339).
+    pub queued_at: String,
+}
+
+/// Validates a send's fields; every problem is reported at once.
+pub(crate) fn validate(
+    conversation_id: Option<&str>,
+    text: Option<&str>,
+    media_url: Option<&str>,
+    idempotency_key: Option<(&str, &str)>,
+) -> Result<SendRequest, Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, message: &str| {
+        problems.push(FieldProblem {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        });
+    };
+    let conversation = match conversation_id {
+        None => {
+            problem("conversationId", "conversationId is required");
+            None
+        }
+        Some(raw) => match raw.parse::<ConversationId>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                problem("conversationId", "conversationId must be a UUID");
+                None
+            }
+        },
+    };
+    let text = match text {
+        None => {
+            problem("text", "text is required");
+            None
+        }
+        Some(t) => MessageText::parse(t).map_err(|m| problem("text", m)).ok(),
+    };
+    let media_url = match media_url {
+        None => None,
+        Some(raw) => match MediaUrl::parse(raw) {
+            Ok(u) => Some(u),
+            Err(m) => {
+                problem("mediaUrl", m);
+                None
+            }
+        },
+    };
+    let idempotency_key = match idempotency_key {
+        None => None,
+        Some((field, raw)) => match IdempotencyKey::parse(raw) {
+            Ok(k) => Some(k),
+            Err(m) => {
+                problem(field, m);
+                None
+            }
+        },
+    };
+    match (conversation, text) {
+        (Some(conversation_id), Some(text)) if problems.is_empty() => Ok(SendRequest {
+            conversation_id,
+            text,
+            media_url,
+            idempotency_key,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// The code and public message of a refused send: 404, 403 `TENANT_MISMATCH`, 409 (closed
+/// or in progress), 503.
+pub(crate) fn refusal(e: &SendError) -> (ErrorCode, &'static str) {
+    match e {
+        SendError::NotFound => (ErrorCode::NotFound, "Conversation not found"),
+        SendError::TenantMismatch => (
+            ErrorCode::TenantMismatch,
+            "Conversation belongs to another tenant",
+        ),
+        SendError::ConversationClosed => (ErrorCode::Conflict, "Conversation is not active"),
+        SendError::InProgress => (
+            ErrorCode::Conflict,
+            "A send with this idempotency key is in progress",
+        ),
+        SendError::Unavailable(_) => (
+            ErrorCode::ServiceUnavailable,
+            "Service temporarily unavailable; nothing was sent",
+        ),
+    }
+}
+
+/// [`refusal`] as an [`ApiError`] (a dependency failure keeps its cause for the log).
+pub(crate) fn send_error(e: SendError) -> ApiError {
+    let (code, message) = refusal(&e);
+    match e {
+        SendError::Unavailable(cause) => ApiError::new(code, message).with_cause(cause),
+        _ => ApiError::new(code, message),
+    }
+}
+
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Sends a message from the agent widget.
+#[utoipa::path(
+    tag = "widget",
+    security(("session" = []), ("csrf" = [])),
+    request_body = SendBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-128 visible ASCII characters; a retry with the same key returns the first result")),
+    responses(
+        (status = 200, body = SendResponse),
+        (status = 400, description = "VALIDATION_FAILED", body = ErrorBody),
+        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN (viewer), TENANT_MISMATCH or CSRF_FAILED", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 409, description = "CONFLICT: conversation closed, or the key is in progress", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: nothing was sent", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/widget/send")]
+pub async fn send(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<SendBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = auth
+        .require(Capability::SendMessages)?
+        .ok_or_else(|| ApiError::internal("send capability without a tenant"))?;
+    let widget = state
+        .widget()
+        .ok_or_else(|| ApiError::unavailable("widget use case not wired"))?;
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::validation("Idempotency-Key", "must be visible ASCII characters")
+        })?),
+    };
+    let request = validate(
+        body.conversation_id.as_deref(),
+        body.text.as_deref(),
+        body.media_url.as_deref(),
+        key.map(|k| ("Idempotency-Key", k)),
+    )
+    .map_err(ApiError::validation_list)?;
+    let receipt = widget
+        .send(tenant, &auth.current.session.user_id, request)
+        .await
+        .map_err(send_error)?;
+    Ok(HttpResponse::Ok().json(SendResponse {
+        success: true,
+        message_id: receipt.message_id.as_str().to_owned(),
+        status: receipt.status,
+        queued_at: rfc3339(receipt.queued_at),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = validate(
+            Some("not-a-uuid"),
+            Some(""),
+            Some("http://x.example/a.png"),
+            Some(("Idempotency-Key", "has space")),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["conversationId", "text", "mediaUrl", "Idempotency-Key"]
+        );
+    }
+
+    #[test]
+    fn a_valid_send_passes() {
+        let id = uuid::Uuid::new_v4().to_string();
+        let r = validate(
+            Some(&id),
+            Some("Hello"),
+            Some("https://x.example/a.png"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.text.as_str(), "Hello");
+        assert!(r.idempotency_key.is_none());
+    }
+}
