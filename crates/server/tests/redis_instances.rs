@@ -1,0 +1,263 @@
+//! Several application instances on one Redis (issue 6 "many instances" and degraded mode):
+//! sessions and logout are shared, the sign-in rate limit is shared, and a Redis outage fails
+//! closed with 503 and recovers by itself without restarting the application.
+//!
+//! Each test starts its own `redis-server` (portal-redis's harness) and real instances on
+//! port 0, all with the same `COOKIE_SECRET` and `ENCRYPTION_KEY` (as a deployment would).
+
+use portal_domain::secret::SecretString;
+use portal_redis::RedisServer;
+use portal_server::{Application, Settings};
+use reqwest::{Client, StatusCode, header};
+use std::time::{Duration, Instant};
+
+const COOKIE_SECRET: &str = "multi-instance-test-cookie-secret-0123456789";
+const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+/// How long the service may take to notice Redis going or coming back (spec: 2 s), plus slack
+/// for a loaded test machine.
+const NOTICE: Duration = Duration::from_secs(5);
+
+struct Instance {
+    address: String,
+}
+
+impl Instance {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+}
+
+async fn spawn_instance(redis: &RedisServer, tweak: impl FnOnce(&mut Settings)) -> Instance {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut settings = Settings {
+        port: 0,
+        workers: Some(1),
+        redis_url: Some(SecretString::from(redis.url())),
+        cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
+        encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
+        // Short deadlines: an outage answers quickly.
+        redis_connect_timeout_ms: 300,
+        redis_command_timeout_ms: 300,
+        ..Settings::default()
+    };
+    tweak(&mut settings);
+    let app = Application::build(settings.validated().expect("valid settings"))
+        .await
+        .expect("application builds with Redis");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Instance { address }
+}
+
+fn plain_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Polls `/health` until its status is `want` (200 or 503).
+async fn wait_for_health(instance: &Instance, want: StatusCode) -> serde_json::Value {
+    let client = plain_client();
+    let deadline = Instant::now() + NOTICE;
+    loop {
+        let res = client.get(instance.url("/health")).send().await.unwrap();
+        if res.status() == want {
+            return res.json().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health on {} never answered {want}",
+            instance.address
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()[header::LOCATION].to_str().unwrap().to_owned()
+}
+
+/// Signs in on `instance` through the simulated Genesys login; returns the `sessionId=...`
+/// cookie pair.
+async fn sign_in(instance: &Instance, hint: &str) -> String {
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let res = client
+        .get(instance.url(&format!("/api/v1/auth/login?login_hint={hint}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let res = client.get(location(&res)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let res = client.get(location(&res)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sessionId="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn me(instance: &Instance, cookie: &str) -> reqwest::Response {
+    plain_client()
+        .get(instance.url("/api/v1/auth/me"))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_code(res: reqwest::Response) -> String {
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["code"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_instance_is_valid_on_the_others_and_logout_is_seen_by_all() {
+    let redis = RedisServer::start().await;
+    let a = spawn_instance(&redis, |_| {}).await;
+    let b = spawn_instance(&redis, |_| {}).await;
+    let c = spawn_instance(&redis, |_| {}).await;
+
+    let cookie = sign_in(&a, "agent@acme.example").await;
+    let mut csrf = String::new();
+    for instance in [&a, &b, &c] {
+        let res = me(instance, &cookie).await;
+        assert_eq!(res.status(), StatusCode::OK, "on {}", instance.address);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["email"], "agent@acme.example");
+        csrf = body["csrfToken"].as_str().unwrap().to_owned();
+    }
+
+    // The CSRF token read on C works on B (same secrets); logout there ends it everywhere.
+    let res = plain_client()
+        .post(b.url("/api/v1/auth/logout"))
+        .header(header::COOKIE, &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for instance in [&a, &b, &c] {
+        let res = me(instance, &cookie).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "on {}", instance.address);
+    }
+}
+
+#[tokio::test]
+async fn the_sign_in_rate_limit_is_shared_across_instances() {
+    let redis = RedisServer::start().await;
+    let limited = |s: &mut Settings| s.rate_limit_auth_max = 6;
+    let instances = [
+        spawn_instance(&redis, limited).await,
+        spawn_instance(&redis, limited).await,
+        spawn_instance(&redis, limited).await,
+    ];
+    // Until an instance has seen Redis answer it limits in process; wait for all three.
+    for instance in &instances {
+        wait_for_health(instance, StatusCode::OK).await;
+    }
+
+    let client = plain_client();
+    let (mut allowed, mut refused) = (0, 0);
+    for round in 0..4 {
+        for instance in &instances {
+            let res = client
+                .get(instance.url("/api/v1/auth/login"))
+                .send()
+                .await
+                .unwrap();
+            match res.status() {
+                StatusCode::FOUND => allowed += 1,
+                StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                other => panic!("round {round}: unexpected {other}"),
+            }
+        }
+    }
+    assert_eq!(
+        (allowed, refused),
+        (6, 6),
+        "12 attempts from one IP over 3 instances against a shared limit of 6"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
+    let mut redis = RedisServer::start().await;
+    let a = spawn_instance(&redis, |_| {}).await;
+    let b = spawn_instance(&redis, |_| {}).await;
+    let health = wait_for_health(&a, StatusCode::OK).await;
+    assert_eq!(health["checks"]["redis"], "ok", "{health}");
+
+    // Written before the outage.
+    let cookie = sign_in(&a, "admin@acme.example").await;
+    assert_eq!(me(&b, &cookie).await.status(), StatusCode::OK);
+
+    redis.stop().await;
+    for instance in [&a, &b] {
+        let health = wait_for_health(instance, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert_eq!(health["status"], "degraded", "{health}");
+        assert_eq!(health["checks"]["redis"], "error", "{health}");
+        let ready = plain_client()
+            .get(instance.url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        // Fail closed, and quickly: the session cannot be checked, so nobody gets in.
+        let started = Instant::now();
+        let res = me(instance, &cookie).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error_code(res).await, "SERVICE_UNAVAILABLE");
+    }
+    // Sign-in is still rate limited (in process) rather than erroring out on the limiter:
+    // the login itself needs Redis for its state, so it fails closed too.
+    let res = plain_client()
+        .get(a.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        res.headers().contains_key("ratelimit-limit"),
+        "the fallback limiter still decided"
+    );
+
+    // Redis comes back (with its data): both instances recover by themselves.
+    redis.restart().await;
+    let back = Instant::now();
+    for instance in [&a, &b] {
+        loop {
+            let res = me(instance, &cookie).await;
+            if res.status() == StatusCode::OK {
+                let body: serde_json::Value = res.json().await.unwrap();
+                assert_eq!(body["email"], "admin@acme.example", "the session survived");
+                break;
+            }
+            assert!(
+                back.elapsed() < NOTICE,
+                "{} did not recover: {}",
+                instance.address,
+                res.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        wait_for_health(instance, StatusCode::OK).await;
+    }
+}
