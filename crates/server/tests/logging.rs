@@ -1,5 +1,7 @@
 //! A full sign-in's log output contains no session ID, code, state or token.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 #[path = "api/helpers.rs"]
 mod helpers;
 
