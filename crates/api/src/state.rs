@@ -140,6 +140,10 @@ pub(crate) struct Inner {
     pub(crate) extra_routes: Vec<RouteRegistrar>,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi_json: std::sync::OnceLock<String>,
+    /// Dashboard use case (`/api/v1/dashboard/*`); `None`: those routes answer 503.
+    pub(crate) dashboard: Option<Arc<portal_domain::dashboard::Dashboard>>,
+    /// History use case (`/api/v1/history/*`); `None`: those routes answer 503.
+    pub(crate) history: Option<Arc<portal_domain::history::History>>,
     /// The onboarding wizard and `BASE_URL` (issue 3); `None`: its routes answer 503.
     pub(crate) onboarding: Option<crate::routes::onboarding::OnboardingWiring>,
 }
@@ -178,6 +182,8 @@ impl AppState {
                 realtime: None,
                 extra_routes: Vec::new(),
                 openapi_json: std::sync::OnceLock::new(),
+                dashboard: None,
+                history: None,
                 onboarding: None,
             },
         }
@@ -216,6 +222,16 @@ impl AppState {
     /// Telemetry.
     pub fn telemetry(&self) -> &Arc<dyn Telemetry> {
         &self.0.telemetry
+    }
+
+    /// The dashboard use case, when wired.
+    pub fn dashboard(&self) -> Option<&portal_domain::dashboard::Dashboard> {
+        self.0.dashboard.as_deref()
+    }
+
+    /// The history use case, when wired.
+    pub fn history(&self) -> Option<&portal_domain::history::History> {
+        self.0.history.as_deref()
     }
 }
 
@@ -286,6 +302,18 @@ impl AppStateBuilder {
             usecase,
             base_url,
         });
+        self
+    }
+
+    /// Sets the dashboard use case.
+    pub fn dashboard(mut self, dashboard: Arc<portal_domain::dashboard::Dashboard>) -> Self {
+        self.inner.dashboard = Some(dashboard);
+        self
+    }
+
+    /// Sets the history use case.
+    pub fn history(mut self, history: Arc<portal_domain::history::History>) -> Self {
+        self.inner.history = Some(history);
         self
     }
 

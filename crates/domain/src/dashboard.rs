@@ -254,6 +254,11 @@ impl Dashboard {
         }
     }
 
+    /// Today's date (UTC) by the use case's clock, to validate date ranges against.
+    pub fn today(&self) -> time::Date {
+        self.clock.now().date()
+    }
+
     /// The invalidation half, to run on the instance's event subscription.
     pub fn invalidation(&self) -> CacheInvalidation {
         self.invalidation.clone()

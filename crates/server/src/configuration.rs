@@ -130,6 +130,20 @@ pub struct Settings {
     /// `WORKERS`: HTTP worker threads (default: one per core).
     #[garde(inner(range(min = 1, max = 256)))]
     pub workers: Option<usize>,
+
+    /// `STATE_MANAGER_BREAKER_FAILURE_RATE`: failure fraction (0-1] of recent State Manager
+    /// calls that opens its circuit (0.5).
+    #[garde(range(min = 0.01, max = 1.0))]
+    pub state_manager_breaker_failure_rate: f64,
+    /// `STATE_MANAGER_BREAKER_MIN_CALLS`: calls judged before the rate counts (5).
+    #[garde(range(min = 1, max = 1000))]
+    pub state_manager_breaker_min_calls: u32,
+    /// `STATE_MANAGER_BREAKER_OPEN_SECS`: how long the circuit stays open (30).
+    #[garde(range(min = 1))]
+    pub state_manager_breaker_open_secs: u64,
+    /// `STATE_MANAGER_BREAKER_HALF_OPEN_PROBES`: trial calls while half-open (1).
+    #[garde(range(min = 1, max = 100))]
+    pub state_manager_breaker_half_open_probes: u32,
 }
 
 impl Default for Settings {
@@ -171,6 +185,10 @@ impl Default for Settings {
             session_ttl_secs: 24 * 3600,
             body_limit_bytes: 64 * 1024,
             workers: None,
+            state_manager_breaker_failure_rate: 0.5,
+            state_manager_breaker_min_calls: 5,
+            state_manager_breaker_open_secs: 30,
+            state_manager_breaker_half_open_probes: 1,
         }
     }
 }
@@ -309,6 +327,18 @@ impl Settings {
         split_list(&self.trusted_proxies)
             .filter_map(portal_api::TrustedProxy::parse)
             .collect()
+    }
+
+    /// The State Manager's circuit breaker (window: 20 calls, or the minimum if larger).
+    pub fn state_manager_breaker(&self) -> portal_domain::resilience::BreakerConfig {
+        let defaults = portal_domain::resilience::BreakerConfig::default();
+        portal_domain::resilience::BreakerConfig {
+            failure_rate_threshold: self.state_manager_breaker_failure_rate,
+            minimum_calls: self.state_manager_breaker_min_calls,
+            window: defaults.window.max(self.state_manager_breaker_min_calls),
+            open_for: Duration::from_secs(self.state_manager_breaker_open_secs),
+            half_open_probes: self.state_manager_breaker_half_open_probes,
+        }
     }
 
     /// The rate limits.

@@ -7,7 +7,12 @@ use actix_web::web;
 use anyhow::Context;
 use portal_api::{AppState, WebSettings};
 use portal_domain::auth::{AuthPorts, AuthSettings, Authenticator};
+use portal_domain::dashboard::Dashboard;
+use portal_domain::history::History;
+use portal_domain::ports::downstream::StateManager;
 use portal_domain::ports::system::{Clock, Random, RandomExt, SystemClock};
+use portal_domain::ports::system::{NoopTelemetry, Telemetry};
+use portal_domain::resilience::CircuitBreaker;
 use portal_domain::secret::ExposeSecret;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -26,7 +31,17 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
     /// Extra routes (test-only endpoints).
     pub routes: Vec<portal_api::state::RouteRegistrar>,
+    /// Wraps the State Manager port (tests and the benchmark count or break its calls).
+    pub wrap_state_manager: Option<WrapStateManager>,
+    /// Wraps the store ports (the benchmark counts store round trips).
+    pub wrap_stores: Option<WrapStores>,
 }
+
+/// See [`Overrides::wrap_state_manager`].
+pub type WrapStateManager =
+    Arc<dyn Fn(Arc<dyn StateManager>) -> Arc<dyn StateManager> + Send + Sync>;
+/// See [`Overrides::wrap_stores`].
+pub type WrapStores = Arc<dyn Fn(crate::stores::Stores) -> crate::stores::Stores + Send + Sync>;
 
 impl std::fmt::Debug for Overrides {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,6 +65,60 @@ impl std::fmt::Debug for Application {
             .field("port", &self.port)
             .finish_non_exhaustive()
     }
+}
+
+/// Issue 4: the dashboard and history use cases over the cache and lock stores, with one
+/// circuit breaker for the State Manager, and a background task applying the instance's
+/// event-bus subscription to the caches (spec §13.1: a tenant's status events clear its
+/// metrics and conversation pages).
+///
+/// Telemetry: there is no Prometheus recorder yet, so `portal_cache_hits_total` and the
+/// breaker's state changes go to [`NoopTelemetry`]; pass the recorder here once it exists.
+async fn dashboard_and_history(
+    settings: &Settings,
+    stores: &crate::stores::Stores,
+    platform: &portal_sandbox::Platform,
+    overrides: &Overrides,
+    clock: &Arc<dyn Clock>,
+) -> (Arc<Dashboard>, Arc<History>) {
+    let telemetry: Arc<dyn Telemetry> = Arc::new(NoopTelemetry);
+    let state_manager = platform.state_manager();
+    let state_manager = match &overrides.wrap_state_manager {
+        Some(wrap) => wrap(state_manager),
+        None => state_manager,
+    };
+    let breaker = Arc::new(CircuitBreaker::new(
+        "state_manager",
+        settings.state_manager_breaker(),
+        telemetry.clone(),
+    ));
+    let dashboard = Arc::new(Dashboard::new(
+        state_manager.clone(),
+        stores.cache.clone(),
+        stores.lock.clone(),
+        breaker.clone(),
+        clock.clone(),
+        telemetry.clone(),
+    ));
+    let history = Arc::new(History::new(
+        state_manager,
+        stores.cache.clone(),
+        stores.lock.clone(),
+        breaker,
+        clock.clone(),
+        telemetry,
+    ));
+    match stores.event_bus.subscribe().await {
+        Ok(events) => {
+            let invalidation = dashboard.invalidation();
+            tokio::spawn(async move { invalidation.run(events).await });
+        }
+        // Entries still expire with their TTL, and refresh still works.
+        Err(e) => {
+            tracing::error!(error = %e, "no event subscription: caches are not invalidated by events")
+        }
+    }
+    (dashboard, history)
 }
 
 impl Application {
@@ -127,7 +196,13 @@ impl Application {
         // simulated. With Redis and simulated downstreams, the outbound queue to wire is
         // `platform.delivery(stores.event_bus.clone())`, not `stores.outbound`.
         let stores = crate::stores::Stores::from_settings(&settings)?;
+        let stores = match &overrides.wrap_stores {
+            Some(wrap) => wrap(stores),
+            None => stores,
+        };
         let platform = portal_sandbox::Platform::demo(clock.clone());
+        let (dashboard, history) =
+            dashboard_and_history(&settings, &stores, &platform, &overrides, &clock).await;
         let mut auth_settings = AuthSettings::new(authorize_url, client_id.clone(), redirect_uri);
         auth_settings.session_ttl = Duration::from_secs(settings.session_ttl_secs);
         let authenticator = Authenticator::new(
@@ -159,6 +234,8 @@ impl Application {
             web_settings,
         )
         .limits(settings.rate_limits())
+        .dashboard(dashboard)
+        .history(history)
         .probe(stores.probe.clone())
         .routes(move |cfg| {
             let auth = sim_auth.clone();

@@ -1,6 +1,8 @@
 //! Route handlers. Each is a few lines: extract, call one use case, map the result.
 
 pub mod auth;
+pub mod dashboard;
+pub mod history;
 pub mod health;
 pub mod widget;
 pub mod ws;

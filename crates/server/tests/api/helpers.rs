@@ -91,6 +91,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Settings) -> Settings) -> TestApp
         Overrides {
             clock: Some(clock.clone()),
             routes: vec![Arc::new(test_routes)],
+            ..Overrides::default()
         },
     )
     .await
