@@ -124,6 +124,19 @@ pub struct Settings {
     /// `SESSION_TTL_SECS`: absolute session lifetime (24 h).
     #[garde(range(min = 60))]
     pub session_ttl_secs: u64,
+    /// `WS_PING_INTERVAL_MS`: how often the server pings each WebSocket (15 s).
+    #[garde(range(min = 10))]
+    pub ws_ping_interval_ms: u64,
+    /// `WS_IDLE_TIMEOUT_MS`: a WebSocket peer silent this long is dropped (30 s).
+    #[garde(range(min = 10))]
+    pub ws_idle_timeout_ms: u64,
+    /// `WS_SESSION_CHECK_MS`: how often an open WebSocket re-checks its session (60 s).
+    #[garde(range(min = 10))]
+    pub ws_session_check_ms: u64,
+    /// `WS_QUEUE_CAPACITY`: frames queued per WebSocket before it counts as a slow consumer
+    /// and is closed with 1013 (256).
+    #[garde(range(min = 1, max = 65536))]
+    pub ws_queue_capacity: usize,
     /// `BODY_LIMIT_BYTES`: JSON body cap (64 KiB).
     #[garde(range(min = 1024))]
     pub body_limit_bytes: usize,
@@ -183,6 +196,10 @@ impl Default for Settings {
             rate_limit_onboarding_max: 5,
             rate_limit_onboarding_window_secs: 900,
             session_ttl_secs: 24 * 3600,
+            ws_ping_interval_ms: 15_000,
+            ws_idle_timeout_ms: 30_000,
+            ws_session_check_ms: 60_000,
+            ws_queue_capacity: 256,
             body_limit_bytes: 64 * 1024,
             workers: None,
             state_manager_breaker_failure_rate: 0.5,

@@ -16,6 +16,7 @@
 //! place in [`startup`].
 
 pub mod configuration;
+pub mod realtime;
 pub mod startup;
 pub mod stores;
 pub mod telemetry;

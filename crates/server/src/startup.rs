@@ -57,6 +57,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// The WebSocket hub, the widget and the bus (closed at shutdown; tests publish on it).
+    realtime: crate::realtime::Realtime,
 }
 
 impl std::fmt::Debug for Application {
@@ -220,6 +222,16 @@ impl Application {
             cookie_secret.as_bytes(),
         );
 
+        let realtime = crate::realtime::Realtime::wire(
+            &settings,
+            stores.event_bus.clone(),
+            &platform,
+            stores.idempotency.clone(),
+            random.clone(),
+            clock.clone(),
+        )
+        .await;
+
         let mut web_settings = WebSettings::new(frontend_url, cookie_key);
         web_settings.secure_cookies = settings.cookie_secure.unwrap_or(!embedded);
         web_settings.cookie_domain = settings.cookie_domain.clone();
@@ -234,6 +246,8 @@ impl Application {
             web_settings,
         )
         .limits(settings.rate_limits())
+        .widget(realtime.widget.clone())
+        .realtime(realtime.hub.clone(), realtime.settings.clone())
         .dashboard(dashboard)
         .history(history)
         .probe(stores.probe.clone())
@@ -263,6 +277,7 @@ impl Application {
             port,
             server,
             state,
+            realtime,
         })
     }
 
@@ -276,8 +291,15 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish).
+    /// The WebSocket hub, widget and event bus of this instance.
+    pub fn realtime(&self) -> &crate::realtime::Realtime {
+        &self.realtime
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish, every WebSocket
+    /// gets a going-away close).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.realtime.close_on_shutdown_signal();
         self.server.await
     }
 }
