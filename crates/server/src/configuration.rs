@@ -121,6 +121,9 @@ pub struct Settings {
     #[garde(range(min = 1))]
     pub rate_limit_onboarding_window_secs: u64,
 
+    /// `ONBOARDING_STATE_TTL_SECS`: wizard state lifetime after its last update (1 h).
+    #[garde(range(min = 1))]
+    pub onboarding_state_ttl_secs: u64,
     /// `SESSION_TTL_SECS`: absolute session lifetime (24 h).
     #[garde(range(min = 60))]
     pub session_ttl_secs: u64,
@@ -195,6 +198,7 @@ impl Default for Settings {
             rate_limit_api_window_secs: 60,
             rate_limit_onboarding_max: 5,
             rate_limit_onboarding_window_secs: 900,
+            onboarding_state_ttl_secs: 3600,
             session_ttl_secs: 24 * 3600,
             ws_ping_interval_ms: 15_000,
             ws_idle_timeout_ms: 30_000,

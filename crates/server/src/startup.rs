@@ -164,6 +164,7 @@ impl Application {
             }
             None => portal_crypto::AesGcmCipher::ephemeral(random.as_ref()),
         };
+        let cipher = Arc::new(cipher);
         let cookie_secret = match &settings.cookie_secret {
             Some(s) => s.expose_secret().to_owned(),
             None => random.hex_token::<32>().expose_secret().to_owned(),
@@ -207,7 +208,7 @@ impl Application {
             dashboard_and_history(&settings, &stores, &platform, &overrides, &clock).await;
         let mut auth_settings = AuthSettings::new(authorize_url, client_id.clone(), redirect_uri);
         auth_settings.session_ttl = Duration::from_secs(settings.session_ttl_secs);
-        let authenticator = Authenticator::new(
+        let authenticator = Arc::new(Authenticator::new(
             auth_settings,
             AuthPorts {
                 sessions: stores.sessions.clone(),
@@ -215,12 +216,34 @@ impl Application {
                 auth_service: platform.auth_service(),
                 tenants: platform.tenant_service(),
                 bus: stores.event_bus.clone(),
-                cipher: Arc::new(cipher),
+                cipher: cipher.clone(),
                 random: random.clone(),
                 clock: clock.clone(),
             },
             cookie_secret.as_bytes(),
-        );
+        ));
+
+        // Issue 3: the onboarding wizard over the simulated Tenant Service, Genesys and Meta.
+        let onboarding = Arc::new(portal_domain::onboarding::Onboarding::new(
+            portal_domain::onboarding::OnboardingPorts {
+                store: stores.onboarding.clone(),
+                tenants: platform.tenant_service(),
+                genesys: platform.genesys(),
+                whatsapp: platform.whatsapp(),
+                cipher: cipher.clone(),
+                random: random.clone(),
+                clock: clock.clone(),
+                telemetry: Arc::new(portal_domain::ports::system::NoopTelemetry),
+                limiter: stores.rate_limiter.clone(),
+                authenticator: authenticator.clone(),
+            },
+            portal_domain::onboarding::OnboardingSettings {
+                state_ttl: Duration::from_secs(settings.onboarding_state_ttl_secs),
+                failed_attempts: settings.rate_limits().onboarding,
+                ..Default::default()
+            },
+        ));
+        let public_url = Url::parse(&base_url).context("BASE_URL")?;
 
         let realtime = crate::realtime::Realtime::wire(
             &settings,
@@ -241,11 +264,12 @@ impl Application {
 
         let sim_auth = platform.auth();
         let mut builder = AppState::builder(
-            Arc::new(authenticator),
+            authenticator.clone(),
             stores.rate_limiter.clone(),
             web_settings,
         )
         .limits(settings.rate_limits())
+        .onboarding(onboarding, public_url)
         .widget(realtime.widget.clone())
         .realtime(realtime.hub.clone(), realtime.settings.clone())
         .dashboard(dashboard)

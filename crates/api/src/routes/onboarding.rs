@@ -71,16 +71,16 @@ impl AppState {
 #[serde(rename_all = "camelCase")]
 pub struct Step1Request {
     /// 2-100 characters.
-    #[garde(rename("companyName"), required, length(chars, min = 2, max = 100))]
+    #[garde(custom(present), length(chars, min = 2, max = 100))]
     #[schema(min_length = 2, max_length = 100, example = "NewCo Ltd")]
     pub company_name: Option<String>,
     /// One of `us-east-1`, `us-east-2`, `us-west-2`, `eu-west-1`, `eu-central-1`,
     /// `ap-southeast-2`, `ap-northeast-1`.
-    #[garde(required, custom(region_rule))]
+    #[garde(custom(present), custom(region_rule))]
     #[schema(example = "us-east-1")]
     pub region: Option<String>,
     /// Contact e-mail.
-    #[garde(rename("contactEmail"), required, email)]
+    #[garde(custom(present), email)]
     #[schema(format = Email, example = "new@newco.example")]
     pub contact_email: Option<String>,
 }
@@ -90,19 +90,23 @@ pub struct Step1Request {
 #[serde(rename_all = "camelCase")]
 pub struct Step2Request {
     /// The wizard's tenant (optional: the session's); must be the session's.
-    #[garde(rename("tenantId"), custom(uuid_rule))]
+    #[garde(custom(uuid_rule))]
     #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
     /// Genesys OAuth client ID: 10-100 visible characters.
-    #[garde(rename("clientId"), required, length(chars, min = 10, max = 100), custom(visible_rule))]
+    #[garde(
+        custom(present),
+        length(chars, min = 10, max = 100),
+        custom(visible_rule)
+    )]
     #[schema(min_length = 10, max_length = 100)]
     pub client_id: Option<String>,
     /// Genesys OAuth client secret: 10-200 visible characters. Never echoed.
-    #[garde(rename("clientSecret"), required, custom(secret_rule(10, 200)))]
+    #[garde(custom(present), custom(secret_rule(10, 200)))]
     #[schema(value_type = String, format = Password, min_length = 10, max_length = 200)]
     pub client_secret: Option<SecretString>,
     /// The Genesys region of the org.
-    #[garde(required, custom(region_rule))]
+    #[garde(custom(present), custom(region_rule))]
     #[schema(example = "us-east-1")]
     pub region: Option<String>,
 }
@@ -112,15 +116,20 @@ pub struct Step2Request {
 #[serde(rename_all = "camelCase")]
 pub struct Step3Request {
     /// The wizard's tenant (optional: the session's); must be the session's.
-    #[garde(rename("tenantId"), custom(uuid_rule))]
+    #[garde(custom(uuid_rule))]
     #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
     /// Meta phone number ID: 1-64 digits.
-    #[garde(rename("phoneNumberId"), required, length(min = 1, max = 64), custom(digits_rule))]
-    #[schema(min_length = 1, max_length = 64, pattern = "^[0-9]+$", example = "1234567890")]
+    #[garde(custom(present), length(min = 1, max = 64), custom(digits_rule))]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[0-9]+$",
+        example = "1234567890"
+    )]
     pub phone_number_id: Option<String>,
     /// Meta system-user token: 10-1024 visible characters. Never echoed.
-    #[garde(rename("systemUserToken"), required, custom(secret_rule(10, 1024)))]
+    #[garde(custom(present), custom(secret_rule(10, 1024)))]
     #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub system_user_token: Option<SecretString>,
 }
@@ -130,7 +139,7 @@ pub struct Step3Request {
 #[serde(rename_all = "camelCase")]
 pub struct CompleteRequest {
     /// The wizard's tenant (optional: the session's); must be the session's.
-    #[garde(rename("tenantId"), custom(uuid_rule))]
+    #[garde(custom(uuid_rule))]
     #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
 }
@@ -142,8 +151,17 @@ pub struct ValidateQuery {
     /// The wizard's tenant (optional: the session's); must be the session's.
     #[serde(rename = "tenantId")]
     #[param(rename = "tenantId", format = Uuid)]
-    #[garde(rename("tenantId"), custom(uuid_rule))]
+    #[garde(custom(uuid_rule))]
     pub tenant_id: Option<String>,
+}
+
+/// A required field (an `Option` so that a missing one is reported by name, not as a
+/// deserialisation error).
+fn present<T>(value: &Option<T>, _: &()) -> garde::Result {
+    match value {
+        Some(_) => Ok(()),
+        None => Err(garde::Error::new("is required")),
+    }
 }
 
 fn region_rule(value: &Option<String>, _: &()) -> garde::Result {
@@ -182,10 +200,7 @@ fn digits_rule(value: &Option<String>, _: &()) -> garde::Result {
 }
 
 /// Length in characters and visible ASCII, for a secret. The message never quotes the value.
-fn secret_rule(
-    min: usize,
-    max: usize,
-) -> impl FnOnce(&Option<SecretString>, &()) -> garde::Result {
+fn secret_rule(min: usize, max: usize) -> impl FnOnce(&Option<SecretString>, &()) -> garde::Result {
     move |value, _| {
         let Some(v) = value else { return Ok(()) };
         let v = v.expose_secret();
@@ -204,6 +219,24 @@ fn secret_rule(
     }
 }
 
+/// garde reports Rust field names (its `rename` is not applied in 0.23); the API speaks
+/// the JSON names: `client_secret` → `clientSecret`.
+fn camel_case(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut upper = false;
+    for c in path.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Runs garde; every problem becomes one `details.fields` entry.
 fn check<T: Validate<Context = ()>>(input: &T) -> Result<(), ApiError> {
     input.validate().map_err(|report| {
@@ -211,7 +244,7 @@ fn check<T: Validate<Context = ()>>(input: &T) -> Result<(), ApiError> {
             report
                 .iter()
                 .map(|(path, error)| FieldProblem {
-                    field: path.to_string(),
+                    field: camel_case(&path.to_string()),
                     message: error.message().to_owned(),
                 })
                 .collect(),
@@ -654,10 +687,9 @@ mod tests {
 
     #[test]
     fn step1_reports_every_bad_field_by_its_json_name() {
-        let req: Step1Request = serde_json::from_str(
-            r#"{"companyName":"A","region":"mars-1","contactEmail":"nope"}"#,
-        )
-        .unwrap();
+        let req: Step1Request =
+            serde_json::from_str(r#"{"companyName":"A","region":"mars-1","contactEmail":"nope"}"#)
+                .unwrap();
         let mut fields = problems(check(&req).unwrap_err());
         fields.sort();
         assert_eq!(fields, ["companyName", "contactEmail", "region"]);
@@ -679,7 +711,12 @@ mod tests {
 
     #[test]
     fn phone_number_ids_are_digits_only() {
-        for (id, ok) in [("1234567890", true), ("12ab", false), ("", false), ("1/2", false)] {
+        for (id, ok) in [
+            ("1234567890", true),
+            ("12ab", false),
+            ("", false),
+            ("1/2", false),
+        ] {
             let req = Step3Request {
                 tenant_id: None,
                 phone_number_id: Some(id.into()),
