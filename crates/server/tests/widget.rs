@@ -293,3 +293,38 @@ async fn socket_send_message_refusals_keep_the_socket_open() {
         assert_eq!(event(ws).await["event"], "pong");
     }
 }
+
+#[tokio::test]
+async fn socket_sends_count_against_the_api_rate_limit() {
+    let app = spawn_with(|mut s| {
+        s.rate_limit_api_max = 3;
+        s
+    })
+    .await;
+    // Signing in spends one unit (`/auth/me`).
+    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let mut ws = app.connect(&agent, acme()).await;
+    let conv = conversation(acme(), ConversationStatus::Active).to_string();
+    let mut codes = Vec::new();
+    for i in 0..3 {
+        send_json(
+            &mut ws,
+            json!({"event": "send_message", "data": {"conversationId": conv, "text": "hi", "clientMessageId": format!("r{i}")}}),
+        )
+        .await;
+        let e = event_named_any(&mut ws, &["send_ack", "error"]).await;
+        codes.push(e["data"]["code"].as_str().unwrap_or("ack").to_owned());
+    }
+    assert_eq!(codes, ["ack", "ack", "RATE_LIMIT_EXCEEDED"]);
+}
+
+/// The next event whose name is one of `names` (delivery events skipped).
+async fn event_named_any(ws: &mut Ws, names: &[&str]) -> Value {
+    for _ in 0..50 {
+        let e = event(ws).await;
+        if names.iter().any(|n| e["event"] == *n) {
+            return e;
+        }
+    }
+    panic!("none of {names:?}");
+}

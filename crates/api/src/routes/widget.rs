@@ -211,6 +211,28 @@ mod tests {
     }
 
     #[test]
+    fn refusals_map_to_the_documented_codes_and_hide_causes() {
+        use actix_web::ResponseError;
+        let cases = [
+            (SendError::NotFound, 404, ErrorCode::NotFound),
+            (SendError::TenantMismatch, 403, ErrorCode::TenantMismatch),
+            (SendError::ConversationClosed, 409, ErrorCode::Conflict),
+            (SendError::InProgress, 409, ErrorCode::Conflict),
+            (
+                SendError::Unavailable("redis: connection refused".into()),
+                503,
+                ErrorCode::ServiceUnavailable,
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = send_error(e);
+            assert_eq!(api.code(), code);
+            assert_eq!(api.status_code().as_u16(), status);
+            assert!(!api.to_string().contains("redis"), "{api}");
+        }
+    }
+
+    #[test]
     fn a_valid_send_passes() {
         let id = uuid::Uuid::new_v4().to_string();
         let r = validate(

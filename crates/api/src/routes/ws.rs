@@ -408,6 +408,9 @@ impl Socket {
         if let Err(denied) = self.current.authorize(Capability::SendMessages) {
             return error_frame(ErrorCode::Forbidden, &denied.to_string(), None, client_id);
         }
+        if let Some(refused) = self.rate_limited(client_id).await {
+            return refused;
+        }
         let Some(widget) = self.state.widget() else {
             tracing::error!("widget use case not wired");
             return error_frame(
@@ -464,6 +467,34 @@ impl Socket {
                     tracing::error!(error = %e, "WebSocket send failed; nothing was sent");
                 }
                 error_frame(code, message, None, client_id)
+            }
+        }
+    }
+
+    /// Sends count against the user's API rate limit, as over REST; a limiter failure lets
+    /// the send through (as the REST extractor does).
+    async fn rate_limited(&self, client_id: Option<&str>) -> Option<String> {
+        let key = format!("api:{}", self.current.session.user_id);
+        match self
+            .state
+            .limiter()
+            .hit(&key, self.state.limits().api, 1)
+            .await
+        {
+            Ok(d) if !d.allowed => {
+                self.state.telemetry().rate_limited("api");
+                tracing::warn!(scope = "api", "rate limit exceeded (WebSocket send)");
+                Some(error_frame(
+                    ErrorCode::RateLimitExceeded,
+                    "Too many requests, please try again later",
+                    Some(json!({ "retryAfter": d.reset_after.as_secs().max(1) })),
+                    client_id,
+                ))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(scope = "api", error = %e, "rate limiter unavailable; allowing send");
+                None
             }
         }
     }
