@@ -5,6 +5,8 @@
 //! - [`configuration`]: [`Settings`](configuration::Settings) (defaults < `PORTAL_CONFIG` file
 //!   < environment, spec §16.2 names), validated with garde.
 //! - [`telemetry`]: JSON logging.
+//! - [`realtime`]: [`Realtime`](realtime::Realtime): the instance's WebSocket hub (one event-bus
+//!   subscription), the widget-send use case, the going-away close at shutdown.
 //! - [`startup`]: [`Application`](startup::Application): binds, wires adapters into
 //!   `portal_api::AppState`, serves.
 //! - [`stores`]: [`Stores`](stores::Stores): the store ports on memory or Redis, and the

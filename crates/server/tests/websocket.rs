@@ -216,7 +216,7 @@ async fn a_frame_over_64_kib_closes_with_1009() {
 async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
     let app = spawn_with(|mut s| {
         s.ws_ping_interval_ms = 100;
-        s.ws_idle_timeout_ms = 500;
+        s.ws_idle_timeout_ms = 800;
         s
     })
     .await;
@@ -226,14 +226,14 @@ async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
 
     // The live client keeps reading, so it answers the server's pings with pongs.
     assert!(
-        next(&mut live, Duration::from_millis(1500)).await.is_none(),
+        next(&mut live, Duration::from_millis(2000)).await.is_none(),
         "a peer that answers pings stays connected"
     );
     // The silent one did not read (so never answered a ping) for longer than the timeout:
     // the server dropped it (1001; the client may instead see the reset of the connection
     // when it answers the stale pings after the server has gone).
     assert_eq!(app.realtime.hub.connections_of(acme()), 1);
-    let code = close_code(&mut silent, Duration::from_secs(2)).await;
+    let code = close_code(&mut silent, Duration::from_secs(3)).await;
     assert!(matches!(code, None | Some(1001)), "{code:?}");
     send_json(&mut live, json!({"event": "ping", "data": {}})).await;
     assert_eq!(event(&mut live).await["event"], "pong");
