@@ -9,7 +9,9 @@
 //!   `RateLimit-*` headers, error-body finishing).
 //! - [`extract`]: [`Authenticated`] (session cookie, CSRF, API rate limit, role and tenant
 //!   checks), [`AuthRateLimited`], client IP, signed cookies.
-//! - [`routes`]: the handlers (`/api/v1/auth/*`, `/health`, `/livez`, `/readyz`).
+//! - [`routes`]: the handlers (`/api/v1/auth/*`, `/health`, `/livez`, `/readyz`, and the
+//!   later issues' routes, e.g. `/api/v1/widget/send` and the `/tenant/{tenantId}/portal`
+//!   WebSocket in [`routes::ws`]).
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
 //!
 //! # Entry points
