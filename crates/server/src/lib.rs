@@ -5,6 +5,8 @@
 //! - [`configuration`]: [`Settings`](configuration::Settings) (defaults < `PORTAL_CONFIG` file
 //!   < environment, spec §16.2 names), validated with garde.
 //! - [`telemetry`]: JSON logging.
+//! - [`downstreams`]: [`Downstreams`](downstreams::Downstreams): the HTTP adapters where URLs
+//!   are configured, the simulators elsewhere.
 //! - [`realtime`]: [`Realtime`](realtime::Realtime): the instance's WebSocket hub (one event-bus
 //!   subscription), the widget-send use case, the going-away close at shutdown.
 //! - [`startup`]: [`Application`](startup::Application): binds, wires adapters into
@@ -19,6 +21,7 @@
 
 pub mod configuration;
 pub mod realtime;
+pub mod downstreams;
 pub mod startup;
 pub mod stores;
 pub mod telemetry;
