@@ -194,6 +194,19 @@ async fn authenticate(
         })
 }
 
+/// Runs one write, unless the hub asks to close first (a peer that stopped reading would
+/// otherwise block the task forever on the full send buffer).
+async fn guarded(
+    signal: &CloseSignal,
+    write: impl Future<Output = Result<(), Closed>>,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        reason = signal.closed() => Err(End::from(reason)),
+        r = write => r.map_err(|_| End::Gone),
+    }
+}
+
 /// How a socket ends.
 #[derive(Debug)]
 enum End {
@@ -299,7 +312,7 @@ impl Socket {
                     idle.as_mut().reset(Instant::now() + s.idle_timeout);
                     self.on_message(msg).await
                 }
-                _ = ping.tick() => self.guard(|mut ws| async move { ws.ping(b"").await }).await,
+                _ = ping.tick() => guarded(&self.signal, self.session.ping(b"")).await,
                 _ = &mut idle => Err(End::Close(CloseCode::Away, "idle timeout")),
                 _ = check.tick() => self.recheck().await,
             };
@@ -313,25 +326,8 @@ impl Socket {
         self.finish(end).await;
     }
 
-    /// Runs one write, unless the hub asks to close first (a peer that stopped reading
-    /// would otherwise block the task forever).
-    async fn guard<F, Fut>(&mut self, op: F) -> Result<(), End>
-    where
-        F: FnOnce(actix_ws::Session) -> Fut,
-        Fut: Future<Output = Result<(), Closed>>,
-    {
-        let session = self.session.clone();
-        let signal = self.signal.clone();
-        tokio::select! {
-            biased;
-            reason = signal.closed() => Err(End::from(reason)),
-            r = op(session) => r.map_err(|_| End::Gone),
-        }
-    }
-
     async fn send(&mut self, text: &str) -> Result<(), End> {
-        let text = text.to_owned();
-        self.guard(|mut s| async move { s.text(text).await }).await
+        guarded(&self.signal, self.session.text(text.to_owned())).await
     }
 
     async fn on_message(
@@ -349,8 +345,7 @@ impl Socket {
             }
             Some(Ok(AggregatedMessage::Close(_))) => Err(End::Close(CloseCode::Normal, "")),
             Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                self.guard(|mut s| async move { s.pong(&bytes).await })
-                    .await
+                guarded(&self.signal, self.session.pong(&bytes)).await
             }
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
             Some(Ok(AggregatedMessage::Binary(_))) => {
