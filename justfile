@@ -8,6 +8,10 @@ default:
 run:
     cargo run
 
+# Two instances (8081, 8082) on one throw-away local redis-server, simulated downstreams; Ctrl-C stops all
+dev:
+    bash scripts/dev.sh
+
 # Run every test (installs redis-server when missing)
 test:
     bash scripts/test.sh

@@ -103,7 +103,9 @@ async fn run(
                             None => break,
                         },
                         _ = ticker.tick() => {
-                            let pong = tokio::time::timeout(connect_timeout, sink.ping::<String>()).await;
+                            // In subscribed mode (RESP2) PING answers ["pong", ""], not a
+                            // status string: accept any reply, or every ping would reconnect.
+                            let pong = tokio::time::timeout(connect_timeout, sink.ping::<redis::Value>()).await;
                             if !matches!(pong, Ok(Ok(_))) {
                                 break;
                             }
