@@ -328,3 +328,25 @@ async fn event_named_any(ws: &mut Ws, names: &[&str]) -> Value {
     }
     panic!("none of {names:?}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_widget_and_socket_routes() {
+    let app = spawn().await;
+    let doc: Value = reqwest::get(app.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let send = &doc["paths"]["/api/v1/widget/send"]["post"];
+    for status in ["200", "400", "403", "404", "409", "503"] {
+        assert!(send["responses"][status].is_object(), "{status}: {send}");
+    }
+    let portal = &doc["paths"]["/tenant/{tenantId}/portal"]["get"];
+    for status in ["101", "401", "403"] {
+        assert!(
+            portal["responses"][status].is_object(),
+            "{status}: {portal}"
+        );
+    }
+}
