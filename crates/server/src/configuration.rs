@@ -45,13 +45,25 @@ pub struct Settings {
     #[garde(inner(url))]
     pub genesys_login_base_url: Option<String>,
 
-    /// `AUTH_SERVICE_URL` (not wired yet: the simulator is used).
+    /// `GENESYS_API_BASE_URL`: overrides `https://api.{region domain}` (with
+    /// `GENESYS_LOGIN_BASE_URL`, switches Genesys Cloud to the HTTP adapter).
+    #[garde(inner(url))]
+    pub genesys_api_base_url: Option<String>,
+    /// `META_GRAPH_BASE_URL`: overrides `https://graph.facebook.com` (switches Meta to the
+    /// HTTP adapter).
+    #[garde(inner(url))]
+    pub meta_graph_base_url: Option<String>,
+    /// `META_GRAPH_VERSION`: Graph API version (`v18.0`; switches Meta to the HTTP adapter).
+    #[garde(inner(length(min = 2, max = 16)))]
+    pub meta_graph_version: Option<String>,
+
+    /// `AUTH_SERVICE_URL`: the Auth Service over HTTP (unset: the simulator).
     #[garde(inner(url))]
     pub auth_service_url: Option<String>,
-    /// `TENANT_SERVICE_URL` (not wired yet).
+    /// `TENANT_SERVICE_URL`: the Tenant Service over HTTP (unset: the simulator).
     #[garde(inner(url))]
     pub tenant_service_url: Option<String>,
-    /// `STATE_MANAGER_URL` (not wired yet).
+    /// `STATE_MANAGER_URL`: the State Manager over HTTP (unset: the simulator).
     #[garde(inner(url))]
     pub state_manager_url: Option<String>,
 
@@ -174,6 +186,9 @@ impl Default for Settings {
             genesys_redirect_uri: None,
             genesys_region: "us-east-1".into(),
             genesys_login_base_url: None,
+            genesys_api_base_url: None,
+            meta_graph_base_url: None,
+            meta_graph_version: None,
             auth_service_url: None,
             tenant_service_url: None,
             state_manager_url: None,
@@ -377,6 +392,19 @@ impl Settings {
                 limit: self.rate_limit_api_max,
                 window: Duration::from_secs(self.rate_limit_api_window_secs),
             },
+        }
+    }
+
+    /// Where the downstreams are (HTTP adapters for what is set, simulators for the rest).
+    pub fn downstream_urls(&self) -> crate::downstreams::DownstreamUrls {
+        crate::downstreams::DownstreamUrls {
+            auth_service: self.auth_service_url.clone(),
+            tenant_service: self.tenant_service_url.clone(),
+            state_manager: self.state_manager_url.clone(),
+            genesys_login_base: self.genesys_login_base_url.clone(),
+            genesys_api_base: self.genesys_api_base_url.clone(),
+            meta_graph_base: self.meta_graph_base_url.clone(),
+            meta_graph_version: self.meta_graph_version.clone(),
         }
     }
 

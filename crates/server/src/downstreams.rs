@@ -1,9 +1,11 @@
 //! The downstream ports: the HTTP adapters where a URL is configured, the simulators of the
 //! embedded default elsewhere (decisions §3).
 //!
-//! One shared reqwest client (rustls with ring) and one [`CircuitBreaker`] per downstream.
-//! The State Manager's breaker is the one the dashboard and history use cases are given too,
-//! so `/health`, the dashboard and the adapter agree on its state.
+//! One shared reqwest client (rustls with ring) and one [`CircuitBreaker`] per downstream
+//! (the State Manager's with the `STATE_MANAGER_BREAKER_*` settings, the others with the
+//! domain's defaults). The dashboard and history use cases keep their own breaker around the
+//! State Manager port: sharing one instance would count each call twice and let the use case's
+//! half-open probe starve the adapter's.
 
 use anyhow::Context;
 use portal_domain::ports::downstream::{
@@ -60,7 +62,7 @@ pub struct Downstreams {
     pub genesys: Arc<dyn GenesysCloud>,
     /// Meta WhatsApp Cloud API.
     pub whatsapp: Arc<dyn WhatsApp>,
-    /// The State Manager's breaker, shared with the dashboard and history use cases.
+    /// The State Manager adapter's breaker (for `/health` and metrics once they report it).
     pub state_manager_breaker: Arc<CircuitBreaker>,
     /// Services served by an HTTP adapter (the rest are simulated), for the start-up log.
     pub http: Vec<&'static str>,

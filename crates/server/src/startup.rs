@@ -79,12 +79,11 @@ impl std::fmt::Debug for Application {
 async fn dashboard_and_history(
     settings: &Settings,
     stores: &crate::stores::Stores,
-    platform: &portal_sandbox::Platform,
+    state_manager: Arc<dyn StateManager>,
     overrides: &Overrides,
     clock: &Arc<dyn Clock>,
 ) -> (Arc<Dashboard>, Arc<History>) {
     let telemetry: Arc<dyn Telemetry> = Arc::new(NoopTelemetry);
-    let state_manager = platform.state_manager();
     let state_manager = match &overrides.wrap_state_manager {
         Some(wrap) => wrap(state_manager),
         None => state_manager,
@@ -131,19 +130,8 @@ impl Application {
 
     /// Builds with substitutes (tests).
     pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
-        // Adapters that later issues add. Refuse rather than silently ignore them.
-        let mut unsupported = Vec::new();
-        if settings.auth_service_url.is_some()
-            || settings.tenant_service_url.is_some()
-            || settings.state_manager_url.is_some()
-        {
-            unsupported.push(
-                "AUTH_SERVICE_URL/TENANT_SERVICE_URL/STATE_MANAGER_URL (HTTP downstreams are not wired yet)",
-            );
-        }
-        if !unsupported.is_empty() {
-            anyhow::bail!("unsupported configuration: {}", unsupported.join("; "));
-        }
+        // rustls's ring provider, before any TLS client (HTTP adapters, Redis) is built.
+        portal_outbound::install_crypto_provider();
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("cannot bind {}:{}", settings.host, settings.port))?;
@@ -204,8 +192,24 @@ impl Application {
             None => stores,
         };
         let platform = portal_sandbox::Platform::demo(clock.clone());
-        let (dashboard, history) =
-            dashboard_and_history(&settings, &stores, &platform, &overrides, &clock).await;
+        // Issue 7: HTTP adapters where URLs are configured, the simulators elsewhere.
+        let downstreams = crate::downstreams::Downstreams::build(
+            &settings.downstream_urls(),
+            &platform,
+            settings.state_manager_breaker(),
+            Arc::new(NoopTelemetry),
+        )?;
+        if !downstreams.http.is_empty() {
+            tracing::info!(http = ?downstreams.http, "downstreams over HTTP (the rest simulated)");
+        }
+        let (dashboard, history) = dashboard_and_history(
+            &settings,
+            &stores,
+            downstreams.state_manager.clone(),
+            &overrides,
+            &clock,
+        )
+        .await;
         let mut auth_settings = AuthSettings::new(authorize_url, client_id.clone(), redirect_uri);
         auth_settings.session_ttl = Duration::from_secs(settings.session_ttl_secs);
         let authenticator = Arc::new(Authenticator::new(
@@ -213,8 +217,8 @@ impl Application {
             AuthPorts {
                 sessions: stores.sessions.clone(),
                 one_time: stores.one_time.clone(),
-                auth_service: platform.auth_service(),
-                tenants: platform.tenant_service(),
+                auth_service: downstreams.auth_service.clone(),
+                tenants: downstreams.tenant_service.clone(),
                 bus: stores.event_bus.clone(),
                 cipher: cipher.clone(),
                 random: random.clone(),
@@ -227,9 +231,9 @@ impl Application {
         let onboarding = Arc::new(portal_domain::onboarding::Onboarding::new(
             portal_domain::onboarding::OnboardingPorts {
                 store: stores.onboarding.clone(),
-                tenants: platform.tenant_service(),
-                genesys: platform.genesys(),
-                whatsapp: platform.whatsapp(),
+                tenants: downstreams.tenant_service.clone(),
+                genesys: downstreams.genesys.clone(),
+                whatsapp: downstreams.whatsapp.clone(),
                 cipher: cipher.clone(),
                 random: random.clone(),
                 clock: clock.clone(),
