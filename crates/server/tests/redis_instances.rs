@@ -5,6 +5,8 @@
 //! Each test starts its own `redis-server` (portal-redis's harness) and real instances on
 //! port 0, all with the same `COOKIE_SECRET` and `ENCRYPTION_KEY` (as a deployment would).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 use portal_domain::secret::SecretString;
 use portal_redis::RedisServer;
 use portal_server::{Application, Settings};
