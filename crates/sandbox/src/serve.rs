@@ -196,6 +196,19 @@ struct Sims {
     platform: Platform,
 }
 
+impl Sims {
+    fn new(platform: Platform) -> Self {
+        Self {
+            auth: platform.auth_service(),
+            tenants: platform.tenant_service(),
+            state_manager: platform.state_manager(),
+            genesys: platform.genesys(),
+            whatsapp: platform.whatsapp(),
+            platform,
+        }
+    }
+}
+
 /// Serves `platform` on `listener` (bind port 0 in tests).
 pub fn serve(
     listener: TcpListener,
@@ -208,14 +221,7 @@ pub fn serve(
             .set(*f)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     }
-    let sims = web::Data::new(Sims {
-        auth: platform.auth_service(),
-        tenants: platform.tenant_service(),
-        state_manager: platform.state_manager(),
-        genesys: platform.genesys(),
-        whatsapp: platform.whatsapp(),
-        platform,
-    });
+    let sims = web::Data::new(Sims::new(platform));
     let table = faults.clone();
     let client_id = options.client_id;
     let server = HttpServer::new(move || {
@@ -225,49 +231,54 @@ pub fn serve(
             .app_data(sims.clone())
             .app_data(web::Data::new(table.clone()))
             .wrap(from_fn(inject_faults))
-            .route("/health", web::get().to(health))
-            .service(
-                web::resource("/_admin/faults")
-                    .route(web::get().to(list_faults))
-                    .route(web::put().to(put_fault))
-                    .route(web::delete().to(delete_faults)),
-            )
-            .service(
-                web::scope("/api/v1/auth")
-                    .route("/validate", web::post().to(auth_validate))
-                    .route("/profile", web::get().to(auth_profile))
-                    .route("/refresh", web::post().to(auth_refresh)),
-            )
-            .service(
-                web::scope("/api/v1/tenants")
-                    .route("", web::post().to(tenant_create))
-                    .route("/validate", web::post().to(tenant_validate))
-                    .route("/by-user/{user}", web::get().to(tenant_by_user))
-                    .route("/{id}", web::get().to(tenant_get))
-                    .route("/{id}", web::put().to(tenant_update)),
-            )
-            .route("/api/v1/conversations", web::get().to(sm_conversations))
-            .route("/api/v1/conversations/{id}", web::get().to(sm_conversation))
-            .route(
-                "/api/v1/conversations/{id}/messages",
-                web::get().to(sm_messages),
-            )
-            .route("/api/v1/metrics/{tenant}", web::get().to(sm_metrics))
-            .service(
-                web::scope("/genesys")
-                    .configure(move |c| crate::genesys_login(c, login_auth, client_id))
-                    .route("/oauth/token", web::post().to(genesys_token))
-                    .route(
-                        "/api/v2/organizations/me",
-                        web::get().to(genesys_organization),
-                    ),
-            )
-            .route("/meta/{version}/{id}", web::get().to(meta_phone_number))
+            .configure(move |cfg| routes(cfg, login_auth, client_id))
     })
     .workers(options.workers.max(1))
     .listen(listener)?
     .run();
     Ok(Sandbox { server, faults })
+}
+
+/// Every route of the sandbox (the fault middleware and the app data are added by the caller).
+fn routes(cfg: &mut web::ServiceConfig, login_auth: Arc<crate::SimAuthService>, client_id: String) {
+    cfg.route("/health", web::get().to(health))
+        .service(
+            web::resource("/_admin/faults")
+                .route(web::get().to(list_faults))
+                .route(web::put().to(put_fault))
+                .route(web::delete().to(delete_faults)),
+        )
+        .service(
+            web::scope("/api/v1/auth")
+                .route("/validate", web::post().to(auth_validate))
+                .route("/profile", web::get().to(auth_profile))
+                .route("/refresh", web::post().to(auth_refresh)),
+        )
+        .service(
+            web::scope("/api/v1/tenants")
+                .route("", web::post().to(tenant_create))
+                .route("/validate", web::post().to(tenant_validate))
+                .route("/by-user/{user}", web::get().to(tenant_by_user))
+                .route("/{id}", web::get().to(tenant_get))
+                .route("/{id}", web::put().to(tenant_update)),
+        )
+        .route("/api/v1/conversations", web::get().to(sm_conversations))
+        .route("/api/v1/conversations/{id}", web::get().to(sm_conversation))
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            web::get().to(sm_messages),
+        )
+        .route("/api/v1/metrics/{tenant}", web::get().to(sm_metrics))
+        .service(
+            web::scope("/genesys")
+                .configure(move |c| crate::genesys_login(c, login_auth, client_id))
+                .route("/oauth/token", web::post().to(genesys_token))
+                .route(
+                    "/api/v2/organizations/me",
+                    web::get().to(genesys_organization),
+                ),
+        )
+        .route("/meta/{version}/{id}", web::get().to(meta_phone_number));
 }
 
 /// Parses `SANDBOX_FAULTS` (a JSON array of [`Fault`]s).
@@ -885,5 +896,110 @@ async fn meta_phone_number(
             "Unsupported get request. Object does not exist",
         ),
         Err(WhatsAppError::Failure(_)) => unavailable(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::acme_tenant_id;
+    use crate::test_support::{FixedClock, platform_at};
+    use actix_web::test;
+
+    /// The sandbox's app over a fresh demo platform, as an actix test service.
+    macro_rules! app {
+        () => {{
+            let (platform, _) = platform_at(FixedClock::demo_start());
+            let login_auth = platform.auth();
+            test::init_service(
+                App::new()
+                    .app_data(web::Data::new(Sims::new(platform)))
+                    .app_data(web::Data::new(Faults::default()))
+                    .wrap(from_fn(inject_faults))
+                    .configure(move |cfg| routes(cfg, login_auth, DEFAULT_CLIENT_ID.to_owned())),
+            )
+            .await
+        }};
+    }
+
+    #[::core::prelude::v1::test]
+    fn paths_map_to_their_route_and_admin_paths_to_none() {
+        for (path, route) in [
+            ("/api/v1/auth/profile", Some(Route::AuthService)),
+            ("/api/v1/tenants", Some(Route::TenantService)),
+            ("/api/v1/tenants/by-user/u1", Some(Route::TenantService)),
+            (
+                "/api/v1/conversations/abc/messages",
+                Some(Route::StateManager),
+            ),
+            ("/api/v1/metrics/t1", Some(Route::StateManager)),
+            ("/genesys/oauth/token", Some(Route::Genesys)),
+            ("/meta/v18.0/123", Some(Route::Meta)),
+            ("/api/v1/authx", None),
+            ("/health", None),
+            ("/_admin/faults", None),
+        ] {
+            assert_eq!(Route::of_path(path), route, "{path}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_error_fault_fails_only_its_route_until_removed_over_the_admin_endpoint() {
+        let app = app!();
+        let metrics = format!("/api/v1/metrics/{}?period=today", acme_tenant_id());
+        let get = |uri: &str| test::TestRequest::get().uri(uri).to_request();
+
+        let ok = test::call_service(&app, get(&metrics)).await;
+        assert_eq!(ok.status(), 200);
+        let body: serde_json::Value = test::read_body_json(ok).await;
+        assert!(body["totalMessages"].as_u64().unwrap() > 0, "{body}");
+
+        let put = test::TestRequest::put()
+            .uri("/_admin/faults")
+            .set_json(json!({"route": "stateManager", "errorRate": 1.0}))
+            .to_request();
+        assert_eq!(test::call_service(&app, put).await.status(), 200);
+        assert_eq!(test::call_service(&app, get(&metrics)).await.status(), 503);
+        // Other routes, /health and the admin endpoint are not affected.
+        let tenant = format!("/api/v1/tenants/{}", acme_tenant_id());
+        assert_eq!(test::call_service(&app, get(&tenant)).await.status(), 200);
+        assert_eq!(test::call_service(&app, get("/health")).await.status(), 200);
+        let listed: serde_json::Value =
+            test::read_body_json(test::call_service(&app, get("/_admin/faults")).await).await;
+        assert_eq!(listed[0]["route"], "stateManager", "{listed}");
+
+        let delete = test::TestRequest::delete()
+            .uri("/_admin/faults")
+            .to_request();
+        assert_eq!(test::call_service(&app, delete).await.status(), 204);
+        assert_eq!(test::call_service(&app, get(&metrics)).await.status(), 200);
+    }
+
+    #[actix_web::test]
+    async fn bad_faults_are_refused() {
+        let app = app!();
+        for body in [
+            json!({"route": "stateManager", "errorRate": 2.0}),
+            json!({"route": "nowhere", "errorRate": 0.5}),
+        ] {
+            let put = test::TestRequest::put()
+                .uri("/_admin/faults")
+                .set_json(&body)
+                .to_request();
+            assert_eq!(test::call_service(&app, put).await.status(), 400, "{body}");
+        }
+        assert!(faults_from_json(r#"[{"route":"meta","timeout":true}]"#).unwrap()[0].timeout);
+    }
+
+    #[actix_web::test]
+    async fn unknown_ids_are_404_in_the_shapes_the_adapters_read() {
+        let app = app!();
+        let get = |uri: &str| test::TestRequest::get().uri(uri).to_request();
+        let res = test::call_service(&app, get("/api/v1/tenants/not-a-uuid")).await;
+        assert_eq!(res.status(), 404);
+        let res = test::call_service(&app, get("/api/v1/tenants/by-user/sim-user-nobody")).await;
+        assert_eq!(res.status(), 404);
+        let res = test::call_service(&app, get("/api/v1/auth/profile")).await;
+        assert_eq!(res.status(), 401);
     }
 }
