@@ -7,11 +7,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+use async_trait::async_trait;
+use futures::StreamExt;
+use portal_domain::model::{
+    Conversation, ConversationId, ConversationPage, ConversationQuery, DateRange, Direction,
+    Message, MessageId, MessageStatus, MessageUpdate, Period, RawMetrics, TenantEvent, TenantId,
+};
+use portal_domain::ports::downstream::{StateManager, StateManagerError};
+use portal_domain::ports::stores::EventBus;
 use portal_domain::secret::SecretString;
 use portal_redis::RedisServer;
-use portal_server::{Application, Settings};
+use portal_sandbox::demo::acme_tenant_id;
+use portal_server::{Application, Overrides, Settings};
 use reqwest::{Client, StatusCode, header};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 const COOKIE_SECRET: &str = "multi-instance-test-cookie-secret-0123456789";
 const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -21,6 +33,8 @@ const NOTICE: Duration = Duration::from_secs(5);
 
 struct Instance {
     address: String,
+    /// The instance's own event bus (publishes through its Redis connection).
+    bus: Arc<dyn EventBus>,
 }
 
 impl Instance {
@@ -30,6 +44,14 @@ impl Instance {
 }
 
 async fn spawn_instance(redis: &RedisServer, tweak: impl FnOnce(&mut Settings)) -> Instance {
+    spawn_instance_with(redis, tweak, Overrides::default()).await
+}
+
+async fn spawn_instance_with(
+    redis: &RedisServer,
+    tweak: impl FnOnce(&mut Settings),
+    overrides: Overrides,
+) -> Instance {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut settings = Settings {
         port: 0,
@@ -43,12 +65,13 @@ async fn spawn_instance(redis: &RedisServer, tweak: impl FnOnce(&mut Settings)) 
         ..Settings::default()
     };
     tweak(&mut settings);
-    let app = Application::build(settings.validated().expect("valid settings"))
+    let app = Application::build_with(settings.validated().expect("valid settings"), overrides)
         .await
         .expect("application builds with Redis");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let bus = app.realtime().bus.clone();
     tokio::spawn(app.run_until_stopped());
-    Instance { address }
+    Instance { address, bus }
 }
 
 fn plain_client() -> Client {
@@ -152,7 +175,12 @@ async fn a_session_made_on_one_instance_is_valid_on_the_others_and_logout_is_see
     assert_eq!(res.status(), StatusCode::OK);
     for instance in [&a, &b, &c] {
         let res = me(instance, &cookie).await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "on {}", instance.address);
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "on {}",
+            instance.address
+        );
     }
 }
 
@@ -262,4 +290,144 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
         }
         wait_for_health(instance, StatusCode::OK).await;
     }
+}
+
+#[tokio::test]
+async fn a_websocket_on_one_instance_receives_an_event_published_on_another() {
+    let redis = RedisServer::start().await;
+    let a = spawn_instance(&redis, |_| {}).await;
+    let b = spawn_instance(&redis, |_| {}).await;
+    let cookie = sign_in(&a, "agent@acme.example").await;
+
+    let url = format!(
+        "{}/tenant/{}/portal",
+        a.address.replace("http://", "ws://"),
+        acme_tenant_id()
+    );
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    req.headers_mut()
+        .insert("origin", "http://localhost:3000".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+
+    b.bus
+        .publish(&TenantEvent::Message {
+            tenant_id: acme_tenant_id(),
+            update: MessageUpdate {
+                direction: Direction::Inbound,
+                conversation_id: ConversationId::new_random(),
+                message_id: MessageId::parse("wamid.from-b").unwrap(),
+                text: Some("published on B".into()),
+                status: MessageStatus::Received,
+                timestamp: time::OffsetDateTime::now_utc(),
+            },
+        })
+        .await
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the event reached the socket on A")
+            .expect("socket open")
+            .unwrap();
+        if let tungstenite::Message::Text(text) = frame {
+            let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            if event["event"] == "message_update" {
+                assert_eq!(event["data"]["message_id"], "wamid.from-b", "{event}");
+                assert_eq!(event["data"]["text"], "published on B");
+                break;
+            }
+        }
+    }
+}
+
+/// The simulated State Manager, its `metrics` calls counted in a counter shared by every
+/// instance.
+struct CountingStateManager {
+    inner: Arc<dyn StateManager>,
+    metrics: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl StateManager for CountingStateManager {
+    async fn conversations(
+        &self,
+        tenant: TenantId,
+        query: ConversationQuery,
+    ) -> Result<ConversationPage, StateManagerError> {
+        self.inner.conversations(tenant, query).await
+    }
+    async fn conversation(&self, id: ConversationId) -> Result<Conversation, StateManagerError> {
+        self.inner.conversation(id).await
+    }
+    async fn messages(&self, id: ConversationId) -> Result<Vec<Message>, StateManagerError> {
+        self.inner.messages(id).await
+    }
+    async fn metrics(
+        &self,
+        tenant: TenantId,
+        period: Period,
+    ) -> Result<RawMetrics, StateManagerError> {
+        self.metrics.fetch_add(1, Ordering::SeqCst);
+        // Slow enough that every concurrent request arrives while the fetch is in flight.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.inner.metrics(tenant, period).await
+    }
+    async fn metrics_range(
+        &self,
+        tenant: TenantId,
+        range: DateRange,
+    ) -> Result<RawMetrics, StateManagerError> {
+        self.inner.metrics_range(tenant, range).await
+    }
+}
+
+#[tokio::test]
+async fn a_cold_dashboard_key_under_load_on_every_instance_costs_one_state_manager_call() {
+    let redis = RedisServer::start().await;
+    let metrics = Arc::new(AtomicUsize::new(0));
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let metrics = metrics.clone();
+        let overrides = Overrides {
+            wrap_state_manager: Some(Arc::new(move |inner| {
+                Arc::new(CountingStateManager {
+                    inner,
+                    metrics: metrics.clone(),
+                }) as Arc<dyn StateManager>
+            })),
+            ..Overrides::default()
+        };
+        let instance =
+            spawn_instance_with(&redis, |s| s.rate_limit_api_max = 10_000, overrides).await;
+        wait_for_health(&instance, StatusCode::OK).await;
+        instances.push(instance);
+    }
+    let cookie = sign_in(&instances[0], "admin@acme.example").await;
+
+    let client = plain_client();
+    let requests = instances.iter().flat_map(|instance| {
+        (0..8).map(|_| {
+            client
+                .get(instance.url("/api/v1/dashboard/stats?period=week"))
+                .header(header::COOKIE, &cookie)
+                .send()
+        })
+    });
+    let responses = futures::future::join_all(requests).await;
+    let mut bodies = Vec::new();
+    for res in responses {
+        let res = res.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: serde_json::Value = res.json().await.unwrap();
+        bodies.push(body["totalMessages"].clone());
+    }
+    assert_eq!(
+        metrics.load(Ordering::SeqCst),
+        1,
+        "24 concurrent reads of one cold key on 3 instances: one State Manager call"
+    );
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
 }
