@@ -27,3 +27,7 @@ fmt:
 # Lint with warnings as errors
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmark a cached GET /api/v1/dashboard/stats over loopback (prints throughput, p50/p99, store and downstream calls per request; env BENCH_SECS, BENCH_CONNECTIONS, BENCH_SERVER_WORKERS)
+bench-dashboard:
+    cargo run --release -p portal-server --example bench_dashboard
