@@ -229,9 +229,25 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     let health = wait_for_health(&a, StatusCode::OK).await;
     assert_eq!(health["checks"]["redis"], "ok", "{health}");
 
-    // Written before the outage.
+    // Written before the outage: a session, and a new tenant's onboarding wizard at step 1.
     let cookie = sign_in(&a, "admin@acme.example").await;
     assert_eq!(me(&b, &cookie).await.status(), StatusCode::OK);
+    let newco = sign_in(&a, "new@newco.example").await;
+    let me_newco: serde_json::Value = me(&a, &newco).await.json().await.unwrap();
+    let csrf = me_newco["csrfToken"].as_str().unwrap().to_owned();
+    let res = plain_client()
+        .post(a.url("/api/v1/onboarding/step1"))
+        .header(header::COOKIE, &newco)
+        .header("X-CSRF-Token", &csrf)
+        .json(&serde_json::json!({
+            "companyName": "NewCo Ltd", "region": "eu-west-1", "contactEmail": "new@newco.example"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let step1: serde_json::Value = res.json().await.unwrap();
+    let tenant = step1["tenantId"].as_str().unwrap().to_owned();
 
     redis.stop().await;
     for instance in [&a, &b] {
@@ -290,6 +306,17 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
         }
         wait_for_health(instance, StatusCode::OK).await;
     }
+    // The wizard state written before the outage is still there.
+    let res = plain_client()
+        .get(a.url(&format!("/api/v1/onboarding/status/{tenant}")))
+        .header(header::COOKIE, &newco)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let status: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(status["currentStep"], 1, "{status}");
+    assert_eq!(status["completedSteps"], serde_json::json!([1]), "{status}");
 }
 
 #[tokio::test]
