@@ -263,6 +263,75 @@ mod tests {
         }
     }
 
+    fn load(pairs: &[(&str, &str)]) -> Settings {
+        let env = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(Some(env)).unwrap()
+    }
+
+    #[test]
+    fn no_redis_variable_means_memory() {
+        assert!(redis_settings(&load(&[])).is_none());
+        assert!(!Stores::memory().is_redis());
+    }
+
+    #[test]
+    fn redis_parts_build_the_url_and_the_tuning_applies() {
+        use portal_domain::secret::ExposeSecret;
+        let r = redis_settings(&load(&[
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "p@ss word"),
+            ("REDIS_DB", "2"),
+            ("REDIS_TLS", "true"),
+            ("REDIS_POOL_SIZE", "4"),
+            ("REDIS_CONNECT_TIMEOUT_MS", "250"),
+            ("REDIS_COMMAND_TIMEOUT_MS", "150"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            r.url.expose_secret(),
+            "rediss://:p%40ss%20word@cache.internal:6380/2"
+        );
+        assert_eq!(r.pool_size, 4);
+        assert_eq!(r.connect_timeout, Duration::from_millis(250));
+        assert_eq!(r.command_timeout, Duration::from_millis(150));
+        assert!(!format!("{r:?}").contains("p@ss"), "no password in Debug");
+    }
+
+    #[test]
+    fn redis_url_wins_over_the_parts() {
+        use portal_domain::secret::ExposeSecret;
+        let r = redis_settings(&load(&[
+            ("REDIS_URL", "redis://127.0.0.1:7000/0"),
+            ("REDIS_HOST", "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(r.url.expose_secret(), "redis://127.0.0.1:7000/0");
+        assert_eq!(r.pool_size, 16);
+    }
+
+    #[test]
+    fn a_zero_pool_is_refused() {
+        let env = [("REDIS_POOL_SIZE", "0")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let err = Settings::load_from(Some(env)).unwrap_err();
+        assert!(err.to_string().contains("REDIS_POOL_SIZE"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_redis_url_is_refused_without_echoing_it() {
+        let err = Stores::from_settings(&load(&[("REDIS_URL", "http://user:hunter2@x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REDIS_URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
     #[tokio::test]
     async fn healthy_primary_decides() {
         let primary = Arc::new(Primary {
