@@ -15,9 +15,8 @@
 //!   degraded-mode rate limiter.
 //!
 //! # Dependencies
-//! Everything: this crate is where adapters meet. Today only the embedded default is wired
-//! (in-memory stores, simulated downstreams); Redis and HTTP adapters plug in at the marked
-//! place in [`startup`].
+//! Everything: this crate is where adapters meet. Stores are in memory or on Redis
+//! ([`stores`], `REDIS_URL`); downstreams are simulated or HTTP ([`downstreams`]).
 
 pub mod configuration;
 pub mod realtime;
