@@ -458,3 +458,30 @@ async fn a_cold_dashboard_key_under_load_on_every_instance_costs_one_state_manag
     );
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
 }
+
+#[tokio::test]
+async fn a_hung_redis_answers_503_within_the_deadline_and_recovers() {
+    let redis = RedisServer::start().await;
+    let a = spawn_instance(&redis, |_| {}).await;
+    wait_for_health(&a, StatusCode::OK).await;
+    let cookie = sign_in(&a, "agent@acme.example").await;
+
+    // The process stops answering (no connection error): only the deadlines end the wait.
+    redis.freeze();
+    let started = Instant::now();
+    let res = me(&a, &cookie).await;
+    let took = started.elapsed();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(res).await, "SERVICE_UNAVAILABLE");
+    // Connect (300 ms) + command (300 ms) deadlines, plus scheduling slack.
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    let health = wait_for_health(&a, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(health["status"], "degraded");
+
+    redis.thaw();
+    let back = Instant::now();
+    while me(&a, &cookie).await.status() != StatusCode::OK {
+        assert!(back.elapsed() < NOTICE, "did not recover after thaw");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
