@@ -1,0 +1,586 @@
+//! Domain tests of sign-in and the session rules, against the in-memory store adapters and the
+//! real cipher. The Auth and Tenant services are small hand-written fakes that check what a
+//! real one would (PKCE, single-use codes).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use portal_crypto::{AesGcmCipher, SystemRandom};
+use portal_domain::auth::{
+    AccessDenied, AuthPorts, AuthSettings, Authenticator, CallbackError, CallbackParams,
+    Capability, RefreshError, SessionError,
+};
+use portal_domain::crypto::pkce_challenge;
+use portal_domain::error::DownstreamFailure;
+use portal_domain::model::{
+    BusEvent, Email, NewTenant, Region, Role, SessionId, Tenant, TenantId, TenantStatus,
+    TenantUpdate, UserId, UserProfile,
+};
+use portal_domain::ports::downstream::{
+    AuthService, AuthServiceError, CodeExchange, CredentialCheck, CredentialVerdict, TenantService,
+    TenantServiceError, TokenSet,
+};
+use portal_domain::ports::system::Clock;
+use portal_domain::secret::{ExposeSecret, SecretString, secret};
+use portal_memory::MemoryStores;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+struct ManualClock(Mutex<OffsetDateTime>);
+impl ManualClock {
+    fn advance(&self, by: time::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Codes are issued for a user with the challenge from the authorize URL; each works once.
+#[derive(Default)]
+struct FakeAuth {
+    codes: Mutex<HashMap<String, (String, String)>>,
+    fail_profile: bool,
+}
+impl FakeAuth {
+    fn issue(&self, code: &str, email: &str, challenge: &str) {
+        self.codes
+            .lock()
+            .unwrap()
+            .insert(code.into(), (email.into(), challenge.into()));
+    }
+}
+#[async_trait]
+impl AuthService for FakeAuth {
+    async fn exchange_code(&self, x: CodeExchange) -> Result<TokenSet, AuthServiceError> {
+        let (email, challenge) = self
+            .codes
+            .lock()
+            .unwrap()
+            .remove(x.code.expose_secret())
+            .ok_or(AuthServiceError::InvalidGrant)?;
+        if pkce_challenge(x.code_verifier.expose_secret()) != challenge {
+            return Err(AuthServiceError::InvalidGrant);
+        }
+        Ok(TokenSet {
+            access_token: secret(format!("at:{email}")),
+            refresh_token: Some(secret(format!("rt:{email}"))),
+            expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
+        })
+    }
+    async fn profile(&self, token: &SecretString) -> Result<UserProfile, AuthServiceError> {
+        if self.fail_profile {
+            return Err(DownstreamFailure::Timeout.into());
+        }
+        let email = token
+            .expose_secret()
+            .strip_prefix("at:")
+            .ok_or(AuthServiceError::Unauthorized)?;
+        let (user, _domain) = email
+            .split_once('@')
+            .ok_or(AuthServiceError::Unauthorized)?;
+        Ok(UserProfile {
+            user_id: UserId::parse(user).unwrap(),
+            email: Email::parse(email).unwrap(),
+            name: user.into(),
+            tenant_id: None,
+            role: user
+                .split('-')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or(Role::Agent),
+        })
+    }
+    async fn refresh(&self, token: &SecretString) -> Result<TokenSet, AuthServiceError> {
+        let email = token
+            .expose_secret()
+            .strip_prefix("rt:")
+            .ok_or(AuthServiceError::InvalidGrant)?;
+        Ok(TokenSet {
+            access_token: secret(format!("at:{email}")),
+            refresh_token: Some(secret(format!("rt:{email}"))),
+            expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
+        })
+    }
+}
+
+/// Users named `*-onboarding` have a tenant still onboarding; `new` has none.
+struct FakeTenants {
+    acme: TenantId,
+}
+#[async_trait]
+impl TenantService for FakeTenants {
+    async fn create(&self, _: &NewTenant) -> Result<Tenant, TenantServiceError> {
+        Err(TenantServiceError::Rejected("not used".into()))
+    }
+    async fn get(&self, _: TenantId) -> Result<Tenant, TenantServiceError> {
+        Err(TenantServiceError::NotFound)
+    }
+    async fn update(&self, _: TenantId, _: &TenantUpdate) -> Result<Tenant, TenantServiceError> {
+        Err(TenantServiceError::NotFound)
+    }
+    async fn by_user(&self, user: &UserId) -> Result<Option<Tenant>, TenantServiceError> {
+        let status = match user.as_str() {
+            "new" => return Ok(None),
+            u if u.ends_with("-onboarding") => TenantStatus::Onboarding,
+            _ => TenantStatus::Active,
+        };
+        Ok(Some(Tenant {
+            id: self.acme,
+            company_name: "Acme Corp".into(),
+            region: Region::UsEast1,
+            contact_email: None,
+            status,
+        }))
+    }
+    async fn validate_credentials(
+        &self,
+        _: &CredentialCheck,
+    ) -> Result<CredentialVerdict, TenantServiceError> {
+        Err(TenantServiceError::NotFound)
+    }
+}
+
+struct World {
+    auth: Authenticator,
+    fake_auth: Arc<FakeAuth>,
+    stores: MemoryStores,
+    clock: Arc<ManualClock>,
+    acme: TenantId,
+}
+
+fn world_with(fake_auth: FakeAuth) -> World {
+    let stores = MemoryStores::new();
+    let random = Arc::new(SystemRandom::new());
+    let clock = Arc::new(ManualClock(Mutex::new(OffsetDateTime::now_utc())));
+    let fake_auth = Arc::new(fake_auth);
+    let acme = TenantId::new_random();
+    let settings = AuthSettings::new(
+        "https://login.example/oauth/authorize".parse().unwrap(),
+        "portal-client".into(),
+        "https://portal.example/api/v1/auth/callback".into(),
+    );
+    let auth = Authenticator::new(
+        settings,
+        AuthPorts {
+            sessions: stores.sessions.clone(),
+            one_time: stores.one_time.clone(),
+            auth_service: fake_auth.clone(),
+            tenants: Arc::new(FakeTenants { acme }),
+            bus: stores.event_bus.clone(),
+            cipher: Arc::new(AesGcmCipher::ephemeral(random.as_ref())),
+            random,
+            clock: clock.clone(),
+        },
+        b"csrf-key-csrf-key-csrf-key-csrf-key",
+    );
+    World {
+        auth,
+        fake_auth,
+        stores,
+        clock,
+        acme,
+    }
+}
+
+fn world() -> World {
+    world_with(FakeAuth::default())
+}
+
+fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Starts a login as `email` and returns (binding cookie, callback params).
+async fn start(w: &World, email: &str) -> (String, CallbackParams) {
+    let start = w.auth.begin_login(Some(email), None).await.unwrap();
+    let url = start.redirect_url;
+    let state = query(&url, "state").unwrap();
+    let code = format!("code-{}", &state[..12]);
+    w.fake_auth
+        .issue(&code, email, &query(&url, "code_challenge").unwrap());
+    let params = CallbackParams {
+        code: Some(secret(code)),
+        state: Some(state),
+        error: None,
+    };
+    (start.binding.expose_secret().to_owned(), params)
+}
+
+fn replay(p: &CallbackParams) -> CallbackParams {
+    CallbackParams {
+        code: p.code.as_ref().map(|c| secret(c.expose_secret())),
+        state: p.state.clone(),
+        error: p.error.clone(),
+    }
+}
+
+#[tokio::test]
+async fn the_authorize_url_carries_state_pkce_s256_and_the_hint() {
+    let w = world();
+    let start = w
+        .auth
+        .begin_login(Some("admin@acme.example"), Some("/history"))
+        .await
+        .unwrap();
+    let url = start.redirect_url;
+    assert_eq!(url.path(), "/oauth/authorize");
+    assert_eq!(query(&url, "client_id").as_deref(), Some("portal-client"));
+    assert_eq!(query(&url, "response_type").as_deref(), Some("code"));
+    assert_eq!(
+        query(&url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query(&url, "login_hint").as_deref(),
+        Some("admin@acme.example")
+    );
+    assert_eq!(query(&url, "code_challenge").unwrap().len(), 43);
+    assert!(query(&url, "state").unwrap().len() >= 43);
+}
+
+#[tokio::test]
+async fn a_full_sign_in_creates_a_session_under_a_hashed_key() {
+    let w = world();
+    let (binding, params) = start(&w, "admin@acme.example").await;
+    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    assert_eq!(signed.return_to, "/dashboard");
+    assert_eq!(signed.session.role, Role::Admin);
+    assert_eq!(signed.session.tenant_id, Some(w.acme));
+    assert!(!signed.session.onboarding_only);
+    // The refresh token is stored encrypted, never in clear.
+    let stored = w
+        .stores
+        .sessions
+        .get(&signed.session_id.key())
+        .await
+        .unwrap()
+        .unwrap();
+    let json = serde_json::to_string(&stored).unwrap();
+    assert!(!json.contains("rt:admin@acme.example"));
+    assert!(
+        !signed
+            .session_id
+            .key()
+            .as_str()
+            .contains(signed.session_id.expose())
+    );
+    // The cookie value authenticates; its CSRF token verifies; another does not.
+    let current = w
+        .auth
+        .authenticate(signed.session_id.expose())
+        .await
+        .unwrap();
+    let csrf = w.auth.csrf_token(&current);
+    assert!(w.auth.verify_csrf(&current, Some(&csrf)));
+    assert!(!w.auth.verify_csrf(&current, Some("nope")));
+    assert!(!w.auth.verify_csrf(&current, None));
+}
+
+#[tokio::test]
+async fn every_login_gets_a_new_session_id() {
+    let w = world();
+    let (b1, p1) = start(&w, "admin@acme.example").await;
+    let (b2, p2) = start(&w, "admin@acme.example").await;
+    let s1 = w.auth.complete_login(Some(&b1), p1).await.unwrap();
+    let s2 = w.auth.complete_login(Some(&b2), p2).await.unwrap();
+    assert_ne!(s1.session_id.expose(), s2.session_id.expose());
+    assert_eq!(
+        w.stores
+            .sessions
+            .count_for_user(&s1.session.user_id)
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn state_is_single_use_bound_to_the_browser_and_required() {
+    let w = world();
+    let (binding, params) = start(&w, "admin@acme.example").await;
+    let again = replay(&params);
+    w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let err = w
+        .auth
+        .complete_login(Some(&binding), again)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallbackError::InvalidState),
+        "replayed: {err:?}"
+    );
+
+    let (_, params) = start(&w, "admin@acme.example").await;
+    let err = w
+        .auth
+        .complete_login(Some("another-browser"), params)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallbackError::InvalidState),
+        "other browser: {err:?}"
+    );
+
+    let (binding, mut params) = start(&w, "admin@acme.example").await;
+    params.state = None;
+    let err = w
+        .auth
+        .complete_login(Some(&binding), params)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallbackError::InvalidState),
+        "missing: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn codes_and_providers_failures_map_to_the_specs_reasons() {
+    let w = world();
+    let (binding, mut params) = start(&w, "admin@acme.example").await;
+    params.code = Some(secret("unknown-code"));
+    let err = w
+        .auth
+        .complete_login(Some(&binding), params)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "token_validation_failed");
+
+    let (binding, mut params) = start(&w, "admin@acme.example").await;
+    params.error = Some("access_denied<script>".into());
+    let err = w
+        .auth
+        .complete_login(Some(&binding), params)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.reason(),
+        "access_deniedscript",
+        "sanitised provider error"
+    );
+
+    let (binding, mut params) = start(&w, "admin@acme.example").await;
+    params.code = None;
+    let err = w
+        .auth
+        .complete_login(Some(&binding), params)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallbackError::MissingCode));
+
+    let w = world_with(FakeAuth {
+        fail_profile: true,
+        ..Default::default()
+    });
+    let (binding, params) = start(&w, "admin@acme.example").await;
+    let err = w
+        .auth
+        .complete_login(Some(&binding), params)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "profile_retrieval_failed");
+}
+
+#[tokio::test]
+async fn users_without_an_active_tenant_get_an_onboarding_only_session() {
+    let w = world();
+    let (binding, params) = start(&w, "new@newco.example").await;
+    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    assert_eq!(signed.session.tenant_id, None);
+    assert!(signed.session.onboarding_only);
+    assert_eq!(signed.return_to, "/onboarding");
+
+    let (binding, params) = start(&w, "admin-onboarding@acme.example").await;
+    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    assert_eq!(signed.session.tenant_id, Some(w.acme));
+    assert!(signed.session.onboarding_only);
+}
+
+#[tokio::test]
+async fn roles_and_onboarding_limit_what_a_session_may_do() {
+    let w = world();
+    let mut sessions = HashMap::new();
+    for email in [
+        "admin@acme.example",
+        "agent@acme.example",
+        "viewer@acme.example",
+        "new@newco.example",
+    ] {
+        let (binding, params) = start(&w, email).await;
+        let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+        let current = w
+            .auth
+            .authenticate(signed.session_id.expose())
+            .await
+            .unwrap();
+        sessions.insert(email, current);
+    }
+    let can = |email, cap| sessions[email].authorize(cap);
+    assert_eq!(
+        can("admin@acme.example", Capability::Onboard),
+        Ok(Some(w.acme))
+    );
+    assert_eq!(
+        can("agent@acme.example", Capability::SendMessages),
+        Ok(Some(w.acme))
+    );
+    assert_eq!(
+        can("viewer@acme.example", Capability::SendMessages),
+        Err(AccessDenied::Role)
+    );
+    assert_eq!(
+        can("viewer@acme.example", Capability::ViewDashboard),
+        Ok(Some(w.acme))
+    );
+    assert_eq!(
+        can("agent@acme.example", Capability::Onboard),
+        Err(AccessDenied::Role)
+    );
+    assert_eq!(can("new@newco.example", Capability::Onboard), Ok(None));
+    assert_eq!(
+        can("new@newco.example", Capability::ViewDashboard),
+        Err(AccessDenied::OnboardingIncomplete)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refused_and_removed() {
+    let w = world();
+    let (binding, params) = start(&w, "admin@acme.example").await;
+    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    w.clock
+        .advance(time::Duration::hours(24) + time::Duration::seconds(1));
+    let err = w
+        .auth
+        .authenticate(signed.session_id.expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SessionError::Expired));
+    assert!(
+        w.stores
+            .sessions
+            .get(&signed.session_id.key())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Malformed cookie values are refused the same way, without touching the store.
+    assert!(matches!(
+        w.auth.authenticate("garbage").await,
+        Err(SessionError::Expired)
+    ));
+}
+
+#[tokio::test]
+async fn last_activity_is_written_at_most_once_a_minute() {
+    let w = world();
+    let (binding, params) = start(&w, "admin@acme.example").await;
+    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let key = signed.session_id.key();
+    let created = signed.session.last_activity;
+    w.clock.advance(time::Duration::seconds(30));
+    w.auth
+        .authenticate(signed.session_id.expose())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.stores
+            .sessions
+            .get(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_activity,
+        created
+    );
+    w.clock.advance(time::Duration::seconds(31));
+    w.auth
+        .authenticate(signed.session_id.expose())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.stores
+            .sessions
+            .get(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_activity,
+        w.clock.now()
+    );
+}
+
+#[tokio::test]
+async fn refresh_extends_the_session_and_logout_revokes_it_everywhere() {
+    let w = world();
+    let mut bus = w.stores.event_bus.subscribe().await.unwrap();
+    let (binding, params) = start(&w, "admin@acme.example").await;
+    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let current = w
+        .auth
+        .authenticate(signed.session_id.expose())
+        .await
+        .unwrap();
+
+    w.clock.advance(time::Duration::hours(2));
+    let refreshed = w.auth.refresh(&current).await.unwrap();
+    assert_eq!(
+        refreshed.expires_at,
+        w.clock.now() + time::Duration::hours(24)
+    );
+
+    w.auth.logout(&current).await.unwrap();
+    assert!(matches!(
+        w.auth.authenticate(signed.session_id.expose()).await,
+        Err(SessionError::Expired)
+    ));
+    let event = tokio::time::timeout(Duration::from_secs(5), bus.next())
+        .await
+        .unwrap();
+    assert_eq!(
+        event,
+        Some(BusEvent::SessionRevoked(signed.session_id.key()))
+    );
+    // A refresh of the ended session finds it gone.
+    assert!(matches!(
+        w.auth.refresh(&current).await,
+        Err(RefreshError::SessionGone)
+    ));
+}
+
+#[tokio::test]
+async fn websocket_tickets_work_once() {
+    let w = world();
+    let (binding, params) = start(&w, "agent@acme.example").await;
+    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let current = w
+        .auth
+        .authenticate(signed.session_id.expose())
+        .await
+        .unwrap();
+    let ticket = w.auth.issue_ws_ticket(&current).await.unwrap();
+    let redeemed = w
+        .auth
+        .redeem_ws_ticket(ticket.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(redeemed.key, signed.session_id.key());
+    assert!(
+        w.auth
+            .redeem_ws_ticket(ticket.expose_secret())
+            .await
+            .is_err()
+    );
+    assert!(w.auth.redeem_ws_ticket("forged").await.is_err());
+    // The session ID is never what the ticket store holds.
+    let _ = SessionId::parse(signed.session_id.expose()).unwrap();
+}
