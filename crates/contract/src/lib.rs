@@ -14,7 +14,7 @@
 //! In the adapter crate, add `portal-contract` and `tokio` (with `macros`, `rt`, `time`) as
 //! dev-dependencies, then write `tests/contract.rs`:
 //!
-//! ```ignore
+//! ```text
 //! use portal_contract::{Stores, Waiter};
 //!
 //! async fn stores() -> Stores {
@@ -34,7 +34,7 @@
 //! second is the [`Waiter`] the checks use to let time pass. The in-memory adapters run the
 //! suite under a paused tokio clock instead (see `crates/memory/tests/contract.rs`):
 //!
-//! ```ignore
+//! ```text
 //! portal_contract::store_contract_tests!(
 //!     async { tokio::time::pause(); to_contract(MemoryStores::new()) },
 //!     Waiter::new(tokio::time::advance),
