@@ -240,6 +240,7 @@ impl Application {
                 telemetry: Arc::new(portal_domain::ports::system::NoopTelemetry),
                 limiter: stores.rate_limiter.clone(),
                 authenticator: authenticator.clone(),
+                lock: stores.lock.clone(),
             },
             portal_domain::onboarding::OnboardingSettings {
                 state_ttl: Duration::from_secs(settings.onboarding_state_ttl_secs),

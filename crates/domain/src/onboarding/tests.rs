@@ -243,7 +243,10 @@ impl TenantService for FakeTenants {
     }
     async fn by_user(&self, user: &UserId) -> Result<Option<Tenant>, TenantServiceError> {
         let id = self.by_user.lock().unwrap().get(user).copied();
-        Ok(id.and_then(|id| self.tenants.lock().unwrap().get(&id).cloned()))
+        let found = id.and_then(|id| self.tenants.lock().unwrap().get(&id).cloned());
+        // A real answer takes a while: let concurrent requests interleave after the read.
+        tokio::task::yield_now().await;
+        Ok(found)
     }
     async fn validate_credentials(
         &self,
@@ -483,6 +486,7 @@ fn harness() -> H {
             telemetry: telemetry.clone(),
             limiter: Arc::new(FakeLimiter::default()),
             authenticator,
+            lock: Arc::new(FakeLock::default()),
         },
         OnboardingSettings::default(),
     );
@@ -829,6 +833,22 @@ async fn two_tabs_submitting_at_once_one_wins_the_other_gets_the_current_state()
     };
     assert_eq!(current.current_step, 2);
     assert!(current.genesys_configured);
+}
+
+#[tokio::test]
+async fn two_tabs_racing_step_1_for_a_new_user_create_one_tenant() {
+    let h = harness();
+    let tab1 = h.session("new-user", Role::Admin, None);
+    let tab2 = h.session("new-user", Role::Admin, None);
+
+    let (a, b) = tokio::join!(h.ob.step1(&tab1, org()), h.ob.step1(&tab2, org()));
+
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        a.tenant_id, b.tenant_id,
+        "both tabs work on the same tenant"
+    );
+    assert_eq!(h.tenants.creates.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -1293,4 +1313,39 @@ fn a_completion_can_only_begin_from_a_passed_validation() {
         Progress::Organization.finish(UserId::parse("u").unwrap(), now),
         Err(StepOutOfOrder { current: 1 })
     );
+}
+
+/// A single-process lock with the port's contract (no expiry needed here).
+#[derive(Default)]
+struct FakeLock {
+    held: Mutex<HashMap<String, String>>,
+    next: AtomicUsize,
+}
+#[async_trait]
+impl crate::ports::stores::Lock for FakeLock {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        _: Duration,
+    ) -> Result<Option<crate::ports::stores::LockToken>, StoreError> {
+        let mut held = self.held.lock().unwrap();
+        if held.contains_key(name) {
+            return Ok(None);
+        }
+        let token = format!("t{}", self.next.fetch_add(1, Ordering::SeqCst));
+        held.insert(name.to_owned(), token.clone());
+        Ok(Some(crate::ports::stores::LockToken(token)))
+    }
+    async fn release(
+        &self,
+        name: &str,
+        token: &crate::ports::stores::LockToken,
+    ) -> Result<bool, StoreError> {
+        let mut held = self.held.lock().unwrap();
+        if held.get(name) == Some(&token.0) {
+            held.remove(name);
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }

@@ -36,7 +36,9 @@ use crate::model::{GenesysConfig, WebhookConfig, WhatsAppConfig};
 use crate::ports::downstream::{
     GenesysCloud, GenesysError, TenantService, TenantServiceError, WhatsApp, WhatsAppError,
 };
-use crate::ports::stores::{OnboardingStore, RateLimiter, RatePolicy, SaveOutcome, Versioned};
+use crate::ports::stores::{
+    Lock, OnboardingStore, RateLimiter, RatePolicy, SaveOutcome, Versioned,
+};
 use crate::ports::system::{Cipher, Clock, EncryptionContext, Random, RandomExt, Telemetry};
 use crate::secret::SecretString;
 use std::sync::Arc;
@@ -186,7 +188,15 @@ pub struct OnboardingPorts {
     pub limiter: Arc<dyn RateLimiter>,
     /// Binds sessions to the tenant (step 1, completion).
     pub authenticator: Arc<Authenticator>,
+    /// Serialises tenant creation per user: two tabs submitting step 1 at once for a user
+    /// without a tenant must not create two tenants.
+    pub lock: Arc<dyn Lock>,
 }
+
+/// How long one step 1 may hold the per-user creation lock (a crashed holder frees it then).
+const CREATE_LOCK_TTL: Duration = Duration::from_secs(15);
+/// How long a second tab waits for the first one's tenant creation.
+const CREATE_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The onboarding wizard use case (spec §6, decisions §5).
 pub struct Onboarding {
@@ -235,6 +245,48 @@ impl Onboarding {
         details: OrganizationDetails,
     ) -> Result<Step1Output, OnboardingError> {
         let session_tenant = current.authorize(Capability::Onboard)?;
+        let user = &current.session.user_id;
+        // A user without a tenant may have two tabs racing here: only one may create it. The
+        // other waits for the lock, then finds the tenant through `by_user` and updates it.
+        let creation_lock = match session_tenant {
+            Some(_) => None,
+            None => Some(self.creation_lock(user).await?),
+        };
+        let result = self.step1_locked(current, session_tenant, details).await;
+        if let Some((name, token)) = creation_lock
+            && let Err(e) = self.ports.lock.release(&name, &token).await
+        {
+            tracing::warn!(error = %e, "could not release the tenant-creation lock");
+        }
+        result
+    }
+
+    async fn creation_lock(
+        &self,
+        user: &UserId,
+    ) -> Result<(String, crate::ports::stores::LockToken), OnboardingError> {
+        let name = format!("onboarding:create:{user}");
+        let deadline = tokio::time::Instant::now() + CREATE_LOCK_WAIT;
+        loop {
+            if let Some(token) = self.ports.lock.try_acquire(&name, CREATE_LOCK_TTL).await? {
+                return Ok((name, token));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "another request is still creating this user's tenant".into(),
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn step1_locked(
+        &self,
+        current: &CurrentSession,
+        session_tenant: Option<TenantId>,
+        details: OrganizationDetails,
+    ) -> Result<Step1Output, OnboardingError> {
         let user = &current.session.user_id;
         let existing = match session_tenant {
             Some(t) => Some(t),
