@@ -298,10 +298,8 @@ impl AppStateBuilder {
         usecase: Arc<portal_domain::onboarding::Onboarding>,
         base_url: Url,
     ) -> Self {
-        self.inner.onboarding = Some(crate::routes::onboarding::OnboardingWiring {
-            usecase,
-            base_url,
-        });
+        self.inner.onboarding =
+            Some(crate::routes::onboarding::OnboardingWiring { usecase, base_url });
         self
     }
 

@@ -19,8 +19,8 @@
 //! ([`stores`], `REDIS_URL`); downstreams are simulated or HTTP ([`downstreams`]).
 
 pub mod configuration;
-pub mod realtime;
 pub mod downstreams;
+pub mod realtime;
 pub mod startup;
 pub mod stores;
 pub mod telemetry;

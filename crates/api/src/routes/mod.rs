@@ -2,8 +2,8 @@
 
 pub mod auth;
 pub mod dashboard;
-pub mod history;
 pub mod health;
+pub mod history;
+pub mod onboarding;
 pub mod widget;
 pub mod ws;
-pub mod onboarding;
