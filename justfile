@@ -31,3 +31,7 @@ lint:
 # Benchmark a cached GET /api/v1/dashboard/stats over loopback (prints throughput, p50/p99, store and downstream calls per request; env BENCH_SECS, BENCH_CONNECTIONS, BENCH_SERVER_WORKERS)
 bench-dashboard:
     cargo run --release -p portal-server --example bench_dashboard
+
+# Benchmark 10,000 WebSockets in process (memory per socket, fan-out p50/p99 to 1,000 sockets, events/s; env BENCH_SOCKETS, BENCH_FANOUT_SOCKETS, BENCH_EVENTS, BENCH_SECS)
+bench-ws:
+    ulimit -n 65536 || echo "could not raise the open-file limit; the bench lowers the socket count"; cargo bench -p portal-server --bench websocket
