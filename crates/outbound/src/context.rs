@@ -2,7 +2,7 @@
 //!
 //! The API crate wraps each request's handling in [`scope`]:
 //!
-//! ```ignore
+//! ```text
 //! let ctx = RequestContext::new(request_id).with_traceparent(incoming_traceparent);
 //! portal_outbound::context::scope(ctx, handler_future).await
 //! ```

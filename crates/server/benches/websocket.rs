@@ -44,10 +44,30 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// A `/proc/self/status` field in KiB.
+/// `/proc/self/status`, opened once at start: while 10,000 sockets are open the process may
+/// have no file descriptor left to open it again (an earlier run read 0 KiB that way).
+static PROC_STATUS: std::sync::OnceLock<Option<std::sync::Mutex<std::fs::File>>> =
+    std::sync::OnceLock::new();
+
+fn read_proc_status() -> Option<String> {
+    use std::io::{Read, Seek};
+    let file = PROC_STATUS
+        .get_or_init(|| {
+            std::fs::File::open("/proc/self/status")
+                .ok()
+                .map(std::sync::Mutex::new)
+        })
+        .as_ref()?;
+    let mut file = file.lock().ok()?;
+    file.rewind().ok()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// A `/proc/self/status` field in KiB (0 when it cannot be read).
 fn proc_status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
+    read_proc_status()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with(field))
@@ -178,6 +198,8 @@ async fn client_task(
 
 #[tokio::main]
 async fn main() {
+    // Open /proc/self/status now, while descriptors are plentiful.
+    let _ = read_proc_status();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut sockets: usize = env("BENCH_SOCKETS", 10_000);
     let fanout: usize = env("BENCH_FANOUT_SOCKETS", 1_000);
@@ -276,6 +298,9 @@ async fn main() {
     let open_time = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = proc_status_kib("VmRSS:");
+    if rss_before == 0 || rss_after == 0 {
+        println!("   (VmRSS could not be read: the memory figure below is not a measurement)");
+    }
     let per_socket = (rss_after.saturating_sub(rss_before)) as f64 / opened.max(1) as f64;
     println!(
         "\n== 1. {opened} concurrent authenticated sockets ({fanout} Acme, {} Globex), opened in {:.1} s",
