@@ -136,7 +136,9 @@ impl Application {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("cannot bind {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
-        let embedded = true;
+        // The simulated Genesys login only makes sense with the simulated Auth Service (it
+        // issues the codes that service exchanges).
+        let simulated_auth = settings.auth_service_url.is_none();
 
         let clock: Arc<dyn Clock> = overrides
             .clock
@@ -174,7 +176,7 @@ impl Application {
             .genesys_client_id
             .clone()
             .unwrap_or_else(|| SANDBOX_CLIENT_ID.to_owned());
-        let login_base = match (&settings.genesys_login_base_url, embedded) {
+        let login_base = match (&settings.genesys_login_base_url, simulated_auth) {
             (Some(b), _) => b.trim_end_matches('/').to_owned(),
             (None, true) => format!("{base_url}{SANDBOX_LOGIN_PATH}"),
             (None, false) => settings.region().login_base_url(),
@@ -261,7 +263,11 @@ impl Application {
         .await;
 
         let mut web_settings = WebSettings::new(frontend_url, cookie_key);
-        web_settings.secure_cookies = settings.cookie_secure.unwrap_or(!embedded);
+        // Secure by default in production and behind https; plain-HTTP local use may go without.
+        web_settings.secure_cookies = settings
+            .cookie_secure
+            .unwrap_or(settings.is_production() || base_url.starts_with("https://"));
+        let secure_cookies = web_settings.secure_cookies;
         web_settings.cookie_domain = settings.cookie_domain.clone();
         web_settings.trusted_proxies = settings.proxies();
         web_settings.body_limit = settings.body_limit_bytes;
@@ -293,12 +299,17 @@ impl Application {
         }
         let state = builder.build();
 
-        if embedded {
+        let ephemeral_secrets =
+            settings.encryption_key.is_none() || settings.cookie_secret.is_none();
+        if simulated_auth || ephemeral_secrets || !stores.is_redis() || !secure_cookies {
             tracing::warn!(
                 address = %format!("{}:{port}", settings.host),
                 stores = if stores.is_redis() { "redis" } else { "in-memory" },
-                "EMBEDDED DEFAULT: simulated Genesys/Auth/Tenant/State Manager, \
-                 ephemeral secrets, non-Secure cookies. NOT FOR PRODUCTION."
+                simulated_auth,
+                ephemeral_secrets,
+                secure_cookies,
+                "EMBEDDED/DEVELOPMENT SETUP (simulated services, in-memory stores, generated \
+                 secrets or non-Secure cookies as listed). NOT FOR PRODUCTION."
             );
         }
         let server = portal_api::serve(listener, state.clone())?;
