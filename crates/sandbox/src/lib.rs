@@ -26,13 +26,17 @@
 //! - [`http`]: [`genesys_login`], the login page as an actix-web route.
 //! - [`serve`]: the HTTP sandbox of the whole platform ([`serve()`]), with fault injection;
 //!   the `portal-sandbox` binary runs it.
+//! - [`redis_outbound`]: given a Redis URL, consumes the service's outbound Stream and delivers
+//!   each message with [`SimDelivery`], publishing its events on Redis Pub/Sub
+//!   ([`consume_outbound`]).
 //!
 //! The simulators' logic knows nothing of HTTP; only [`http`] uses actix-web, so serving any
 //! simulator over HTTP later is a thin layer over the same types.
 //!
 //! # Dependencies
 //! `portal-domain` (ports and model), tokio (timers for delivery), ring (randomness), actix-web
-//! (only in [`http`]). Never a real network call.
+//! ([`http`], [`serve`]), redis and portal-redis (only in [`redis_outbound`]: the event bus
+//! encoding is portal-redis's own). The simulators never call out to the network.
 
 pub mod auth;
 pub mod credentials;
@@ -40,6 +44,7 @@ pub mod delivery;
 pub mod demo;
 pub mod http;
 pub mod platform;
+pub mod redis_outbound;
 pub mod serve;
 pub mod state_manager;
 pub mod tenant;
@@ -52,6 +57,7 @@ pub use credentials::{SimGenesys, SimWhatsApp};
 pub use delivery::SimDelivery;
 pub use http::genesys_login;
 pub use platform::{Platform, SimState, TenantRecord};
+pub use redis_outbound::{OutboundConsumer, consume_outbound};
 pub use serve::{Fault, Faults, Options, Route, Sandbox, serve};
 pub use state_manager::SimStateManager;
 pub use tenant::SimTenantService;

@@ -5,10 +5,14 @@
 //! Settings (environment): `SANDBOX_HOST` (default `127.0.0.1`), `SANDBOX_PORT` (default
 //! `9090`), `SANDBOX_CLIENT_ID` (the Genesys client the login page accepts, default
 //! `agent-portal-sandbox`), `SANDBOX_FAULTS` (JSON array of faults, as `PUT /_admin/faults`
-//! takes), `LOG_LEVEL`.
+//! takes), `SANDBOX_REDIS_URL` (or else `REDIS_URL`; unset: no Redis): with it, the sandbox
+//! consumes the service's outbound queue (Redis Stream `outbound.message`) and publishes each
+//! message's `message_update` and `sent`/`delivered`/`read` on the tenant's Pub/Sub channels,
+//! `LOG_LEVEL`.
 
 use anyhow::Context;
 use portal_domain::ports::system::SystemClock;
+use portal_domain::secret::SecretString;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -34,8 +38,25 @@ async fn main() -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind((host.as_str(), port))
         .with_context(|| format!("cannot bind {host}:{port}"))?;
     let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
+    let redis_url = std::env::var("SANDBOX_REDIS_URL")
+        .or_else(|_| std::env::var("REDIS_URL"))
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    // Kept alive for the life of the process.
+    let consumer = match redis_url {
+        Some(url) => Some(
+            portal_sandbox::consume_outbound(SecretString::from(url), &platform)
+                .await
+                .context("SANDBOX_REDIS_URL/REDIS_URL")?,
+        ),
+        None => None,
+    };
     let sandbox = portal_sandbox::serve(listener, platform, options)?;
-    tracing::info!(address = %format!("{host}:{port}"), "portal-sandbox listening");
+    tracing::info!(
+        address = %format!("{host}:{port}"),
+        redis = consumer.is_some(),
+        "portal-sandbox listening"
+    );
     sandbox.server.await?;
     Ok(())
 }
