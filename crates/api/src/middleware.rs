@@ -1,6 +1,14 @@
 //! The one outer middleware: request ID and tracing span, CORS for `FRONTEND_URL`, security
 //! headers, `RateLimit-*` headers, and the error-body finisher (adds `correlationId`, turns
 //! actix's own bare 404/405/4xx/5xx into the JSON error format).
+//!
+//! Observability: one `http_request` span per request with `request_id`, `method`, `path`,
+//! and, once known, `route` (the route template, or `unmatched`), `status`, `user_id` and
+//! `tenant_id` (recorded by the session extractor), so every log line inside carries them.
+//! The latency goes to [`Telemetry::http_request`](portal_domain::ports::system::Telemetry)
+//! labelled with the route template (never the raw path; `/metrics` itself is not recorded).
+//! The binary may wrap each request's handling in a [`RequestScope`] (it sets the outbound
+//! request context and the span's OpenTelemetry parent from the incoming `traceparent`).
 
 use crate::error::{ApiError, ErrorPayload};
 use crate::extract::{RateInfo, RequestId};
@@ -11,8 +19,40 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
+use futures::future::LocalBoxFuture;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
+
+/// The handling of one request, as the [`RequestScope`] hook sees it.
+pub type EdgeFuture = LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, actix_web::Error>>;
+
+/// What a [`RequestScope`] learns about the request it wraps.
+#[derive(Debug, Clone)]
+pub struct RequestScopeInfo {
+    /// The request ID (the caller's sane `X-Request-ID`, or a fresh UUID).
+    pub request_id: String,
+    /// The incoming W3C `traceparent` header, unvalidated.
+    pub traceparent: Option<String>,
+    /// The incoming W3C `tracestate` header, unvalidated.
+    pub tracestate: Option<String>,
+    /// The request's span (not yet entered): a hook may set its OpenTelemetry parent.
+    pub span: tracing::Span,
+}
+
+/// Wraps each request's handling (the binary sets task-locals such as the outbound request
+/// context with it). Set with [`AppStateBuilder::request_scope`](crate::AppStateBuilder::request_scope).
+pub type RequestScope = Arc<dyn Fn(&RequestScopeInfo, EdgeFuture) -> EdgeFuture + Send + Sync>;
+
+/// The route label of requests no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+fn header_string(req: &ServiceRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
 
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -100,8 +140,12 @@ pub async fn edge(
         request_id = %request_id,
         method = %req.method(),
         path = %req.path(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
         user_id = tracing::field::Empty,
+        tenant_id = tracing::field::Empty,
     );
+    let method = req.method().clone();
 
     // CORS preflight.
     if req.method() == Method::OPTIONS
@@ -137,11 +181,23 @@ pub async fn edge(
 
     // Handlers and extractors turn their errors into responses inside; an `Err` here could
     // only come from an inner middleware (there is none) and is left to actix.
-    let res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let scope = state.as_ref().and_then(|s| s.0.request_scope.clone());
+    let info = scope.as_ref().map(|_| RequestScopeInfo {
+        request_id: request_id.clone(),
+        traceparent: header_string(&req, "traceparent"),
+        tracestate: header_string(&req, "tracestate"),
+        span: span.clone(),
+    });
+    let handling: EdgeFuture = Box::pin(async move {
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
+    });
+    let handling = match (scope, info) {
+        (Some(scope), Some(info)) => scope(&info, handling),
+        _ => handling,
+    };
+    let res = handling.instrument(span.clone()).await?;
     let _entered = span.enter();
 
     // Finish error bodies: add the correlation ID, or replace actix's bare error responses.
@@ -209,12 +265,46 @@ pub async fn edge(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(HeaderName::from_static("x-request-id"), v);
     }
+    let status = res.status().as_u16();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    span.record("route", route.as_str());
+    span.record("status", status);
+    let elapsed = started.elapsed();
+    if let Some(state) = &state
+        && route != crate::routes::metrics::PATH
+    {
+        let telemetry = state.telemetry();
+        telemetry.http_request(method.as_str(), &route, status, elapsed);
+        count_sessions(telemetry.as_ref(), &route, &res);
+    }
     tracing::info!(
-        status = res.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        status,
+        elapsed_ms = elapsed.as_millis() as u64,
         "request finished"
     );
     Ok(res)
+}
+
+/// `portal_active_sessions_total` as seen by this instance: a callback that sets the session
+/// cookie created one, a successful sign-out ended one.
+fn count_sessions(
+    telemetry: &dyn portal_domain::ports::system::Telemetry,
+    route: &str,
+    res: &ServiceResponse<BoxBody>,
+) {
+    let sets_session = || {
+        res.response()
+            .cookies()
+            .any(|c| c.name() == crate::state::SESSION_COOKIE && !c.value().is_empty())
+    };
+    match route {
+        "/api/v1/auth/callback" if sets_session() => telemetry.session_started(),
+        "/api/v1/auth/logout" if res.status().is_success() => telemetry.session_ended(),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

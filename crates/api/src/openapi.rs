@@ -57,6 +57,7 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
         .service(health::health)
         .service(health::livez)
         .service(health::readyz)
+        .service(crate::routes::metrics::metrics)
         .service(crate::routes::dashboard::stats)
         .service(crate::routes::dashboard::refresh)
         .service(crate::routes::dashboard::range)

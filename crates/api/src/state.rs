@@ -146,6 +146,12 @@ pub(crate) struct Inner {
     pub(crate) history: Option<Arc<portal_domain::history::History>>,
     /// The onboarding wizard and `BASE_URL` (issue 3); `None`: its routes answer 503.
     pub(crate) onboarding: Option<crate::routes::onboarding::OnboardingWiring>,
+    /// The downstreams' circuit breakers, for `/health`'s `circuits`.
+    pub(crate) circuits: Vec<Arc<portal_domain::resilience::CircuitBreaker>>,
+    /// Start-up done: `/readyz` answers 503 until the binary sets it (default: set).
+    pub(crate) ready: Arc<std::sync::atomic::AtomicBool>,
+    /// Wraps each request's handling (outbound request context, trace parent).
+    pub(crate) request_scope: Option<crate::middleware::RequestScope>,
 }
 
 /// Everything handlers need; cheap to clone (one `Arc`).
@@ -185,6 +191,9 @@ impl AppState {
                 dashboard: None,
                 history: None,
                 onboarding: None,
+                circuits: Vec::new(),
+                ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                request_scope: None,
             },
         }
     }
@@ -312,6 +321,33 @@ impl AppStateBuilder {
     /// Sets the history use case.
     pub fn history(mut self, history: Arc<portal_domain::history::History>) -> Self {
         self.inner.history = Some(history);
+        self
+    }
+
+    /// Adds a circuit breaker to `/health`'s `circuits`.
+    pub fn circuit(mut self, breaker: Arc<portal_domain::resilience::CircuitBreaker>) -> Self {
+        self.inner.circuits.push(breaker);
+        self
+    }
+
+    /// The start-up flag `/readyz` waits for (the binary sets it once serving).
+    pub fn readiness(mut self, ready: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.inner.ready = ready;
+        self
+    }
+
+    /// Wraps each request's handling (see [`crate::middleware::RequestScope`]).
+    pub fn request_scope(
+        mut self,
+        scope: impl Fn(
+            &crate::middleware::RequestScopeInfo,
+            crate::middleware::EdgeFuture,
+        ) -> crate::middleware::EdgeFuture
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.inner.request_scope = Some(Arc::new(scope));
         self
     }
 

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod health;
 pub mod history;
+pub mod metrics;
 pub mod onboarding;
 pub mod widget;
 pub mod ws;

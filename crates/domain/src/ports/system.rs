@@ -187,6 +187,19 @@ pub trait Telemetry: Send + Sync {
     fn circuit_state(&self, _service: &'static str, _state: CircuitState) {}
     /// A request was refused by a rate limit.
     fn rate_limited(&self, _scope: &'static str) {}
+    /// An HTTP request finished (`portal_api_latency_seconds{method, path, status}`). `route`
+    /// is the route template (`/api/v1/conversations/{conversationId}`) or `unmatched`, never
+    /// the raw path.
+    fn http_request(&self, _method: &str, _route: &str, _status: u16, _elapsed: Duration) {}
+    /// A sign-in on this instance created a session (`portal_active_sessions_total`).
+    fn session_started(&self) {}
+    /// A sign-out on this instance ended a session.
+    fn session_ended(&self) {}
+    /// The recorder's exposition for `/metrics` (OpenMetrics 1.0 text); `None` when it
+    /// exports nothing.
+    fn render(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Telemetry that records nothing.
