@@ -98,6 +98,14 @@ pub struct Settings {
     /// `ENCRYPTION_KEY`: 64 hex characters (AES-256). Generated when absent (embedded default).
     #[garde(custom(hex_key_rule))]
     pub encryption_key: Option<SecretString>,
+    /// `ENCRYPTION_KEY_ID`: the key id written into new ciphertexts (`k1`); change it with the
+    /// key when rotating, so old ciphertexts still name the key that decrypts them.
+    #[garde(custom(key_id_rule))]
+    pub encryption_key_id: String,
+    /// `ENCRYPTION_PREVIOUS_KEYS`: `kid:hex[,kid:hex...]`, retired keys kept for decryption
+    /// only during a rotation.
+    #[garde(custom(previous_keys_rule))]
+    pub encryption_previous_keys: Option<SecretString>,
     /// `COOKIE_SECRET`: at least 32 characters. Generated when absent (embedded default).
     #[garde(custom(cookie_secret_rule))]
     pub cookie_secret: Option<SecretString>,
@@ -113,6 +121,13 @@ pub struct Settings {
     /// `LOG_LEVEL`: a tracing filter (`info`, `portal_api=debug,info`).
     #[garde(length(min = 1))]
     pub log_level: String,
+    /// `METRICS_ENABLED`: serve `/metrics` on the main port (block it at the proxy) (true).
+    #[garde(skip)]
+    pub metrics_enabled: bool,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/HTTP collector base URL (`http://collector:4318`);
+    /// unset: no span export.
+    #[garde(skip)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
 
     /// `RATE_LIMIT_AUTH_MAX` / `RATE_LIMIT_AUTH_WINDOW_SECS` (10 per 900 s).
     #[garde(range(min = 1))]
@@ -155,6 +170,11 @@ pub struct Settings {
     /// `BODY_LIMIT_BYTES`: JSON body cap (64 KiB).
     #[garde(range(min = 1024))]
     pub body_limit_bytes: usize,
+    /// `SHUTDOWN_GRACE_SECONDS`: after SIGTERM/SIGINT, how long in-flight requests may take
+    /// to finish before their connections are dropped (30; keep it below the orchestrator's
+    /// termination grace period).
+    #[garde(range(max = 3600))]
+    pub shutdown_grace_seconds: u64,
     /// `WORKERS`: HTTP worker threads (default: one per core).
     #[garde(inner(range(min = 1, max = 256)))]
     pub workers: Option<usize>,
@@ -202,11 +222,15 @@ impl Default for Settings {
             redis_connect_timeout_ms: 2000,
             redis_command_timeout_ms: 1000,
             encryption_key: None,
+            encryption_key_id: "k1".into(),
+            encryption_previous_keys: None,
             cookie_secret: None,
             cookie_domain: None,
             cookie_secure: None,
             trusted_proxies: String::new(),
             log_level: "info".into(),
+            metrics_enabled: true,
+            otel_exporter_otlp_endpoint: None,
             rate_limit_auth_max: 10,
             rate_limit_auth_window_secs: 900,
             rate_limit_api_max: 100,
@@ -220,6 +244,7 @@ impl Default for Settings {
             ws_session_check_ms: 60_000,
             ws_queue_capacity: 256,
             body_limit_bytes: 64 * 1024,
+            shutdown_grace_seconds: 30,
             workers: None,
             state_manager_breaker_failure_rate: 0.5,
             state_manager_breaker_min_calls: 5,
@@ -263,6 +288,56 @@ fn hex_key_rule(value: &Option<SecretString>, _: &()) -> garde::Result {
     }
 }
 
+/// A key id as the cipher accepts it: 1-32 of `A-Z a-z 0-9 _ -`.
+fn is_key_id(value: &str) -> bool {
+    (1..=32).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn key_id_rule(value: &str, _: &()) -> garde::Result {
+    if is_key_id(value) {
+        Ok(())
+    } else {
+        Err(garde::Error::new(
+            "must be 1-32 characters of A-Z a-z 0-9 _ -",
+        ))
+    }
+}
+
+fn is_hex_key(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `kid:hex` pairs; the problems name entries by position, never by content.
+fn previous_keys_rule(value: &Option<SecretString>, _: &()) -> garde::Result {
+    let Some(value) = value else { return Ok(()) };
+    let bad: Vec<String> = split_list(value.expose_secret())
+        .enumerate()
+        .filter(|(_, entry)| match entry.split_once(':') {
+            Some((kid, key)) => !is_key_id(kid.trim()) || !is_hex_key(key.trim()),
+            None => true,
+        })
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!(
+            "entries must read kid:<64 hex characters>; not so: entry {}",
+            bad.join(", ")
+        )))
+    }
+}
+
+/// Every byte (hex pair) the same, e.g. all zeros: a placeholder, not a key.
+fn is_repeated_byte_key(hex_key: &str) -> bool {
+    let lower = hex_key.to_ascii_lowercase();
+    let first = lower.get(..2).unwrap_or_default();
+    lower.len() >= 2 && lower.as_bytes().chunks(2).all(|c| c == first.as_bytes())
+}
+
 fn cookie_secret_rule(value: &Option<SecretString>, _: &()) -> garde::Result {
     match value {
         Some(s) if s.expose_secret().len() < 32 => {
@@ -290,6 +365,35 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The field names serde's derive gives `Settings` (a deserializer that only records them).
+fn field_names() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+    struct Fields(&'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("only structs"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(Self::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields = Fields(&[]);
+    let _ = Settings::deserialize(&mut fields);
+    fields.0
+}
+
 /// Why the configuration was refused: every problem, one per line.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
@@ -311,7 +415,10 @@ impl Settings {
         if let Some(path) = file.filter(|p| !p.is_empty()) {
             builder = builder.add_source(config::File::with_name(&path).required(true));
         }
-        let environment = config::Environment::default().try_parsing(true).source(env);
+        // No `try_parsing`: it turns "0123" into the number 123 before serde sees it, so a
+        // password, client ID or key made of digits would lose its leading zeros. Numbers and
+        // booleans are still parsed from their strings by the typed fields.
+        let environment = config::Environment::default().source(env);
         let raw = builder
             .add_source(environment)
             .build()
@@ -332,20 +439,144 @@ impl Settings {
                 .collect(),
         };
         if self.is_production() {
-            for (name, missing) in [
-                ("ENCRYPTION_KEY", self.encryption_key.is_none()),
-                ("COOKIE_SECRET", self.cookie_secret.is_none()),
-            ] {
-                if missing {
-                    problems.push(format!("{name}: required when PORTAL_ENV=production"));
-                }
-            }
+            problems.extend(self.production_problems());
         }
         if problems.is_empty() {
             Ok(self)
         } else {
             Err(ConfigError(problems))
         }
+    }
+
+    /// What the production profile (decisions §2) refuses, beyond garde's field rules: every
+    /// setting production needs, secure cookies, https public URLs, no wildcard origin, no
+    /// placeholder key, no simulator. Messages name settings, never their values.
+    fn production_problems(&self) -> Vec<String> {
+        const REQUIRED: &str = "required when PORTAL_ENV=production";
+        let mut problems = Vec::new();
+        let mut require = |name: &str, present: bool, why: &str| {
+            if !present {
+                problems.push(format!("{name}: {REQUIRED}{why}"));
+            }
+        };
+        require(
+            "REDIS_URL (or REDIS_HOST)",
+            self.wants_redis(),
+            " (unset: in-memory stores, not shared between instances, lost on restart)",
+        );
+        require("ENCRYPTION_KEY", self.encryption_key.is_some(), "");
+        require("COOKIE_SECRET", self.cookie_secret.is_some(), "");
+        require("BASE_URL", self.base_url.is_some(), "");
+        require("GENESYS_CLIENT_ID", self.genesys_client_id.is_some(), "");
+        for (name, url) in [
+            ("AUTH_SERVICE_URL", &self.auth_service_url),
+            ("TENANT_SERVICE_URL", &self.tenant_service_url),
+            ("STATE_MANAGER_URL", &self.state_manager_url),
+        ] {
+            require(
+                name,
+                url.is_some(),
+                " (unset: the simulator with demo data)",
+            );
+        }
+        let urls = self.downstream_urls();
+        require(
+            "GENESYS_API_BASE_URL (or GENESYS_LOGIN_BASE_URL)",
+            urls.genesys_is_http(),
+            " (unset: simulated Genesys Cloud; e.g. https://api.mypurecloud.com)",
+        );
+        require(
+            "META_GRAPH_VERSION (or META_GRAPH_BASE_URL)",
+            urls.meta_is_http(),
+            " (unset: simulated WhatsApp Cloud API; e.g. v18.0)",
+        );
+
+        if let Some(key) = &self.encryption_key
+            && is_repeated_byte_key(key.expose_secret())
+        {
+            problems.push(
+                "ENCRYPTION_KEY: a placeholder (every byte the same, e.g. all zeros), not a key"
+                    .into(),
+            );
+        }
+        if let Some(secret) = &self.cookie_secret {
+            let s = secret.expose_secret();
+            if s.chars().all(|c| s.starts_with(c)) {
+                problems.push(
+                    "COOKIE_SECRET: a placeholder (one repeated character), not a secret".into(),
+                );
+            }
+        }
+        if self.redis_url.is_some() && self.redis_password.is_some() {
+            problems.push(
+                "REDIS_PASSWORD: ignored because REDIS_URL is set (put the password in REDIS_URL, or use REDIS_HOST)".into(),
+            );
+        }
+        if self.cookie_secure == Some(false) {
+            problems.push(
+                "COOKIE_SECURE: must not be false when PORTAL_ENV=production (session cookies would travel over plain HTTP)".into(),
+            );
+        }
+        if self.frontend_url.contains('*') {
+            problems.push(
+                "FRONTEND_URL: a wildcard origin (*) is refused; name the frontend's https origin"
+                    .into(),
+            );
+        }
+        // Public URLs: what browsers and Genesys/Meta see. The platform services
+        // (AUTH_SERVICE_URL, ...) are internal and may be plain http inside the cluster.
+        for (name, value) in [
+            ("BASE_URL", self.base_url.as_deref()),
+            ("FRONTEND_URL", Some(self.frontend_url.as_str())),
+            ("GENESYS_REDIRECT_URI", self.genesys_redirect_uri.as_deref()),
+            (
+                "GENESYS_LOGIN_BASE_URL",
+                self.genesys_login_base_url.as_deref(),
+            ),
+            ("GENESYS_API_BASE_URL", self.genesys_api_base_url.as_deref()),
+            ("META_GRAPH_BASE_URL", self.meta_graph_base_url.as_deref()),
+        ] {
+            if let Some(v) = value
+                && !v.contains('*')
+                && !v.trim().to_ascii_lowercase().starts_with("https://")
+            {
+                problems.push(format!(
+                    "{name}: must be an https:// URL when PORTAL_ENV=production"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The cipher's key ring from `ENCRYPTION_KEY` (id `ENCRYPTION_KEY_ID`) and
+    /// `ENCRYPTION_PREVIOUS_KEYS`; `None` without `ENCRYPTION_KEY` (then the embedded default
+    /// generates one per process).
+    pub fn cipher(&self) -> anyhow::Result<Option<portal_crypto::AesGcmCipher>> {
+        let Some(key) = &self.encryption_key else {
+            return Ok(None);
+        };
+        let previous: Vec<(&str, &str)> = match &self.encryption_previous_keys {
+            Some(list) => split_list(list.expose_secret())
+                .filter_map(|entry| entry.split_once(':'))
+                .map(|(kid, key)| (kid.trim(), key.trim()))
+                .collect(),
+            None => Vec::new(),
+        };
+        portal_crypto::AesGcmCipher::from_hex_keys(
+            (self.encryption_key_id.as_str(), key.expose_secret()),
+            &previous,
+        )
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("ENCRYPTION_KEY / ENCRYPTION_PREVIOUS_KEYS: {e}"))
+    }
+
+    /// Every setting's variable name (upper case), read from the struct's own field list, so
+    /// the deployment files can be checked against it.
+    pub fn variables() -> Vec<String> {
+        field_names()
+            .iter()
+            .map(|f| f.to_ascii_uppercase())
+            .collect()
     }
 
     /// `PORTAL_ENV=production`.
@@ -475,6 +706,26 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected} missing from {text}");
         }
+    }
+
+    #[test]
+    fn values_made_of_digits_are_kept_as_written() {
+        let key = format!("00{}", "12".repeat(31));
+        let s = Settings::load_from(env(&[
+            ("ENCRYPTION_KEY", key.as_str()),
+            ("REDIS_PASSWORD", "007"),
+            ("GENESYS_CLIENT_ID", "0042"),
+            ("PORT", "9000"),
+            ("REDIS_TLS", "true"),
+            ("STATE_MANAGER_BREAKER_FAILURE_RATE", "0.25"),
+        ]))
+        .unwrap();
+        assert_eq!(s.encryption_key.unwrap().expose_secret(), key);
+        assert_eq!(s.redis_password.unwrap().expose_secret(), "007");
+        assert_eq!(s.genesys_client_id.as_deref(), Some("0042"));
+        assert_eq!(s.port, 9000);
+        assert!(s.redis_tls);
+        assert!((s.state_manager_breaker_failure_rate - 0.25).abs() < f64::EPSILON);
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! Graceful shutdown of the real `agent-portal` binary (a child process, embedded default with
+//! the State Manager over HTTP to the in-process sandbox, which answers 1.5 s late): on
+//! SIGTERM the open WebSocket gets a 1001 close, new connections are refused, the slow
+//! dashboard request still completes with 200, and the process exits 0.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use futures::StreamExt;
+use portal_domain::ports::system::SystemClock;
+use portal_sandbox::demo::ACME_ADMIN_EMAIL;
+use reqwest::{Client, StatusCode, header};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// How late the sandbox's State Manager answers.
+const SLOW: Duration = Duration::from_millis(1500);
+
+fn start_sandbox() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
+    let sandbox = portal_sandbox::serve(listener, platform, portal_sandbox::Options::default())
+        .expect("sandbox starts");
+    tokio::spawn(sandbox.server);
+    address
+}
+
+/// The child process; killed if the test fails before it exits.
+struct Portal {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on a free port (`PORT=0`) and reads the port from its start-up log line.
+fn start_portal(state_manager_url: &str) -> Portal {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-portal"))
+        .env_clear()
+        .envs([
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            ("WORKERS", "2"),
+            ("LOG_LEVEL", "info"),
+            ("STATE_MANAGER_URL", state_manager_url),
+            ("SHUTDOWN_GRACE_SECONDS", "5"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["fields"]["message"] == "agent-portal listening"
+            {
+                let _ = tx.send(v["fields"]["port"].as_u64());
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a start-up log line with the port")
+        .expect("a numeric port");
+    Portal {
+        child,
+        port: u16::try_from(port).unwrap(),
+    }
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()[header::LOCATION].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_closes_sockets_with_1001_and_exits_0() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sandbox = start_sandbox();
+    let admin = Client::new();
+    let res = admin
+        .put(format!("{sandbox}/_admin/faults"))
+        .json(&json!({"route": "stateManager", "errorRate": 0.0, "latencyMs": SLOW.as_millis(), "timeout": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "fault set: {}", res.status());
+
+    let mut portal = start_portal(&sandbox);
+    let base = format!("http://127.0.0.1:{}", portal.port);
+
+    // A signed-in user (the simulated Genesys login of the embedded default).
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!(
+            "{base}/api/v1/auth/login?login_hint={ACME_ADMIN_EMAIL}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let res = client.get(location(&res)).send().await.unwrap();
+    let res = client.get(location(&res)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let cookie = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sessionId="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+
+    // An open WebSocket.
+    let tenant = portal_sandbox::demo::acme_tenant_id();
+    let mut req = format!("ws://127.0.0.1:{}/tenant/{tenant}/portal", portal.port)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    req.headers_mut()
+        .insert("origin", "http://localhost:3000".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade accepted");
+
+    // A slow request in flight: the dashboard's first load waits on the State Manager.
+    let started = Instant::now();
+    let slow = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/api/v1/dashboard/stats");
+        async move { client.get(url).send().await }
+    });
+    // Let it reach the server (it then waits SLOW on the sandbox).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &portal.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // The socket is closed with 1001 (going away).
+    let code = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("a close within 3 s");
+    assert_eq!(code, Some(1001));
+
+    // New connections are refused while the slow request drains.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", portal.port)).await {
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                break;
+            }
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(_) => panic!("still accepting connections 1 s after SIGTERM"),
+        }
+    }
+    assert!(
+        !slow.is_finished(),
+        "the slow request was still in flight when the listener closed"
+    );
+
+    // The in-flight request finishes normally.
+    let res = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body.is_object(), "{body}");
+    assert!(started.elapsed() >= SLOW);
+
+    // And the process exits 0, well within the grace period.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exit = loop {
+        if let Some(status) = portal.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 5 s after the drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0), "exit status: {exit:?}");
+}
