@@ -147,11 +147,9 @@ impl Application {
         let random: Arc<dyn Random> = Arc::new(portal_crypto::SystemRandom::new());
 
         // Secrets: configured, or generated for this process (embedded default).
-        let cipher = match &settings.encryption_key {
-            Some(key) => {
-                portal_crypto::AesGcmCipher::from_hex_keys(("k1", key.expose_secret()), &[])
-                    .map_err(|e| anyhow::anyhow!("ENCRYPTION_KEY: {e}"))?
-            }
+        // The key ring: ENCRYPTION_KEY under ENCRYPTION_KEY_ID, plus ENCRYPTION_PREVIOUS_KEYS.
+        let cipher = match settings.cipher()? {
+            Some(cipher) => cipher,
             None => portal_crypto::AesGcmCipher::ephemeral(random.as_ref()),
         };
         let cipher = Arc::new(cipher);
@@ -312,7 +310,17 @@ impl Application {
                  secrets or non-Secure cookies as listed). NOT FOR PRODUCTION."
             );
         }
-        let server = portal_api::serve(listener, state.clone())?;
+        // As `portal_api::serve`, with the drain deadline: after SIGTERM/SIGINT, in-flight
+        // requests get SHUTDOWN_GRACE_SECONDS before their connections are dropped.
+        let server = {
+            let state = state.clone();
+            let mut http = actix_web::HttpServer::new(move || portal_api::app(state.clone()))
+                .shutdown_timeout(settings.shutdown_grace_seconds);
+            if let Some(n) = settings.workers {
+                http = http.workers(n);
+            }
+            http.listen(listener)?.run()
+        };
         Ok(Self {
             port,
             server,
