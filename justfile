@@ -8,7 +8,7 @@ default:
 run:
     cargo run
 
-# Two instances (8081, 8082) on one throw-away local redis-server, simulated downstreams; Ctrl-C stops all
+# Redis (throw-away, or $REDIS_URL), the platform sandbox (9090) on it, two instances (8081, 8082) with every downstream on the sandbox; Ctrl-C stops all
 dev:
     bash scripts/dev.sh
 

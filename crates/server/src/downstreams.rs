@@ -85,6 +85,12 @@ fn parse(name: &str, value: &str) -> anyhow::Result<Url> {
 }
 
 impl Downstreams {
+    /// Whether the State Manager is a remote service (then so is outbound delivery: see
+    /// [`crate::realtime::outbound_queue`]).
+    pub fn state_manager_is_http(&self) -> bool {
+        self.http.contains(&portal_state_manager::SERVICE)
+    }
+
     /// Wires every port: HTTP adapters for what `urls` names, simulators of `platform` for
     /// the rest. `state_manager_breaker` configures the State Manager's breaker; the others
     /// use the domain's default breaker settings. Installs the rustls ring provider.

@@ -1,13 +1,19 @@
 //! Issue 5's wiring: the instance's WebSocket [`Hub`] fed by **one** event-bus subscription,
 //! the widget-send use case, and the going-away close of every socket at shutdown.
 //!
-//! Outbound queue: while the downstreams are simulated (decisions §3), widget sends go to the
-//! sandbox's delivery simulator, which publishes `message_update` and `sent`/`delivered`/`read`
-//! on the event bus, so a browser on the embedded default sees its message travel.
+//! The widget and the sockets use the State Manager port the server wired (the HTTP adapter
+//! when `STATE_MANAGER_URL` is set) and the outbound queue chosen by [`outbound_queue`]:
+//! - State Manager simulated in process (embedded default, with or without Redis): the
+//!   simulator's delivery, which records the send in the simulated State Manager and publishes
+//!   `message_update` and `sent`/`delivered`/`read` on the event bus (decisions §3);
+//! - State Manager over HTTP: the real outbound queue (with Redis, the Stream
+//!   `outbound.message`). Whoever consumes it (the platform's Outbound service, or
+//!   `portal-sandbox` given a Redis URL) publishes the status events on the tenant channels.
 
 use crate::configuration::Settings;
 use portal_api::routes::ws::RealtimeSettings;
-use portal_domain::ports::stores::EventBus;
+use portal_domain::ports::downstream::StateManager;
+use portal_domain::ports::stores::{EventBus, IdempotencyStore, OutboundQueue};
 use portal_domain::ports::system::{Clock, Random};
 use portal_domain::realtime::{CloseReason, Hub};
 use portal_domain::widget::Widget;
@@ -36,14 +42,47 @@ impl std::fmt::Debug for Realtime {
     }
 }
 
+/// The outbound queue widget sends go to: the simulator's delivery (publishing on `bus`)
+/// while the State Manager is simulated in this process, the store's real queue (`stores_queue`:
+/// the Redis Stream, or the in-memory queue) once the State Manager is a remote service, since
+/// only the platform behind it can deliver, record and announce the message.
+pub fn outbound_queue(
+    state_manager_is_http: bool,
+    stores_queue: Arc<dyn OutboundQueue>,
+    platform: &portal_sandbox::Platform,
+    bus: Arc<dyn EventBus>,
+) -> Arc<dyn OutboundQueue> {
+    if state_manager_is_http {
+        stores_queue
+    } else {
+        platform.delivery(bus)
+    }
+}
+
+/// What the widget use case talks to.
+#[derive(Clone)]
+pub struct WidgetPorts {
+    /// The State Manager the server wired (simulator or HTTP adapter).
+    pub state_manager: Arc<dyn StateManager>,
+    /// See [`outbound_queue`].
+    pub queue: Arc<dyn OutboundQueue>,
+    /// Widget-send idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+}
+
+impl std::fmt::Debug for WidgetPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WidgetPorts").finish_non_exhaustive()
+    }
+}
+
 impl Realtime {
     /// Builds the hub and the widget, and starts the task dispatching the bus subscription
     /// to the hub. A failed subscription is logged: sockets still open, but receive no events.
     pub async fn wire(
         settings: &Settings,
         bus: Arc<dyn EventBus>,
-        platform: &portal_sandbox::Platform,
-        idempotency: Arc<dyn portal_domain::ports::stores::IdempotencyStore>,
+        ports: WidgetPorts,
         random: Arc<dyn Random>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -57,9 +96,9 @@ impl Realtime {
             }
         }
         let widget = Arc::new(Widget::new(
-            platform.state_manager(),
-            platform.delivery(bus.clone()),
-            idempotency,
+            ports.state_manager,
+            ports.queue,
+            ports.idempotency,
             random,
             clock,
         ));

@@ -183,9 +183,7 @@ impl Application {
             .context("GENESYS_LOGIN_BASE_URL")?;
         let frontend_url = Url::parse(&settings.frontend_url).context("FRONTEND_URL")?;
 
-        // Stores: Redis when configured (crate::stores), in memory otherwise. Downstreams are
-        // simulated. With Redis and simulated downstreams, the outbound queue to wire is
-        // `platform.delivery(stores.event_bus.clone())`, not `stores.outbound`.
+        // Stores: Redis when configured (crate::stores), in memory otherwise.
         let stores = crate::stores::Stores::from_settings(&settings)?;
         let stores = match &overrides.wrap_stores {
             Some(wrap) => wrap(stores),
@@ -250,11 +248,22 @@ impl Application {
         ));
         let public_url = Url::parse(&base_url).context("BASE_URL")?;
 
+        // The widget uses the wired State Manager; delivery is simulated only while the State
+        // Manager is (else the outbound queue of the stores: the Redis Stream).
+        let widget_ports = crate::realtime::WidgetPorts {
+            state_manager: downstreams.state_manager.clone(),
+            queue: crate::realtime::outbound_queue(
+                downstreams.state_manager_is_http(),
+                stores.outbound.clone(),
+                &platform,
+                stores.event_bus.clone(),
+            ),
+            idempotency: stores.idempotency.clone(),
+        };
         let realtime = crate::realtime::Realtime::wire(
             &settings,
             stores.event_bus.clone(),
-            &platform,
-            stores.idempotency.clone(),
+            widget_ports,
             random.clone(),
             clock.clone(),
         )

@@ -1,0 +1,312 @@
+//! The README's demo journey with nothing simulated inside the service (issue 7 "end to end"):
+//! a real `redis-server` (stores, Pub/Sub, the outbound Stream), the platform sandbox served
+//! in-process over HTTP and consuming the Stream, and the service with Redis stores and every
+//! downstream URL (Auth, Tenant, State Manager, Genesys login and API, Meta Graph) pointed at
+//! the sandbox. Real HTTP and a real WebSocket, as a browser would:
+//! sign-in through the sandbox's Genesys login page → the five onboarding steps for the
+//! new-company user → dashboard → history → a socket → widget send → the socket receives
+//! `message_update` and `sent`/`delivered`/`read`, which travelled sandbox → Redis → service.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use futures::StreamExt;
+use helpers::{FRONTEND, TestApp, new_client, set_cookie};
+use portal_domain::ports::system::SystemClock;
+use portal_domain::secret::SecretString;
+use portal_redis::RedisServer;
+use portal_sandbox::demo::{ACME_ADMIN_EMAIL, acme_tenant_id};
+use portal_server::Settings;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+const NEW_USER: &str = "new@newco.example";
+const COOKIE_SECRET: &str = "journey-test-cookie-secret-0123456789abcdef";
+const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+/// How long one expected event may take (delivery itself takes about 1 s).
+const EVENT_WITHIN: Duration = Duration::from_secs(10);
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Rig {
+    app: TestApp,
+    sandbox: String,
+    platform: portal_sandbox::Platform,
+    /// Kept alive: the Redis server, the sandbox's Stream consumer.
+    _redis: RedisServer,
+    _consumer: portal_sandbox::OutboundConsumer,
+}
+
+async fn spawn() -> Rig {
+    let redis = RedisServer::start().await;
+    let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
+    let consumer = portal_sandbox::consume_outbound(SecretString::from(redis.url()), &platform)
+        .await
+        .expect("the sandbox consumes the outbound Stream");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sandbox = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let served = portal_sandbox::serve(
+        listener,
+        platform.clone(),
+        portal_sandbox::Options::default(),
+    )
+    .expect("the sandbox starts");
+    tokio::spawn(served.server);
+
+    let (url, base) = (redis.url(), sandbox.clone());
+    let app = helpers::spawn_app_with(move |s| Settings {
+        redis_url: Some(SecretString::from(url)),
+        cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
+        encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
+        auth_service_url: Some(base.clone()),
+        tenant_service_url: Some(base.clone()),
+        state_manager_url: Some(base.clone()),
+        genesys_login_base_url: Some(format!("{base}/genesys")),
+        genesys_api_base_url: Some(format!("{base}/genesys")),
+        meta_graph_base_url: Some(format!("{base}/meta")),
+        meta_graph_version: Some("v19.0".to_owned()),
+        ..s
+    })
+    .await;
+    Rig {
+        app,
+        sandbox,
+        platform,
+        _redis: redis,
+        _consumer: consumer,
+    }
+}
+
+/// A signed-in browser.
+struct Browser {
+    client: Client,
+    /// `sessionId=...`, for the WebSocket upgrade.
+    cookie: String,
+    csrf: String,
+}
+
+impl Rig {
+    async fn sign_in(&self, email: &str) -> Browser {
+        let client = new_client();
+        let sign_in = self.app.sign_in_with(&client, email).await;
+        // The login page is the sandbox's, not a simulator inside the service.
+        assert!(
+            sign_in
+                .authorize_url
+                .starts_with(&format!("{}/genesys/oauth/authorize?", self.sandbox)),
+            "{}",
+            sign_in.authorize_url
+        );
+        assert_eq!(sign_in.response.status(), StatusCode::FOUND, "{email}");
+        let cookie = set_cookie(&sign_in.response, "sessionId")
+            .and_then(|c| c.split(';').next().map(str::to_owned))
+            .expect("a session cookie");
+        let csrf = self.app.csrf(&client).await;
+        Browser {
+            client,
+            cookie,
+            csrf,
+        }
+    }
+
+    async fn get(&self, b: &Browser, path: &str) -> Value {
+        ok_json(b.client.get(self.app.url(path)).send().await.unwrap()).await
+    }
+
+    async fn post(&self, b: &Browser, path: &str, body: Value) -> Response {
+        b.client
+            .post(self.app.url(path))
+            .header("X-CSRF-Token", &b.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn socket(&self, b: &Browser, tenant: &str) -> Ws {
+        let port = self.app.address.rsplit(':').next().unwrap();
+        let mut req = format!("ws://127.0.0.1:{port}/tenant/{tenant}/portal")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("cookie", b.cookie.parse().unwrap());
+        req.headers_mut()
+            .insert("origin", FRONTEND.parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("the upgrade is accepted")
+            .0
+    }
+}
+
+async fn ok_json(res: Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// The next event `name` about `message_id` on the socket (others skipped), within the limit.
+async fn event_about(ws: &mut Ws, name: &str, message_id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + EVENT_WITHIN;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} for {message_id} in time"))
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = frame {
+            let event: Value = serde_json::from_str(text.as_str()).unwrap();
+            if event["event"] == name && event["data"]["message_id"] == message_id {
+                return event;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_demo_journey_over_redis_and_every_http_adapter_against_the_sandbox() {
+    let rig = spawn().await;
+
+    // 1. The new-company user signs in through the sandbox's Genesys login: no tenant yet.
+    let newco = rig.sign_in(NEW_USER).await;
+    let me = rig.get(&newco, "/api/v1/auth/me").await;
+    assert_eq!(me["email"], NEW_USER, "{me}");
+    assert_eq!(me["tenantId"], Value::Null, "{me}");
+    assert_eq!(me["onboardingRequired"], true, "{me}");
+
+    // 2. Onboarding, all five steps; credentials checked by the sandbox's Genesys and Graph.
+    let step1 = ok_json(
+        rig.post(
+            &newco,
+            "/api/v1/onboarding/step1",
+            json!({"companyName": "NewCo Ltd", "region": "eu-west-1", "contactEmail": NEW_USER}),
+        )
+        .await,
+    )
+    .await;
+    let tenant = step1["tenantId"].as_str().unwrap().to_owned();
+    // A refused secret is refused by the sandbox's Genesys, over HTTP.
+    let refused = rig
+        .post(
+            &newco,
+            "/api/v1/onboarding/step2",
+            json!({"clientId": "newco-client-0001", "clientSecret": "invalid-secret-0001", "region": "eu-west-1"}),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let step2 = ok_json(
+        rig.post(
+            &newco,
+            "/api/v1/onboarding/step2",
+            json!({"clientId": "newco-client-0001", "clientSecret": "genesys-secret-0001", "region": "eu-west-1"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(step2["validated"], true, "{step2}");
+    let step3 = ok_json(
+        rig.post(
+            &newco,
+            "/api/v1/onboarding/step3",
+            json!({"phoneNumberId": "1098765432", "systemUserToken": "EAAG-system-user-token-0001"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(step3["nextStep"], 4, "{step3}");
+    assert!(step3["phoneNumber"].is_string(), "{step3}");
+    let validate = rig.get(&newco, "/api/v1/onboarding/validate").await;
+    assert_eq!(validate["genesys"], "success", "{validate}");
+    assert_eq!(validate["whatsapp"], "success", "{validate}");
+    let done = ok_json(
+        rig.post(&newco, "/api/v1/onboarding/complete", json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(done["status"], "active", "{done}");
+    assert_eq!(done["webhooks"]["secret"].as_str().unwrap().len(), 64);
+    let me = rig.get(&newco, "/api/v1/auth/me").await;
+    assert_eq!(me["tenantId"], tenant.as_str(), "{me}");
+    assert_eq!(me["onboardingRequired"], false, "{me}");
+    // The sandbox's Tenant Service holds the configuration the service sent it.
+    let record = rig
+        .platform
+        .state()
+        .tenant_record(tenant.parse().unwrap())
+        .expect("the tenant exists in the sandbox");
+    assert_eq!(
+        record.genesys_client_id.as_deref(),
+        Some("newco-client-0001")
+    );
+    assert_eq!(
+        record.whatsapp_phone_number_id.as_deref(),
+        Some("1098765432")
+    );
+    assert!(record.onboarded_at.is_some());
+    // Its dashboard works (a new company: nothing yet).
+    let stats = rig.get(&newco, "/api/v1/dashboard/stats?period=week").await;
+    assert_eq!(stats["totalMessages"], 0, "{stats}");
+
+    // 3. An Acme admin: dashboard and history from the sandbox's State Manager.
+    let admin = rig.sign_in(ACME_ADMIN_EMAIL).await;
+    let acme = acme_tenant_id().to_string();
+    let stats = rig.get(&admin, "/api/v1/dashboard/stats?period=week").await;
+    assert!(stats["totalMessages"].as_u64().unwrap() > 0, "{stats}");
+    let threads = rig
+        .get(
+            &admin,
+            "/api/v1/history/threads?page=1&limit=20&status=active",
+        )
+        .await;
+    let first = &threads["data"][0];
+    assert_eq!(first["status"], "active", "{threads}");
+    assert!(threads["pagination"]["total"].as_u64().unwrap() >= 1);
+    let conversation = first["conversation_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/history/threads/{conversation}/messages");
+    let before = rig.get(&admin, &path).await;
+    assert_eq!(before["conversation_id"], conversation.as_str(), "{before}");
+    assert_eq!(before["wa_id"], first["wa_id"]);
+    let count_before = before["messages"].as_array().unwrap().len();
+
+    // 4. A live socket, then a widget send over REST.
+    let mut ws = rig.socket(&admin, &acme).await;
+    let res = admin
+        .client
+        .post(rig.app.url("/api/v1/widget/send"))
+        .header("X-CSRF-Token", &admin.csrf)
+        .header("Idempotency-Key", "journey-send-0001")
+        .json(&json!({"conversationId": conversation, "text": "Hello from the journey"}))
+        .send()
+        .await
+        .unwrap();
+    let sent = ok_json(res).await;
+    assert_eq!(sent["status"], "queued", "{sent}");
+    let message_id = sent["message_id"].as_str().unwrap().to_owned();
+
+    // 5. The events travelled sandbox → Redis Pub/Sub → this instance → the socket, in order.
+    let update = event_about(&mut ws, "message_update", &message_id).await;
+    assert_eq!(update["data"]["type"], "outbound", "{update}");
+    assert_eq!(update["data"]["text"], "Hello from the journey");
+    assert_eq!(update["data"]["conversation_id"], conversation.as_str());
+    for status in ["sent", "delivered", "read"] {
+        let event = event_about(&mut ws, "status_update", &message_id).await;
+        assert_eq!(event["data"]["status"], status, "{event}");
+    }
+
+    // 6. The history (the sandbox's State Manager, over HTTP) shows the message, read.
+    let after = rig.get(&admin, &path).await;
+    let messages = after["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), count_before + 1, "{after}");
+    let mine = messages
+        .iter()
+        .find(|m| m["message_id"] == message_id.as_str())
+        .expect("the sent message is in the history");
+    assert_eq!(mine["status"], "read", "{mine}");
+}
