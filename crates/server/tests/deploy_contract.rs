@@ -175,6 +175,41 @@ fn getrandom(buf: &mut [u8]) {
     portal_crypto::SystemRandom::new().fill(buf);
 }
 
+#[test]
+fn the_image_runs_unprivileged_and_checks_the_port_it_serves() {
+    let text = deploy_file("Dockerfile");
+    let runtime = text.split("\nFROM ").last().unwrap();
+    let (env, _) = dockerfile();
+    let port = &env["PORT"];
+    let user = runtime
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER in the runtime stage");
+    let uid: u32 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a numeric uid");
+    assert_ne!(uid, 0, "the runtime user is not root");
+    assert!(
+        runtime.contains(&format!("EXPOSE {port}")),
+        "EXPOSE matches PORT {port}"
+    );
+    assert!(
+        runtime.contains(&format!("http://127.0.0.1:{port}/livez")),
+        "the HEALTHCHECK probes /livez on PORT {port}"
+    );
+    assert_eq!(
+        env["HOST"], "0.0.0.0",
+        "reachable from outside the container"
+    );
+    assert_eq!(
+        env["PORTAL_ENV"], "production",
+        "the image is strict by default"
+    );
+}
+
 #[tokio::test]
 async fn compose_environment_is_known_and_starts_the_service() {
     let _ = rustls::crypto::ring::default_provider().install_default();
