@@ -30,6 +30,47 @@ fn start_sandbox() -> String {
     address
 }
 
+/// A TCP relay in front of the sandbox that reports when the service sends it a request, so
+/// the test knows a slow call is in flight without sleeping (plain threads: blocking copies).
+fn relay(target: &str) -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let target = target.trim_start_matches("http://").to_owned();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming() {
+            let Ok(inbound) = inbound else { break };
+            let target = target.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let Ok(outbound) = std::net::TcpStream::connect(&target) else {
+                    return;
+                };
+                // Every chunk the service sends (a request, also on a reused connection) is
+                // reported, then relayed; answers are relayed back as they come.
+                let (mut in_read, mut out_write) =
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+                let upstream = std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = in_read.read(&mut buf) {
+                        if n == 0 || out_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        let _ = tx.send(());
+                    }
+                    let _ = out_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut out_read, mut in_write) = (outbound, inbound);
+                let _ = std::io::copy(&mut out_read, &mut in_write);
+                let _ = in_write.shutdown(std::net::Shutdown::Write);
+                let _ = upstream.join();
+            });
+        }
+    });
+    (address, rx)
+}
+
 /// The child process; killed if the test fails before it exits.
 struct Portal {
     child: Child,
@@ -98,7 +139,8 @@ async fn sigterm_drains_in_flight_requests_closes_sockets_with_1001_and_exits_0(
         .unwrap();
     assert!(res.status().is_success(), "fault set: {}", res.status());
 
-    let mut portal = start_portal(&sandbox);
+    let (state_manager, mut calls) = relay(&sandbox);
+    let mut portal = start_portal(&state_manager);
     let base = format!("http://127.0.0.1:{}", portal.port);
 
     // A signed-in user (the simulated Genesys login of the embedded default).
@@ -141,14 +183,18 @@ async fn sigterm_drains_in_flight_requests_closes_sockets_with_1001_and_exits_0(
         .expect("upgrade accepted");
 
     // A slow request in flight: the dashboard's first load waits on the State Manager.
+    while calls.try_recv().is_ok() {} // calls made before it (if any) do not count
     let started = Instant::now();
     let slow = tokio::spawn({
         let client = client.clone();
         let url = format!("{base}/api/v1/dashboard/stats");
         async move { client.get(url).send().await }
     });
-    // Let it reach the server (it then waits SLOW on the sandbox).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // It is in flight once the service calls the State Manager (which then takes SLOW).
+    tokio::time::timeout(Duration::from_secs(5), calls.recv())
+        .await
+        .expect("the dashboard calls the State Manager")
+        .unwrap();
 
     let status = Command::new("kill")
         .args(["-TERM", &portal.child.id().to_string()])
