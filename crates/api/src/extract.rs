@@ -68,21 +68,34 @@ pub(crate) async fn apply_limit(
     policy: RatePolicy,
 ) -> Result<(), ApiError> {
     match state.limiter().hit(key, policy, 1).await {
-        Ok(decision) => {
-            req.extensions_mut().insert(RateInfo(decision));
-            if decision.allowed {
-                Ok(())
-            } else {
-                state.telemetry().rate_limited(scope);
-                tracing::warn!(scope, "rate limit exceeded");
-                Err(ApiError::rate_limited(decision.reset_after))
-            }
-        }
+        Ok(decision) => enforce(req, state, scope, decision),
         Err(e) => {
             tracing::warn!(scope, error = %e, "rate limiter unavailable; allowing request");
             Ok(())
         }
     }
+}
+
+/// Records a decision for the response headers and refuses the request when it says so.
+fn enforce(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: &'static str,
+    decision: RateDecision,
+) -> Result<(), ApiError> {
+    req.extensions_mut().insert(RateInfo(decision));
+    if decision.allowed {
+        Ok(())
+    } else {
+        state.telemetry().rate_limited(scope);
+        tracing::warn!(scope, "rate limit exceeded");
+        Err(ApiError::rate_limited(decision.reset_after))
+    }
+}
+
+/// The per-user API rate-limit key (spec §12.1: 100/min per user, shared by every instance).
+fn api_rate_key(user: &portal_domain::model::UserId) -> String {
+    format!("api:{user}")
 }
 
 /// Reads a signed cookie's value; `Err(())` when present but its signature is wrong.
@@ -244,7 +257,15 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
         }
         Some(Ok(raw)) => raw,
     };
-    let current = match state.auth().authenticate(raw.expose_secret()).await {
+    // From the second request of a session on this instance, the API rate-limit hit rides in
+    // the session read's round trip and its decision comes back here; otherwise (`None`) the
+    // limit is applied below with its own round trip.
+    let api_policy = state.limits().api;
+    let (current, piggybacked) = match state
+        .auth()
+        .authenticate_limited(raw.expose_secret(), api_rate_key, api_policy)
+        .await
+    {
         Ok(c) => c,
         Err(portal_domain::auth::SessionError::Expired) => {
             return Err(ApiError::session_expired().with_cookie(session_cookie_removal(web)));
@@ -267,8 +288,13 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
             return Err(ApiError::csrf_failed());
         }
     }
-    let key = format!("api:{}", current.session.user_id);
-    apply_limit(&req, &state, "api", &key, state.limits().api).await?;
+    match piggybacked {
+        Some(decision) => enforce(&req, &state, "api", decision)?,
+        None => {
+            let key = api_rate_key(&current.session.user_id);
+            apply_limit(&req, &state, "api", &key, api_policy).await?;
+        }
+    }
     Ok(Authenticated {
         current,
         raw_id: raw,

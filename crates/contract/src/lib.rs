@@ -151,6 +151,8 @@ macro_rules! store_contract_tests {
             session_delete_is_idempotent_and_unindexes,
             session_delete_all_for_user_removes_only_that_user,
             session_expires_after_ttl,
+            session_get_and_hit_returns_the_session_and_a_shared_decision,
+            session_get_and_hit_of_a_missing_session_still_counts,
             one_time_take_returns_payload_exactly_once,
             one_time_racing_takes_exactly_one_wins,
             one_time_expires_after_ttl,

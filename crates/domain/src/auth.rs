@@ -12,7 +12,9 @@ use crate::crypto::{TokenDeriver, sha256_hex};
 use crate::error::StoreError;
 use crate::model::{Ciphertext, Session, SessionId, SessionKey, TenantId, TenantStatus, UserId};
 use crate::ports::downstream::{AuthService, AuthServiceError, CodeExchange, TenantService};
-use crate::ports::stores::{EventBus, OneTimePurpose, OneTimeStore, RatePolicy, SessionStore};
+use crate::ports::stores::{
+    EventBus, OneTimePurpose, OneTimeStore, RateDecision, RatePolicy, SessionStore,
+};
 use crate::ports::system::{Cipher, Clock, EncryptionContext, Random, RandomExt};
 use crate::secret::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -281,6 +283,122 @@ pub struct Authenticator {
     clock: Arc<dyn Clock>,
     /// Derives per-session CSRF tokens; keyed by the cookie secret.
     csrf: TokenDeriver,
+    /// Session key → user ID of sessions seen on this instance, so the API rate-limit hit can
+    /// ride in the session read's round trip ([`Authenticator::authenticate_limited`]).
+    memo: SessionMemo,
+}
+
+/// Entries of one [`SessionMemo`] generation.
+const MEMO_GENERATION: usize = 50_000;
+
+/// What this instance remembers of a session it has seen.
+#[derive(Debug, Clone)]
+struct MemoEntry {
+    /// A session's user never changes.
+    user: UserId,
+    /// When this instance last wrote (or decided to write) `lastActivity`: concurrent requests
+    /// of one session on one instance write it once per interval, not once each.
+    touched: Option<time::OffsetDateTime>,
+}
+
+/// A bounded map session key → [`MemoEntry`]: two generations of at most
+/// [`MEMO_GENERATION`] entries; when the young one fills up it becomes the old one and the
+/// previous old one is dropped (an approximate LRU: a hit in the old generation moves the
+/// entry to the young one). Losing an entry costs one ordinary (unpiggybacked) request.
+#[derive(Debug, Default)]
+struct SessionMemo {
+    maps: std::sync::Mutex<[std::collections::HashMap<SessionKey, MemoEntry>; 2]>,
+}
+
+impl SessionMemo {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut [std::collections::HashMap<SessionKey, MemoEntry>; 2]) -> R,
+    ) -> R {
+        let mut maps = self
+            .maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut maps)
+    }
+
+    fn insert(
+        maps: &mut [std::collections::HashMap<SessionKey, MemoEntry>; 2],
+        key: SessionKey,
+        entry: MemoEntry,
+    ) {
+        if maps[0].len() >= MEMO_GENERATION && !maps[0].contains_key(&key) {
+            maps[1] = std::mem::take(&mut maps[0]);
+        }
+        maps[0].insert(key, entry);
+    }
+
+    fn user(&self, key: &SessionKey) -> Option<UserId> {
+        self.with(|maps| {
+            if let Some(e) = maps[0].get(key) {
+                return Some(e.user.clone());
+            }
+            let e = maps[1].remove(key)?;
+            let user = e.user.clone();
+            Self::insert(maps, key.clone(), e);
+            Some(user)
+        })
+    }
+
+    fn remember(&self, key: &SessionKey, user: &UserId) {
+        self.with(|maps| {
+            if maps[0].get(key).is_some_and(|e| &e.user == user) {
+                return;
+            }
+            let touched = maps[1]
+                .remove(key)
+                .filter(|e| &e.user == user)
+                .and_then(|e| e.touched);
+            Self::insert(
+                maps,
+                key.clone(),
+                MemoEntry {
+                    user: user.clone(),
+                    touched,
+                },
+            );
+        });
+    }
+
+    fn forget(&self, key: &SessionKey) {
+        self.with(|maps| {
+            maps[0].remove(key);
+            maps[1].remove(key);
+        });
+    }
+
+    /// Whether this request should write `lastActivity`: not if this instance did within
+    /// `interval`. Claims the write when it answers `true`.
+    fn claim_touch(
+        &self,
+        key: &SessionKey,
+        now: time::OffsetDateTime,
+        interval: time::Duration,
+    ) -> bool {
+        self.with(|maps| {
+            let [young, old] = maps;
+            let Some(e) = young.get_mut(key).or_else(|| old.get_mut(key)) else {
+                return true;
+            };
+            if e.touched.is_some_and(|t| now - t < interval) {
+                return false;
+            }
+            e.touched = Some(now);
+            true
+        })
+    }
+}
+
+#[cfg(test)]
+impl SessionMemo {
+    fn len(&self) -> usize {
+        self.with(|maps| maps[0].len() + maps[1].len())
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -334,6 +452,7 @@ impl Authenticator {
             random: ports.random,
             clock: ports.clock,
             csrf: TokenDeriver::new(csrf_key),
+            memo: SessionMemo::default(),
         }
     }
 
@@ -531,21 +650,68 @@ impl Authenticator {
         self.authenticate_key(id.key()).await
     }
 
+    /// [`Self::authenticate`] plus one hit of the per-user rate limit `rate_key(user)` under
+    /// `policy`, in as few store round trips as possible.
+    ///
+    /// Once this instance has seen the session, it knows its user (a session's user never
+    /// changes), so the hit rides in the session read's round trip
+    /// ([`SessionStore::get_and_hit`]) and the decision is returned. The first request of a
+    /// session on an instance (or a store that cannot combine) returns `None`: the caller
+    /// applies the limit itself. A missing session, or one whose user is not the remembered
+    /// one, discards the piggybacked decision; the session checks themselves are exactly those
+    /// of [`Self::authenticate`] (the session is read on every request, so a logout on any
+    /// instance is seen at once).
+    pub async fn authenticate_limited(
+        &self,
+        raw_session_id: &str,
+        rate_key: impl Fn(&UserId) -> String,
+        policy: RatePolicy,
+    ) -> Result<(CurrentSession, Option<RateDecision>), SessionError> {
+        let id = SessionId::parse(raw_session_id).ok_or(SessionError::Expired)?;
+        let key = id.key();
+        let Some(user) = self.memo.user(&key) else {
+            let current = self.authenticate_key(key).await?;
+            return Ok((current, None));
+        };
+        let (session, decision) = self
+            .sessions
+            .get_and_hit(&key, &rate_key(&user), policy)
+            .await?;
+        let Some(session) = session else {
+            self.memo.forget(&key);
+            return Err(SessionError::Expired);
+        };
+        let decision = decision.filter(|_| session.user_id == user);
+        let current = self.check_session(key, session).await?;
+        Ok((current, decision))
+    }
+
     /// Resolves a session by its store key (WebSocket re-checks, tickets).
     pub async fn authenticate_key(&self, key: SessionKey) -> Result<CurrentSession, SessionError> {
-        let session = self
-            .sessions
-            .get(&key)
-            .await?
-            .ok_or(SessionError::Expired)?;
+        let Some(session) = self.sessions.get(&key).await? else {
+            self.memo.forget(&key);
+            return Err(SessionError::Expired);
+        };
+        self.check_session(key, session).await
+    }
+
+    /// Expiry and the (at most once per interval) `lastActivity` write of a session just read.
+    async fn check_session(
+        &self,
+        key: SessionKey,
+        session: Session,
+    ) -> Result<CurrentSession, SessionError> {
+        self.memo.remember(&key, &session.user_id);
         let now = self.clock.now();
         if session.is_expired(now) {
             tracing::info!(session = key.short(), "session expired");
+            self.memo.forget(&key);
             self.sessions.delete(&key).await?;
             return Err(SessionError::Expired);
         }
         let mut session = session;
-        if now - session.last_activity >= to_time(self.settings.activity_write_interval) {
+        let interval = to_time(self.settings.activity_write_interval);
+        if now - session.last_activity >= interval && self.memo.claim_touch(&key, now, interval) {
             // Best effort: a missed activity write must not fail the request.
             if let Err(e) = self.sessions.touch(&key, now).await {
                 tracing::warn!(error = %e, "could not record session activity");
@@ -609,6 +775,7 @@ impl Authenticator {
 
     /// Ends the session and tells every instance to close its sockets.
     pub async fn logout(&self, current: &CurrentSession) -> Result<(), StoreError> {
+        self.memo.forget(&current.key);
         self.sessions.delete(&current.key).await?;
         self.announce_revocation(&current.key).await;
         tracing::info!(session = current.key.short(), user_id = %current.session.user_id, "logged out");
@@ -697,6 +864,205 @@ fn is_safe_return_path(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod piggyback {
+        //! `authenticate_limited`: the API rate-limit hit rides in the session read once the
+        //! instance knows the session's user.
+
+        use super::super::*;
+        use crate::model::{Email, Role};
+        use crate::ports::downstream::{MockAuthService, MockTenantService};
+        use crate::ports::stores::{MockEventBus, MockOneTimeStore, MockSessionStore};
+        use crate::ports::system::{MockCipher, MockClock, MockRandom};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        fn now() -> time::OffsetDateTime {
+            time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+        }
+
+        fn session(user: &str, last_activity: time::OffsetDateTime) -> Session {
+            Session {
+                user_id: UserId::parse(user).unwrap(),
+                tenant_id: Some(TenantId::new_random()),
+                role: Role::Admin,
+                email: Email::parse("a@acme.example").unwrap(),
+                name: "A".into(),
+                onboarding_only: false,
+                created_at: now(),
+                expires_at: now() + time::Duration::hours(24),
+                last_activity,
+                refresh_token: None,
+            }
+        }
+
+        const DECISION: RateDecision = RateDecision {
+            allowed: true,
+            limit: 100,
+            remaining: 42,
+            reset_after: Duration::from_secs(60),
+        };
+
+        fn policy() -> RatePolicy {
+            RateLimits::default().api
+        }
+
+        fn rate_key(u: &UserId) -> String {
+            format!("api:{u}")
+        }
+
+        fn authenticator(sessions: MockSessionStore) -> Authenticator {
+            let mut clock = MockClock::new();
+            clock.expect_now().returning(now);
+            Authenticator::new(
+                AuthSettings::new(
+                    Url::parse("https://login.example/oauth/authorize").unwrap(),
+                    "client".into(),
+                    "https://portal.example/cb".into(),
+                ),
+                AuthPorts {
+                    sessions: Arc::new(sessions),
+                    one_time: Arc::new(MockOneTimeStore::new()),
+                    auth_service: Arc::new(MockAuthService::new()),
+                    tenants: Arc::new(MockTenantService::new()),
+                    bus: Arc::new(MockEventBus::new()),
+                    cipher: Arc::new(MockCipher::new()),
+                    random: Arc::new(MockRandom::new()),
+                    clock: Arc::new(clock),
+                },
+                b"csrf key",
+            )
+        }
+
+        fn raw_id() -> String {
+            SessionId::from_random([7; 32]).expose().to_owned()
+        }
+
+        #[tokio::test]
+        async fn from_the_second_request_the_limit_hit_rides_with_the_session_read() {
+            let mut store = MockSessionStore::new();
+            store
+                .expect_get()
+                .times(1)
+                .returning(|_| Ok(Some(session("u1", now()))));
+            store
+                .expect_get_and_hit()
+                .withf(|_, key, p| key == "api:u1" && *p == RateLimits::default().api)
+                .times(2)
+                .returning(|_, _, _| Ok((Some(session("u1", now())), Some(DECISION))));
+            let auth = authenticator(store);
+            let (first, decision) = auth
+                .authenticate_limited(&raw_id(), rate_key, policy())
+                .await
+                .unwrap();
+            assert_eq!(first.session.user_id.as_str(), "u1");
+            assert_eq!(
+                decision, None,
+                "first request: the caller applies the limit"
+            );
+            for _ in 0..2 {
+                let (current, decision) = auth
+                    .authenticate_limited(&raw_id(), rate_key, policy())
+                    .await
+                    .unwrap();
+                assert_eq!(current.key, first.key);
+                assert_eq!(decision, Some(DECISION));
+            }
+        }
+
+        #[tokio::test]
+        async fn a_vanished_session_is_refused_and_its_user_forgotten() {
+            let mut store = MockSessionStore::new();
+            let gets = Arc::new(AtomicUsize::new(0));
+            let g = gets.clone();
+            store.expect_get().times(2).returning(move |_| {
+                // First read: live; after the logout elsewhere: gone.
+                Ok((g.fetch_add(1, Ordering::SeqCst) == 0).then(|| session("u1", now())))
+            });
+            store
+                .expect_get_and_hit()
+                .times(1)
+                .returning(|_, _, _| Ok((None, Some(DECISION))));
+            let auth = authenticator(store);
+            auth.authenticate_limited(&raw_id(), rate_key, policy())
+                .await
+                .unwrap();
+            assert!(matches!(
+                auth.authenticate_limited(&raw_id(), rate_key, policy())
+                    .await,
+                Err(SessionError::Expired)
+            ));
+            // Forgotten: the next request takes the plain path (the mock allows no more
+            // get_and_hit calls).
+            assert!(matches!(
+                auth.authenticate_limited(&raw_id(), rate_key, policy())
+                    .await,
+                Err(SessionError::Expired)
+            ));
+            assert_eq!(gets.load(Ordering::SeqCst), 2);
+        }
+
+        #[tokio::test]
+        async fn a_decision_for_another_user_is_discarded() {
+            let mut store = MockSessionStore::new();
+            store
+                .expect_get()
+                .times(1)
+                .returning(|_| Ok(Some(session("u1", now()))));
+            store
+                .expect_get_and_hit()
+                .times(1)
+                .returning(|_, _, _| Ok((Some(session("u2", now())), Some(DECISION))));
+            let auth = authenticator(store);
+            auth.authenticate_limited(&raw_id(), rate_key, policy())
+                .await
+                .unwrap();
+            let (current, decision) = auth
+                .authenticate_limited(&raw_id(), rate_key, policy())
+                .await
+                .unwrap();
+            assert_eq!(current.session.user_id.as_str(), "u2");
+            assert_eq!(decision, None, "the caller must apply the limit itself");
+        }
+
+        #[tokio::test]
+        async fn last_activity_is_written_once_per_interval_per_instance_even_when_reads_lag() {
+            // The store keeps answering the old lastActivity (as concurrent requests that read
+            // before the write landed would see): still only one write.
+            let stale = now() - time::Duration::minutes(5);
+            let mut store = MockSessionStore::new();
+            store
+                .expect_get()
+                .times(1)
+                .returning(move |_| Ok(Some(session("u1", stale))));
+            store
+                .expect_get_and_hit()
+                .times(9)
+                .returning(move |_, _, _| Ok((Some(session("u1", stale)), Some(DECISION))));
+            store.expect_touch().times(1).returning(|_, _| Ok(()));
+            let auth = authenticator(store);
+            for _ in 0..10 {
+                auth.authenticate_limited(&raw_id(), rate_key, policy())
+                    .await
+                    .unwrap();
+            }
+        }
+
+        #[test]
+        fn the_memo_is_bounded() {
+            let memo = SessionMemo::default();
+            let user = UserId::parse("u1").unwrap();
+            for i in 0..(2 * MEMO_GENERATION + 10) {
+                memo.remember(&SessionKey::from_hex(format!("{i:064x}")), &user);
+            }
+            assert!(memo.len() <= 2 * MEMO_GENERATION);
+            let newest = SessionKey::from_hex(format!("{:064x}", 2 * MEMO_GENERATION + 9));
+            assert_eq!(memo.user(&newest), Some(user));
+            assert_eq!(
+                memo.user(&SessionKey::from_hex(format!("{:064x}", 0))),
+                None
+            );
+        }
+    }
 
     #[test]
     fn return_paths_must_be_local() {

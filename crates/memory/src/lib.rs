@@ -63,7 +63,7 @@ pub struct MemoryStores {
     pub cache: Arc<dyn Cache>,
     /// Locks (cache fill single flight).
     pub lock: Arc<dyn Lock>,
-    /// Rate limits.
+    /// Rate limits. The session store's `get_and_hit` records on this same limiter.
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// Idempotency records of widget sends.
     pub idempotency: Arc<dyn IdempotencyStore>,
@@ -79,13 +79,14 @@ impl MemoryStores {
     /// Fresh, empty stores.
     pub fn new() -> Self {
         let outbound_queue = Arc::new(MemoryOutboundQueue::new());
+        let rate_limiter = Arc::new(MemoryRateLimiter::new());
         Self {
-            sessions: Arc::new(MemorySessionStore::new()),
+            sessions: Arc::new(MemorySessionStore::with_limiter(rate_limiter.clone())),
             one_time: Arc::new(MemoryOneTimeStore::new()),
             onboarding: Arc::new(MemoryOnboardingStore::new()),
             cache: Arc::new(MemoryCache::new()),
             lock: Arc::new(MemoryLock::new()),
-            rate_limiter: Arc::new(MemoryRateLimiter::new()),
+            rate_limiter,
             idempotency: Arc::new(MemoryIdempotencyStore::new()),
             event_bus: Arc::new(MemoryEventBus::new()),
             outbound: outbound_queue.clone(),

@@ -1,12 +1,14 @@
 //! Sessions with a per-user index.
 
+use crate::MemoryRateLimiter;
 use crate::lock;
 use crate::ttl::{TtlMap, deadline};
 use async_trait::async_trait;
 use portal_domain::StoreError;
 use portal_domain::model::{Session, SessionKey, UserId};
-use portal_domain::ports::stores::SessionStore;
+use portal_domain::ports::stores::{RateDecision, RateLimiter, RatePolicy, SessionStore};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -43,12 +45,24 @@ impl Inner {
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     inner: Mutex<Inner>,
+    /// The limiter `get_and_hit` records on: the same one the wiring hands out as the
+    /// `RateLimiter` port, so both ways of hitting a key share one counter. Without one,
+    /// `get_and_hit` is a plain `get` (decision `None`).
+    limiter: Option<Arc<MemoryRateLimiter>>,
 }
 
 impl MemorySessionStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose `get_and_hit` records hits on `limiter`.
+    pub fn with_limiter(limiter: Arc<MemoryRateLimiter>) -> Self {
+        Self {
+            inner: Mutex::default(),
+            limiter: Some(limiter),
+        }
     }
 }
 
@@ -80,6 +94,22 @@ impl SessionStore for MemorySessionStore {
     async fn get(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
         let now = Instant::now();
         Ok(lock(&self.inner).sessions.get(key, now).cloned())
+    }
+
+    /// Both, one after the other (nothing to save in memory); the hit is recorded whether or
+    /// not the session exists, as with Redis.
+    async fn get_and_hit(
+        &self,
+        key: &SessionKey,
+        rate_key: &str,
+        policy: RatePolicy,
+    ) -> Result<(Option<Session>, Option<RateDecision>), StoreError> {
+        let session = self.get(key).await?;
+        let decision = match &self.limiter {
+            Some(limiter) => Some(limiter.hit(rate_key, policy, 1).await?),
+            None => None,
+        };
+        Ok((session, decision))
     }
 
     async fn replace(

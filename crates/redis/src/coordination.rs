@@ -145,6 +145,37 @@ impl Lock for RedisStores {
     }
 }
 
+/// The rate script's raw answer: {allowed, remaining, reset ms}.
+pub(crate) type RateReply = (i64, i64, i64);
+
+impl RedisStores {
+    /// The rate script as a plain `EVALSHA` command, to ride in a pipeline. A `NOSCRIPT` answer
+    /// (script cache flushed, server restarted) is the caller's to handle, e.g. by falling back
+    /// to [`RateLimiter::hit`], which loads the script.
+    pub(crate) fn rate_evalsha(&self, key: &str, policy: RatePolicy, cost: u32) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(RATE.get_hash())
+            .arg(1)
+            .arg(self.keys().rate_limit(key))
+            .arg(policy.limit)
+            .arg(millis(policy.window))
+            .arg(cost)
+            .arg(uuid::Uuid::new_v4().simple().to_string());
+        cmd
+    }
+}
+
+/// Turns the script's answer into the port's decision.
+pub(crate) fn rate_decision(policy: RatePolicy, reply: RateReply) -> RateDecision {
+    let (allowed, remaining, reset) = reply;
+    RateDecision {
+        allowed: allowed == 1,
+        limit: policy.limit,
+        remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
+        reset_after: Duration::from_millis(u64::try_from(reset.max(0)).unwrap_or(0)),
+    }
+}
+
 #[async_trait]
 impl RateLimiter for RedisStores {
     async fn hit(
@@ -159,13 +190,8 @@ impl RateLimiter for RedisStores {
             .arg(millis(policy.window))
             .arg(cost)
             .arg(uuid::Uuid::new_v4().simple().to_string());
-        let (allowed, remaining, reset): (i64, i64, i64) = self.eval("rate limit", inv).await?;
-        Ok(RateDecision {
-            allowed: allowed == 1,
-            limit: policy.limit,
-            remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
-            reset_after: Duration::from_millis(u64::try_from(reset.max(0)).unwrap_or(0)),
-        })
+        let reply: RateReply = self.eval("rate limit", inv).await?;
+        Ok(rate_decision(policy, reply))
     }
 }
 

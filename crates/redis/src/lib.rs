@@ -43,9 +43,10 @@ pub use config::{RedisSettings, url_from_parts};
 pub use harness::RedisServer;
 pub use health::RedisHealth;
 
-use deadpool_redis::{Connection, Pool};
+use deadpool_redis::Pool;
 use keys::Keys;
 use portal_domain::StoreError;
+use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, ScriptInvocation};
 use std::fmt;
 use std::sync::Arc;
@@ -69,6 +70,12 @@ struct Inner {
     command_timeout: Duration,
     /// The instance's single pub/sub subscription, shared by every `subscribe` caller.
     bus: tokio::sync::Mutex<Option<bus::Subscription>>,
+    /// A multiplexed connection (taken from the pool once) shared by every command. Checking a
+    /// connection out of the pool for each command would cost deadpool-redis's recycle check
+    /// (`UNWATCH` + `PING`), one more round trip per command. Dropped on a connection error or
+    /// a timeout, so the next command takes a fresh one from the pool. Safe to share: no
+    /// command here uses `WATCH` or blocks (`MULTI` pipelines are sent in one piece).
+    shared: std::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl fmt::Debug for RedisStores {
@@ -94,6 +101,7 @@ impl RedisStores {
                 connect_timeout: settings.connect_timeout,
                 command_timeout: settings.command_timeout,
                 bus: tokio::sync::Mutex::new(None),
+                shared: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -115,12 +123,44 @@ impl RedisStores {
         self.inner.connect_timeout + self.inner.command_timeout
     }
 
-    async fn conn(&self, op: &'static str) -> Result<Connection, StoreError> {
-        self.inner.pool.get().await.map_err(|e| match e {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.inner
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The shared multiplexed connection, taking one from the pool when there is none.
+    async fn conn(&self, op: &'static str) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(conn) = self.shared().clone() {
+            return Ok(conn);
+        }
+        let pooled = self.inner.pool.get().await.map_err(|e| match e {
             deadpool_redis::PoolError::Backend(e) => error::unavailable(op, &e),
             deadpool_redis::PoolError::Timeout(_) => error::timed_out(op),
             _ => error::no_connection(op),
-        })
+        })?;
+        let conn = deadpool_redis::Connection::take(pooled);
+        *self.shared() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets the shared connection after a failure that may have broken it.
+    fn failed(&self, op: &'static str, e: &redis::RedisError) -> StoreError {
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_unrecoverable_error()
+        {
+            self.shared().take();
+        }
+        error::unavailable(op, e)
+    }
+
+    fn timed_out(&self, op: &'static str) -> StoreError {
+        self.shared().take();
+        error::timed_out(op)
     }
 
     /// Runs one command (or a `MULTI` pipeline) under the deadline.
@@ -133,11 +173,11 @@ impl RedisStores {
             let mut conn = self.conn(op).await?;
             cmd.query_async::<T>(&mut conn)
                 .await
-                .map_err(|e| error::unavailable(op, &e))
+                .map_err(|e| self.failed(op, &e))
         };
         tokio::time::timeout(self.deadline(), fut)
             .await
-            .map_err(|_| error::timed_out(op))?
+            .map_err(|_| self.timed_out(op))?
     }
 
     /// Runs a pipeline under the deadline.
@@ -150,11 +190,11 @@ impl RedisStores {
             let mut conn = self.conn(op).await?;
             pipe.query_async::<T>(&mut conn)
                 .await
-                .map_err(|e| error::unavailable(op, &e))
+                .map_err(|e| self.failed(op, &e))
         };
         tokio::time::timeout(self.deadline(), fut)
             .await
-            .map_err(|_| error::timed_out(op))?
+            .map_err(|_| self.timed_out(op))?
     }
 
     /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) under the deadline.
@@ -168,11 +208,11 @@ impl RedisStores {
             script
                 .invoke_async::<T>(&mut conn)
                 .await
-                .map_err(|e| error::unavailable(op, &e))
+                .map_err(|e| self.failed(op, &e))
         };
         tokio::time::timeout(self.deadline(), fut)
             .await
-            .map_err(|_| error::timed_out(op))?
+            .map_err(|_| self.timed_out(op))?
     }
 }
 

@@ -8,7 +8,7 @@ use crate::{RedisStores, error, millis};
 use async_trait::async_trait;
 use portal_domain::StoreError;
 use portal_domain::model::{Session, SessionKey, UserId};
-use portal_domain::ports::stores::SessionStore;
+use portal_domain::ports::stores::{RateDecision, RateLimiter, RatePolicy, SessionStore};
 use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -49,6 +49,19 @@ return 0",
 fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
     at.format(&Rfc3339)
         .map_err(|_| StoreError::Corrupt("timestamp not representable".into()))
+}
+
+/// Decodes the `HMGET data lastActivity` answer.
+fn decode(data: Option<String>, activity: Option<String>) -> Result<Option<Session>, StoreError> {
+    let Some(data) = data else {
+        return Ok(None);
+    };
+    let mut session: Session =
+        serde_json::from_str(&data).map_err(|_| error::corrupt("session"))?;
+    if let Some(at) = activity.and_then(|a| OffsetDateTime::parse(&a, &Rfc3339).ok()) {
+        session.last_activity = at;
+    }
+    Ok(Some(session))
 }
 
 fn encode(session: &Session) -> Result<String, StoreError> {
@@ -144,15 +157,39 @@ impl SessionStore for RedisStores {
                     .arg("lastActivity"),
             )
             .await?;
-        let Some(data) = data else {
-            return Ok(None);
+        decode(data, activity)
+    }
+
+    /// One pipeline, one round trip: `HMGET` of the session and `EVALSHA` of the rate script.
+    /// The pipeline ignores per-command errors so that a `NOSCRIPT` (script cache flushed)
+    /// only costs the limiter part: it is then retried alone through [`RateLimiter::hit`],
+    /// which loads the script; if that fails too, the decision is `None` and the caller
+    /// applies the limit its own way. A session-read error fails the call (fail closed).
+    async fn get_and_hit(
+        &self,
+        key: &SessionKey,
+        rate_key: &str,
+        policy: RatePolicy,
+    ) -> Result<(Option<Session>, Option<RateDecision>), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .cmd("HMGET")
+            .arg(self.keys().session(key))
+            .arg("data")
+            .arg("lastActivity")
+            .add_command(self.rate_evalsha(rate_key, policy, 1));
+        type Reply = (
+            redis::RedisResult<(Option<String>, Option<String>)>,
+            redis::RedisResult<crate::coordination::RateReply>,
+        );
+        let (read, hit): Reply = self.pipe("session get", &pipe).await?;
+        let (data, activity) = read.map_err(|e| error::unavailable("session get", &e))?;
+        let session = decode(data, activity)?;
+        let decision = match hit {
+            Ok(reply) => Some(crate::coordination::rate_decision(policy, reply)),
+            Err(_) => self.hit(rate_key, policy, 1).await.ok(),
         };
-        let mut session: Session =
-            serde_json::from_str(&data).map_err(|_| error::corrupt("session"))?;
-        if let Some(at) = activity.and_then(|a| OffsetDateTime::parse(&a, &Rfc3339).ok()) {
-            session.last_activity = at;
-        }
-        Ok(Some(session))
+        Ok((session, decision))
     }
 
     async fn replace(

@@ -213,3 +213,95 @@ pub async fn session_expires_after_ttl(s: &Stores, w: &Waiter) {
     assert!(removed.contains(&long), "the live session is reported");
     assert_eq!(s.sessions.get(&long).await.expect("get"), None);
 }
+
+fn piggyback_policy() -> portal_domain::ports::stores::RatePolicy {
+    portal_domain::ports::stores::RatePolicy {
+        limit: 3,
+        window: LONG_TTL,
+    }
+}
+
+/// `get_and_hit` returns the session and the decision of one hit on the very counter the
+/// `RateLimiter` port uses for the same key; past the limit the hit is refused (and the
+/// session still returned). Both adapters combine the two: the decision is never `None` here.
+pub async fn session_get_and_hit_returns_the_session_and_a_shared_decision(
+    s: &Stores,
+    _w: &Waiter,
+) {
+    let (key, user) = (session_key(), user());
+    let sess = session(&user, TenantId::new_random());
+    s.sessions
+        .create(&key, &sess, LONG_TTL)
+        .await
+        .expect("create");
+    let rate_key = crate::fixtures::unique("api");
+    let policy = piggyback_policy();
+
+    let (read, decision) = s
+        .sessions
+        .get_and_hit(&key, &rate_key, policy)
+        .await
+        .expect("get_and_hit");
+    assert_eq!(read, Some(sess.clone()));
+    let decision = decision.expect("the adapter combines the read and the hit");
+    assert!(decision.allowed);
+    assert_eq!((decision.limit, decision.remaining), (3, 2));
+
+    // The same counter as the limiter port: a report sees the hit, a port hit counts.
+    let report = s
+        .rate_limiter
+        .hit(&rate_key, policy, 0)
+        .await
+        .expect("report");
+    assert_eq!(
+        report.remaining, 2,
+        "get_and_hit must hit the shared limiter"
+    );
+    assert!(
+        s.rate_limiter
+            .hit(&rate_key, policy, 1)
+            .await
+            .expect("hit")
+            .allowed
+    );
+
+    let (_, last) = s
+        .sessions
+        .get_and_hit(&key, &rate_key, policy)
+        .await
+        .expect("get_and_hit");
+    let last = last.expect("decision");
+    assert!(last.allowed);
+    assert_eq!(last.remaining, 0);
+
+    let (read, refused) = s
+        .sessions
+        .get_and_hit(&key, &rate_key, policy)
+        .await
+        .expect("get_and_hit over the limit");
+    assert_eq!(read, Some(sess), "a refusal still returns the session");
+    let refused = refused.expect("decision");
+    assert!(!refused.allowed, "the 4th hit of a limit of 3 is refused");
+    assert!(refused.reset_after > Duration::ZERO);
+}
+
+/// `get_and_hit` of a missing session returns `None` and still records the hit (the caller
+/// discards the decision): defined this way because the two are independent commands of one
+/// pipeline.
+pub async fn session_get_and_hit_of_a_missing_session_still_counts(s: &Stores, _w: &Waiter) {
+    let rate_key = crate::fixtures::unique("api");
+    let policy = piggyback_policy();
+    let (read, decision) = s
+        .sessions
+        .get_and_hit(&session_key(), &rate_key, policy)
+        .await
+        .expect("get_and_hit");
+    assert_eq!(read, None);
+    assert!(decision.expect("decision").allowed);
+    let report = s
+        .rate_limiter
+        .hit(&rate_key, policy, 0)
+        .await
+        .expect("report");
+    assert_eq!(report.remaining, 2, "the hit was recorded");
+}

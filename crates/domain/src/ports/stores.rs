@@ -50,6 +50,24 @@ pub trait SessionStore: Send + Sync {
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError>;
     /// Counts a user's live sessions.
     async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError>;
+    /// Reads a session and, in the same store round trip, records one hit (`cost = 1`) of
+    /// `rate_key` under `policy` on the store's shared rate limiter: the very counter
+    /// [`RateLimiter::hit`] with the same key uses (so a request may be limited either way).
+    ///
+    /// The hit is recorded whether or not the session exists (the two are independent
+    /// commands of one pipeline; a caller that finds no session discards the decision). The
+    /// decision is `None` when the store cannot combine the two, or when its limiter part
+    /// failed: the caller then applies the limit itself. The default does exactly that
+    /// (a plain [`Self::get`]), so wrappers and test doubles need not implement it.
+    async fn get_and_hit(
+        &self,
+        key: &SessionKey,
+        rate_key: &str,
+        policy: RatePolicy,
+    ) -> Result<(Option<Session>, Option<RateDecision>), StoreError> {
+        let _ = (rate_key, policy);
+        Ok((self.get(key).await?, None))
+    }
 }
 
 /// What a single-use token stands for.

@@ -1,0 +1,321 @@
+//! `just bench-redis`: load test of a cached `GET /api/v1/dashboard/stats` with a valid session
+//! against **Redis** (issue 6 item 6), compared with `redis-benchmark` GET on the same
+//! `redis-server` in the same run. Prints figures; asserts nothing about time.
+//!
+//! 1. Starts a throw-away `redis-server` (portal-redis's harness), the service on it with the
+//!    embedded (simulated) downstreams and the API rate limit raised out of the way, signs in
+//!    and warms the cache (and the instance's session → user memo).
+//! 2. Closed loop: `BENCH_CONNECTIONS` (64) connections for `BENCH_SECS` (10) s → requests/s,
+//!    p50/p99, and from `INFO commandstats` deltas: Redis commands per request and round trips
+//!    per request. A round trip is one exchange on the connection: the session `HMGET` and the
+//!    rate-limit `EVALSHA` go in one pipeline (one round trip), the cache `MGET` in another;
+//!    so round trips = commands − the `EVALSHA`s that rode with an `HMGET`. That they really
+//!    share one network read is checked by `tests/redis_round_trips.rs` (which counts Redis's
+//!    `total_reads_processed` with one request at a time); the socket reads per request printed
+//!    here are lower under load, as the multiplexed connection also batches concurrent
+//!    requests' commands.
+//! 3. `redis-benchmark -p <port> -t get -n 200000 -c 50 -q` and the same with `-P 1` (the
+//!    default pipelining of 1, spelled out) → GET requests/s and the ratio service ÷ Redis.
+//!
+//! The load generator (reqwest, in this process), the service (`BENCH_SERVER_WORKERS`, 1
+//! worker) and `redis-server` share the machine's cores.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use portal_domain::secret::SecretString;
+use portal_redis::RedisServer;
+use portal_server::{Application, Settings};
+use reqwest::{Client, StatusCode, header};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `INFO <section>` over a raw RESP connection, as `field → value`.
+///
+/// One connection for all of a run's INFOs: opening and closing connections would add reads
+/// (a close is a read of its own) to the window being measured.
+async fn info(conn: &mut tokio::net::TcpStream, section: &str) -> HashMap<String, String> {
+    let cmd = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
+    conn.write_all(cmd.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 8192];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "redis closed the INFO connection");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let len: usize = std::str::from_utf8(&buf[1..end]).unwrap().parse().unwrap();
+            if buf.len() >= end + 2 + len + 2 {
+                let body = String::from_utf8_lossy(&buf[end + 2..end + 2 + len]).into_owned();
+                return body
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            }
+        }
+    }
+}
+
+/// Calls per command, plus `total_reads_processed` under the key `reads`.
+async fn redis_counters(conn: &mut tokio::net::TcpStream) -> HashMap<String, u64> {
+    let mut counts: HashMap<String, u64> = info(conn, "commandstats")
+        .await
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("cmdstat_")?.to_owned();
+            let calls = v.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name, calls.parse().ok()?))
+        })
+        .collect();
+    let reads = info(conn, "stats").await["total_reads_processed"]
+        .parse()
+        .unwrap_or(0);
+    counts.insert("reads".into(), reads);
+    counts
+}
+
+fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>, k: &str) -> u64 {
+    after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)
+}
+
+/// Signs in through the simulated Genesys login; returns the `Cookie` header value.
+async fn sign_in(base: &str) -> String {
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let mut res = client
+        .get(format!(
+            "{base}/api/v1/auth/login?login_hint=admin@acme.example"
+        ))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let next = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+        res = client.get(next).send().await.unwrap();
+    }
+    assert_eq!(res.status(), StatusCode::FOUND, "sign-in");
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sessionId="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn get(client: &Client, url: &str, cookie: &str) {
+    let res = client
+        .get(url)
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.bytes().await.unwrap();
+}
+
+/// Closed loop: each connection sends its next request when the previous one is answered.
+async fn max_rate(url: &str, cookie: &str, connections: usize, secs: u64) -> (f64, Vec<Duration>) {
+    let client = Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, url, cookie) = (client.clone(), url.to_owned(), cookie.to_owned());
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(100_000);
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    get(&client, &url, &cookie).await;
+                    lat.push(t0.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    (all.len() as f64 / elapsed, all)
+}
+
+/// Runs `redis-benchmark` GET; its requests/s, or why not.
+fn redis_benchmark(port: u16, extra: &[&str]) -> Result<f64, String> {
+    let out = std::process::Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            "get",
+            "-n",
+            "200000",
+            "-c",
+            "50",
+            "-q",
+        ])
+        .args(extra)
+        .output()
+        .map_err(|e| {
+            format!("redis-benchmark not runnable ({e}); install redis-tools (Debian) or redis")
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `-q` prints progress lines separated by '\r'; the last `GET: <n> requests per second`
+    // is the result.
+    text.split(['\r', '\n'])
+        .filter_map(|l| l.trim().strip_prefix("GET: "))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .next_back()
+        .ok_or_else(|| format!("unexpected redis-benchmark output: {text:?}"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let client_threads = env("BENCH_CLIENT_THREADS", 2usize);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(client_threads)
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let secs = env("BENCH_SECS", 10u64);
+    let connections = env("BENCH_CONNECTIONS", 64usize);
+    let server_workers = env("BENCH_SERVER_WORKERS", 1usize);
+    let client_threads = env("BENCH_CLIENT_THREADS", 2usize);
+
+    let redis = RedisServer::start().await;
+    let settings = Settings {
+        port: 0,
+        workers: Some(server_workers),
+        redis_url: Some(SecretString::from(redis.url())),
+        cookie_secret: Some(SecretString::from(
+            "bench-redis-cookie-secret-0123456789abcdef",
+        )),
+        encryption_key: Some(SecretString::from(
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        )),
+        // The API limit (100/min per user) would refuse almost every request of a load test;
+        // the hit is still made (and counted) on every request.
+        rate_limit_api_max: u32::MAX,
+        rate_limit_api_window_secs: 1,
+        ..Settings::default()
+    };
+    let app = Application::build(settings.validated()?).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let probe = Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the service never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let cookie = sign_in(&base).await;
+    let url = format!("{base}/api/v1/dashboard/stats?period=today");
+    println!(
+        "bench-redis: service on redis-server (port {}), {server_workers} server worker(s), {client_threads} client thread(s), {connections} connections, {secs} s",
+        redis.port()
+    );
+    // Warm the cache key and the instance's session → user memo.
+    let warm = Client::new();
+    for _ in 0..3 {
+        get(&warm, &url, &cookie).await;
+    }
+
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", redis.port())).await?;
+    let before = redis_counters(&mut conn).await;
+    let (rate, lat) = max_rate(&url, &cookie, connections, secs).await;
+    let after = redis_counters(&mut conn).await;
+    let n = lat.len() as f64;
+    let d = |k: &str| delta(&after, &before, k);
+    let (hmget, evalsha, mget) = (d("hmget"), d("evalsha"), d("mget"));
+    let commands: u64 = after
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "reads" | "ping" | "info"))
+        .map(|k| d(k))
+        .sum();
+    let round_trips = commands - evalsha.min(hmget);
+    // Our two INFOs of `after` were read in the window (and counted as `info` calls).
+    let reads = d("reads").saturating_sub(d("ping") + d("info"));
+    println!("\n[1] cached GET /dashboard/stats on Redis, closed loop");
+    println!("    requests:             {}", lat.len());
+    println!("    throughput:           {rate:.0} requests/s");
+    println!(
+        "    latency:              p50 {}  p99 {}  max {}",
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "    redis commands:       {:.3} per request (HMGET {hmget}, EVALSHA {evalsha}, MGET {mget}, other {}; health PINGs and INFO excluded)",
+        commands as f64 / n,
+        commands - hmget - evalsha - mget
+    );
+    println!(
+        "    redis round trips:    {:.3} per request (HMGET+EVALSHA pipelined = 1, MGET = 1)",
+        round_trips as f64 / n
+    );
+    println!(
+        "    redis socket reads:   {:.3} per request (lower than round trips under load: concurrent requests share writes)",
+        reads as f64 / n
+    );
+
+    println!("\n[2] redis-benchmark GET on the same redis-server");
+    for extra in [&[][..], &["-P", "1"][..]] {
+        let label = if extra.is_empty() {
+            "-n 200000 -c 50 -q"
+        } else {
+            "-n 200000 -c 50 -q -P 1"
+        };
+        match redis_benchmark(redis.port(), extra) {
+            Ok(get_rate) => println!(
+                "    redis-benchmark {label}: {get_rate:.0} GET/s → service ÷ redis GET = {:.3} ({:.1}% of raw Redis GET throughput)",
+                rate / get_rate,
+                100.0 * rate / get_rate
+            ),
+            Err(why) => println!("    redis-benchmark {label}: NOT RUN: {why}"),
+        }
+    }
+    Ok(())
+}

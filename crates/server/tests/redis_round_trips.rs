@@ -1,0 +1,270 @@
+//! Redis round trips of a cached `GET /api/v1/dashboard/stats` with a valid session (issue 6
+//! items 1 and 6): at most 2 per request (the session read with the API rate-limit hit
+//! pipelined into it, then the cache read), and the per-user API limit still shared by every
+//! instance.
+//!
+//! # How round trips are counted
+//! Against a real `redis-server` (portal-redis's harness), from `INFO` deltas around 100
+//! sequential requests (one at a time, so no two requests' commands can share a network read):
+//! - `INFO commandstats` gives the calls per command: we expect exactly one `HMGET` (session),
+//!   one `EVALSHA` (rate-limit script) and one `MGET` (cache entry + generation) per request,
+//!   and nothing else but the commands the rate-limit script runs inside Redis, the health
+//!   monitor's `PING`s and our own `INFO`s.
+//! - `INFO stats` `total_reads_processed` counts the reads Redis did on client sockets: a
+//!   pipeline is written by the client in one go and read by Redis in one read, so this is
+//!   the number of round trips. Minus the `PING`s (one read each) and our `INFO`s, it must be
+//!   at most 2 per request: `HMGET`+`EVALSHA` (one pipeline) and `MGET` (with a few reads of
+//!   slack for background noise; 3 round trips per request would add 100).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use portal_domain::secret::SecretString;
+use portal_redis::RedisServer;
+use portal_server::{Application, Settings};
+use reqwest::{Client, StatusCode, header};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const COOKIE_SECRET: &str = "round-trip-test-cookie-secret-0123456789abcd";
+const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// `INFO <section>` over a raw RESP connection, parsed into `field → value`.
+///
+/// One connection for all of a run's INFOs: opening and closing connections would add reads
+/// (a close is a read of its own) to the window being measured.
+async fn info(conn: &mut tokio::net::TcpStream, section: &str) -> HashMap<String, String> {
+    let cmd = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
+    conn.write_all(cmd.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 8192];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "redis closed the INFO connection");
+        buf.extend_from_slice(&chunk[..n]);
+        // `$<len>\r\n<payload>\r\n`
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let len: usize = std::str::from_utf8(&buf[1..end]).unwrap().parse().unwrap();
+            if buf.len() >= end + 2 + len + 2 {
+                let body = String::from_utf8_lossy(&buf[end + 2..end + 2 + len]).into_owned();
+                return body
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            }
+        }
+    }
+}
+
+/// Calls per command (`cmdstat_hmget` → `hmget`).
+async fn command_calls(conn: &mut tokio::net::TcpStream) -> HashMap<String, u64> {
+    info(conn, "commandstats")
+        .await
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("cmdstat_")?.to_owned();
+            let calls = v.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name, calls.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn reads_processed(conn: &mut tokio::net::TcpStream) -> u64 {
+    info(conn, "stats").await["total_reads_processed"]
+        .parse()
+        .unwrap()
+}
+
+fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>) -> HashMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .collect()
+}
+
+async fn spawn(redis: &RedisServer, api_limit: u32) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Settings {
+        port: 0,
+        workers: Some(1),
+        redis_url: Some(SecretString::from(redis.url())),
+        cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
+        encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
+        rate_limit_api_max: api_limit,
+        ..Settings::default()
+    };
+    let app = Application::build(settings.validated().expect("valid settings"))
+        .await
+        .expect("application builds with Redis");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    // Until the health monitor's first PING answers, the limiter limits in process.
+    let client = Client::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !client
+        .get(format!("{address}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
+    {
+        assert!(Instant::now() < deadline, "instance never became healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    address
+}
+
+/// Signs in through the simulated Genesys login; returns the `sessionId=...` cookie pair.
+async fn sign_in(address: &str) -> String {
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let mut res = client
+        .get(format!(
+            "{address}/api/v1/auth/login?login_hint=admin@acme.example"
+        ))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(res.status(), StatusCode::FOUND);
+        let next = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+        res = client.get(next).send().await.unwrap();
+    }
+    assert_eq!(res.status(), StatusCode::FOUND);
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sessionId="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn stats(client: &Client, address: &str, cookie: &str) -> StatusCode {
+    let res = client
+        .get(format!("{address}/api/v1/dashboard/stats?period=today"))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    res.bytes().await.unwrap();
+    status
+}
+
+#[tokio::test]
+async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
+    let redis = RedisServer::start().await;
+    let address = spawn(&redis, 10_000).await;
+    let cookie = sign_in(&address).await;
+    let client = Client::new();
+    // Warm-up: fills the cache and lets the instance learn the session's user.
+    for _ in 0..3 {
+        assert_eq!(stats(&client, &address, &cookie).await, StatusCode::OK);
+    }
+
+    const N: u64 = 100;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", redis.port()))
+        .await
+        .unwrap();
+    let calls_before = command_calls(&mut conn).await;
+    let reads_before = reads_processed(&mut conn).await;
+    for _ in 0..N {
+        assert_eq!(stats(&client, &address, &cookie).await, StatusCode::OK);
+    }
+    let reads_after = reads_processed(&mut conn).await;
+    let calls_after = command_calls(&mut conn).await;
+
+    let mut calls = delta(&calls_after, &calls_before);
+    let pings = calls.remove("ping").unwrap_or(0);
+    // Our INFOs, in order: commandstats (before), stats (before), stats (after), commandstats
+    // (after). A command is counted in commandstats once it has run, so the delta holds the
+    // first three; the reads delta holds only the third (a read is counted when it happens).
+    assert_eq!(calls.remove("info"), Some(3), "{calls:?}");
+    assert_eq!(
+        calls.get("hmget"),
+        Some(&N),
+        "one session read each: {calls:?}"
+    );
+    assert_eq!(
+        calls.get("evalsha"),
+        Some(&N),
+        "one limit hit each: {calls:?}"
+    );
+    assert_eq!(
+        calls.get("mget"),
+        Some(&N),
+        "one cache read each: {calls:?}"
+    );
+    // `commandstats` also counts the commands the rate-limit script runs inside Redis (no
+    // round trip of their own); deadpool's recycle check (`UNWATCH`) must not appear: commands
+    // share one multiplexed connection instead of checking one out of the pool each time.
+    const IN_SCRIPT: [&str; 6] = [
+        "time",
+        "zremrangebyscore",
+        "zcard",
+        "zadd",
+        "pexpire",
+        "zrange",
+    ];
+    let others: Vec<_> = calls
+        .keys()
+        .filter(|c| !["hmget", "evalsha", "mget"].contains(&c.as_str()))
+        .filter(|c| !IN_SCRIPT.contains(&c.as_str()))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "no other command on the cached path (no lastActivity write, no lock, no pool recycle): {calls:?}"
+    );
+
+    // Reads Redis did in the window: our requests' round trips, one per health PING, and our
+    // third INFO. (A PING falling between our first two or last two INFOs would be
+    // subtracted without being in the window: an undercount of at most a PING or two, which
+    // cannot hide a third round trip per request.)
+    let reads = reads_after - reads_before;
+    let round_trips = reads.saturating_sub(pings + 1);
+    println!(
+        "{N} cached requests: {} commands, {round_trips} round trips ({:.2} per request)",
+        3 * N,
+        round_trips as f64 / N as f64
+    );
+    // A few reads of slack: Redis also counts a read for a new health-check connection or a
+    // read event that found nothing; a third round trip per request would add N.
+    assert!(
+        round_trips <= 2 * N + 5,
+        "{round_trips} round trips for {N} cached requests (pings {pings}, reads {reads})"
+    );
+}
+
+#[tokio::test]
+async fn the_per_user_api_limit_is_shared_across_instances() {
+    let redis = RedisServer::start().await;
+    const LIMIT: u32 = 10;
+    let a = spawn(&redis, LIMIT).await;
+    let b = spawn(&redis, LIMIT).await;
+    let cookie = sign_in(&a).await;
+    let client = Client::new();
+    let (mut ok, mut limited) = (0, 0);
+    // Alternating instances: each one's first request of the session takes the plain path
+    // (separate limiter call), the later ones the pipelined one; all hit the same counter.
+    for i in 0..30 {
+        let instance = if i % 2 == 0 { &a } else { &b };
+        match stats(&client, instance, &cookie).await {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        ok, LIMIT,
+        "the sum across instances obeys the per-user limit"
+    );
+    assert_eq!(limited, 30 - LIMIT);
+}
