@@ -32,6 +32,10 @@ lint:
 bench-dashboard:
     cargo run --release -p portal-server --example bench_dashboard
 
+# Benchmark a cached GET /api/v1/dashboard/stats on Redis (own redis-server; req/s, p50/p99, Redis commands and round trips per request, ratio to redis-benchmark GET; env BENCH_SECS, BENCH_CONNECTIONS, BENCH_SERVER_WORKERS)
+bench-redis:
+    cargo run --release -p portal-server --example bench_redis
+
 # Benchmark 10,000 WebSockets in process (memory per socket, fan-out p50/p99 to 1,000 sockets, events/s; env BENCH_SOCKETS, BENCH_FANOUT_SOCKETS, BENCH_EVENTS, BENCH_SECS)
 bench-ws:
     ulimit -n 65536 || echo "could not raise the open-file limit; the bench lowers the socket count"; cargo bench -p portal-server --bench websocket
