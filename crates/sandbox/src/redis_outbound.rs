@@ -3,6 +3,8 @@
 //! ([`crate::SimDelivery`], the same code the embedded default uses), publishing through
 //! portal-redis's event bus, so the events are byte for byte what the service decodes.
 //!
+//! Publishing retries a few times (a restarted Redis leaves dead pooled connections behind).
+//!
 //! Per entry (field `payload`: the JSON of an `OutboundMessage`, as portal-redis's
 //! `OutboundQueue` writes it): record the message in the sandbox's State Manager (status
 //! `queued`), `XACK` it, then publish `message_update` and `status_update`s `sent` →
@@ -16,8 +18,11 @@
 //! logged (without its content) and acknowledged, so it never blocks the queue.
 
 use crate::Platform;
-use portal_domain::model::OutboundMessage;
-use portal_domain::ports::stores::OutboundQueue;
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use portal_domain::StoreError;
+use portal_domain::model::{BusEvent, OutboundMessage, SessionKey, TenantEvent};
+use portal_domain::ports::stores::{EventBus, OutboundQueue};
 use portal_domain::secret::SecretString;
 use redis::streams::StreamReadReply;
 use std::sync::Arc;
@@ -71,7 +76,7 @@ pub async fn consume_outbound(
     let client = redis::Client::open(url.expose_secret()).map_err(|_| StartError::BadUrl)?;
     let stores = portal_redis::RedisStores::connect(portal_redis::RedisSettings::new(url))
         .map_err(|_| StartError::BadUrl)?;
-    let delivery = platform.delivery(Arc::new(stores));
+    let delivery = platform.delivery(Arc::new(RetryingBus(stores)));
     let consumer = format!("sandbox-{}", std::process::id());
     let first = match connect(&client).await {
         Ok(mut conn) => match ensure_group(&mut conn, "$").await {
@@ -219,4 +224,39 @@ async fn consume(
 fn decode(entry: &redis::streams::StreamId) -> Option<OutboundMessage> {
     let payload: Vec<u8> = entry.get(PAYLOAD_FIELD)?;
     serde_json::from_slice(&payload).ok()
+}
+
+/// Publish attempts per event: after a Redis restart the first pooled connections are dead
+/// ("connection lost") and are replaced one failure at a time.
+const PUBLISH_ATTEMPTS: u32 = 5;
+
+/// portal-redis's event bus (same channels, same JSON), retrying a failed publish a few times
+/// so a Redis restart does not lose a delivery's events.
+struct RetryingBus(portal_redis::RedisStores);
+
+#[async_trait]
+impl EventBus for RetryingBus {
+    async fn publish(&self, event: &TenantEvent) -> Result<(), StoreError> {
+        let mut delay = MIN_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.0.publish(event).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= PUBLISH_ATTEMPTS => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn publish_revocation(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.0.publish_revocation(key).await
+    }
+
+    async fn subscribe(&self) -> Result<BoxStream<'static, BusEvent>, StoreError> {
+        self.0.subscribe().await
+    }
 }

@@ -246,6 +246,7 @@ mod tests {
         )
         .unwrap();
         assert!(d.http.is_empty());
+        assert!(!d.state_manager_is_http(), "delivery stays simulated");
     }
 
     #[test]
@@ -264,6 +265,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.http, vec!["stateManager", "metaGraph"]);
+        assert!(d.state_manager_is_http(), "delivery goes to the real queue");
 
         let bad = DownstreamUrls {
             auth_service: Some("ftp://example.com".into()),
