@@ -294,6 +294,11 @@ impl Application {
         .history(history)
         .probe(stores.probe.clone())
         .routes(move |cfg| {
+            // The simulated Genesys login only with the simulated Auth Service (the only one
+            // that accepts its codes): never mounted in production.
+            if !simulated_auth {
+                return;
+            }
             let auth = sim_auth.clone();
             let client_id = client_id.clone();
             cfg.service(

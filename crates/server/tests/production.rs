@@ -236,6 +236,14 @@ async fn production_cookies_are_secure_from_the_first_sign_in_hop() {
         assert!(c.contains("; Secure"), "not Secure: {c}");
         assert!(c.contains("HttpOnly"), "not HttpOnly: {c}");
     }
+
+    // No simulator in production: the sandbox's Genesys login page is not mounted.
+    let res = client
+        .get(format!("{address}/_sandbox/genesys/oauth/authorize"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
 #[test]
