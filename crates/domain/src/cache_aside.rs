@@ -358,18 +358,23 @@ where
         flights.next_id = flights.next_id.wrapping_add(1);
         let inner = Arc::clone(&self.inner);
         let task_slot = slot.clone();
-        let handle = tokio::spawn(async move {
-            let result = inner.fill(&key, lookup, fetch).await;
-            let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-            if flights
-                .by_key
-                .get(&task_slot)
-                .is_some_and(|(i, _)| *i == id)
-            {
-                flights.by_key.remove(&task_slot);
-            }
-            result
-        });
+        // The fill runs in the span of the request that started it, so its logs carry that
+        // request's ID and its downstream call that request's trace context.
+        let handle = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let result = inner.fill(&key, lookup, fetch).await;
+                let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+                if flights
+                    .by_key
+                    .get(&task_slot)
+                    .is_some_and(|(i, _)| *i == id)
+                {
+                    flights.by_key.remove(&task_slot);
+                }
+                result
+            },
+            tracing::Span::current(),
+        ));
         let flight = async move {
             match handle.await {
                 Ok(result) => result,

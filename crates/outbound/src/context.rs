@@ -84,9 +84,36 @@ pub async fn scope<F: Future>(ctx: RequestContext, fut: F) -> F::Output {
     CURRENT.scope(ctx, fut).await
 }
 
-/// The current request context, if the caller runs inside [`scope`].
+/// The current request context: the task-local of [`scope`], else the one [`attach`]ed to
+/// the current tracing span or one of its parents (work spawned onto another task, e.g. a
+/// single-flight cache fill, keeps it when instrumented with the request's span).
 pub fn current() -> Option<RequestContext> {
-    CURRENT.try_with(Clone::clone).ok()
+    CURRENT.try_with(Clone::clone).ok().or_else(from_span)
+}
+
+/// Attaches `ctx` to `span` (needs a `tracing_subscriber::Registry`-based subscriber; without
+/// one this does nothing and only [`scope`] carries the context).
+pub fn attach(span: &tracing::Span, ctx: RequestContext) {
+    use tracing_subscriber::registry::LookupSpan;
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>()
+            && let Some(span) = registry.span(id)
+        {
+            span.extensions_mut().replace(ctx);
+        }
+    });
+}
+
+fn from_span() -> Option<RequestContext> {
+    use tracing_subscriber::registry::LookupSpan;
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            span.scope()
+                .find_map(|s| s.extensions().get::<RequestContext>().cloned())
+        })
+        .flatten()
 }
 
 fn is_header_byte(b: u8) -> bool {

@@ -102,6 +102,11 @@ impl RedisHealth {
     pub fn last_latency(&self) -> Duration {
         Duration::from_micros(self.state.latency_us.load(Ordering::Relaxed))
     }
+    /// The connection pool's usage now: `(size, available, waiting)` (`/metrics`).
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let s = self.pool.status();
+        (s.size, s.available, s.waiting)
+    }
 }
 
 fn record(state: &State, result: &Result<Duration, &'static str>) {

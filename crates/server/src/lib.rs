@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`configuration`]: [`Settings`](configuration::Settings) (defaults < `PORTAL_CONFIG` file
 //!   < environment, spec §16.2 names), validated with garde.
-//! - [`telemetry`]: JSON logging.
+//! - [`telemetry`]: JSON logging, OTLP span export, the per-request trace/request context.
+//! - [`observability`]: the Prometheus recorder and its scrape-time sources.
 //! - [`downstreams`]: [`Downstreams`](downstreams::Downstreams): the HTTP adapters where URLs
 //!   are configured, the simulators elsewhere.
 //! - [`realtime`]: [`Realtime`](realtime::Realtime): the instance's WebSocket hub (one event-bus
@@ -20,6 +21,7 @@
 
 pub mod configuration;
 pub mod downstreams;
+pub mod observability;
 pub mod realtime;
 pub mod startup;
 pub mod stores;

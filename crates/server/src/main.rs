@@ -5,7 +5,7 @@
 //! 2 when the configuration is refused (every problem listed on stderr); 1 when start-up
 //! fails otherwise (e.g. the port is taken).
 
-use portal_server::telemetry::{get_subscriber, init_subscriber};
+use portal_server::telemetry::{get_subscriber_with_otlp, init_subscriber};
 use portal_server::{Application, Settings};
 
 #[actix_web::main]
@@ -19,10 +19,14 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    // TELEMETRY HOOK: whatever flushes telemetry at exit (the OTLP exporter's guard) is created
-    // here and must stay alive until after `run_until_stopped` returns below, so the spans of
-    // the drained requests are exported before the process ends.
-    init_subscriber(get_subscriber(&settings.log_level, std::io::stdout))?;
+    // The OTLP exporter's guard lives until after `run_until_stopped` returns below, so the
+    // spans of the drained requests are exported before the process ends.
+    let (subscriber, mut telemetry) = get_subscriber_with_otlp(
+        &settings.log_level,
+        std::io::stdout,
+        settings.otel_exporter_otlp_endpoint.as_deref(),
+    )?;
+    init_subscriber(subscriber)?;
     let grace = settings.shutdown_grace_seconds;
     let app = Application::build(settings).await?;
     tracing::info!(
@@ -32,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     );
     app.run_until_stopped().await?;
     tracing::info!("agent-portal stopped (drained)");
-    // TELEMETRY HOOK: flush/shut down telemetry here (drop the guard), then exit 0.
+    // Flush the buffered spans (blocking: off the runtime's async path, it is the last step).
+    telemetry.shutdown();
     Ok(())
 }

@@ -10,6 +10,7 @@ use portal_domain::auth::{AuthPorts, AuthSettings, Authenticator};
 use portal_domain::dashboard::Dashboard;
 use portal_domain::history::History;
 use portal_domain::ports::downstream::StateManager;
+use portal_domain::ports::stores::OutboundQueue;
 use portal_domain::ports::system::{Clock, Random, RandomExt, SystemClock};
 use portal_domain::ports::system::{NoopTelemetry, Telemetry};
 use portal_domain::resilience::CircuitBreaker;
@@ -35,6 +36,8 @@ pub struct Overrides {
     pub wrap_state_manager: Option<WrapStateManager>,
     /// Wraps the store ports (the benchmark counts store round trips).
     pub wrap_stores: Option<WrapStores>,
+    /// Wraps the outbound queue widget sends go to (tests break it).
+    pub wrap_outbound: Option<WrapOutbound>,
 }
 
 /// See [`Overrides::wrap_state_manager`].
@@ -42,6 +45,8 @@ pub type WrapStateManager =
     Arc<dyn Fn(Arc<dyn StateManager>) -> Arc<dyn StateManager> + Send + Sync>;
 /// See [`Overrides::wrap_stores`].
 pub type WrapStores = Arc<dyn Fn(crate::stores::Stores) -> crate::stores::Stores + Send + Sync>;
+/// See [`Overrides::wrap_outbound`].
+pub type WrapOutbound = Arc<dyn Fn(Arc<dyn OutboundQueue>) -> Arc<dyn OutboundQueue> + Send + Sync>;
 
 impl std::fmt::Debug for Overrides {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,16 +79,17 @@ impl std::fmt::Debug for Application {
 /// event-bus subscription to the caches (spec §13.1: a tenant's status events clear its
 /// metrics and conversation pages).
 ///
-/// Telemetry: there is no Prometheus recorder yet, so `portal_cache_hits_total` and the
-/// breaker's state changes go to [`NoopTelemetry`]; pass the recorder here once it exists.
+/// Cache lookups and the breaker's state changes go to `telemetry`; the breaker is returned
+/// for `/health`'s `circuits`.
 async fn dashboard_and_history(
     settings: &Settings,
     stores: &crate::stores::Stores,
     state_manager: Arc<dyn StateManager>,
     overrides: &Overrides,
     clock: &Arc<dyn Clock>,
-) -> (Arc<Dashboard>, Arc<History>) {
-    let telemetry: Arc<dyn Telemetry> = Arc::new(NoopTelemetry);
+    telemetry: &Arc<dyn Telemetry>,
+) -> (Arc<Dashboard>, Arc<History>, Arc<CircuitBreaker>) {
+    let telemetry = telemetry.clone();
     let state_manager = match &overrides.wrap_state_manager {
         Some(wrap) => wrap(state_manager),
         None => state_manager,
@@ -105,7 +111,7 @@ async fn dashboard_and_history(
         state_manager,
         stores.cache.clone(),
         stores.lock.clone(),
-        breaker,
+        breaker.clone(),
         clock.clone(),
         telemetry,
     ));
@@ -119,7 +125,7 @@ async fn dashboard_and_history(
             tracing::error!(error = %e, "no event subscription: caches are not invalidated by events")
         }
     }
-    (dashboard, history)
+    (dashboard, history, breaker)
 }
 
 impl Application {
@@ -190,22 +196,31 @@ impl Application {
             None => stores,
         };
         let platform = portal_sandbox::Platform::demo(clock.clone());
+        // Issue 8: the Prometheus recorder (`/metrics`), or nothing with METRICS_ENABLED=false.
+        let prometheus = settings
+            .metrics_enabled
+            .then(|| Arc::new(crate::observability::recorder(&stores)));
+        let telemetry: Arc<dyn Telemetry> = match &prometheus {
+            Some(p) => p.clone(),
+            None => Arc::new(NoopTelemetry),
+        };
         // Issue 7: HTTP adapters where URLs are configured, the simulators elsewhere.
         let downstreams = crate::downstreams::Downstreams::build(
             &settings.downstream_urls(),
             &platform,
             settings.state_manager_breaker(),
-            Arc::new(NoopTelemetry),
+            telemetry.clone(),
         )?;
         if !downstreams.http.is_empty() {
             tracing::info!(http = ?downstreams.http, "downstreams over HTTP (the rest simulated)");
         }
-        let (dashboard, history) = dashboard_and_history(
+        let (dashboard, history, use_case_breaker) = dashboard_and_history(
             &settings,
             &stores,
             downstreams.state_manager.clone(),
             &overrides,
             &clock,
+            &telemetry,
         )
         .await;
         let mut auth_settings = AuthSettings::new(authorize_url, client_id.clone(), redirect_uri);
@@ -235,7 +250,7 @@ impl Application {
                 cipher: cipher.clone(),
                 random: random.clone(),
                 clock: clock.clone(),
-                telemetry: Arc::new(portal_domain::ports::system::NoopTelemetry),
+                telemetry: telemetry.clone(),
                 limiter: stores.rate_limiter.clone(),
                 authenticator: authenticator.clone(),
                 lock: stores.lock.clone(),
@@ -252,12 +267,18 @@ impl Application {
         // Manager is (else the outbound queue of the stores: the Redis Stream).
         let widget_ports = crate::realtime::WidgetPorts {
             state_manager: downstreams.state_manager.clone(),
-            queue: crate::realtime::outbound_queue(
-                downstreams.state_manager_is_http(),
-                stores.outbound.clone(),
-                &platform,
-                stores.event_bus.clone(),
-            ),
+            queue: {
+                let queue = crate::realtime::outbound_queue(
+                    downstreams.state_manager_is_http(),
+                    stores.outbound.clone(),
+                    &platform,
+                    stores.event_bus.clone(),
+                );
+                match &overrides.wrap_outbound {
+                    Some(wrap) => wrap(queue),
+                    None => queue,
+                }
+            },
             idempotency: stores.idempotency.clone(),
         };
         let realtime = crate::realtime::Realtime::wire(
@@ -280,6 +301,8 @@ impl Application {
         web_settings.body_limit = settings.body_limit_bytes;
         web_settings.workers = settings.workers;
 
+        // Set at the end of `build`: `/readyz` says 503 until then.
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sim_auth = platform.auth();
         let mut builder = AppState::builder(
             authenticator.clone(),
@@ -293,6 +316,11 @@ impl Application {
         .dashboard(dashboard)
         .history(history)
         .probe(stores.probe.clone())
+        .telemetry(telemetry.clone())
+        .circuit(use_case_breaker)
+        .circuit(downstreams.state_manager_breaker.clone())
+        .readiness(ready.clone())
+        .request_scope(crate::telemetry::request_scope)
         .routes(move |cfg| {
             // The simulated Genesys login only with the simulated Auth Service (the only one
             // that accepts its codes): never mounted in production.
@@ -335,6 +363,11 @@ impl Application {
             }
             http.listen(listener)?.run()
         };
+        if let Some(p) = &prometheus {
+            crate::observability::websocket_source(p, &realtime.hub);
+        }
+        // Start-up done: everything is wired (the listener already accepts).
+        ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(Self {
             port,
             server,
