@@ -273,6 +273,9 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
         Err(e) => return Err(e.into()),
     };
     tracing::Span::current().record("user_id", tracing::field::display(&current.session.user_id));
+    if let Some(tenant) = &current.session.tenant_id {
+        tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
+    }
     if needs_csrf(req.method()) {
         let presented = req
             .headers()
