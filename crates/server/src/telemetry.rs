@@ -110,6 +110,8 @@ where
     let provider = match otlp_endpoint.map(str::trim).filter(|e| !e.is_empty()) {
         Some(endpoint) => {
             use opentelemetry_otlp::WithExportConfig;
+            // The exporter's reqwest client needs rustls's provider (reqwest panics without).
+            portal_outbound::install_crypto_provider();
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_endpoint(traces_url(endpoint))
@@ -180,6 +182,39 @@ mod tests {
             traces_url("http://c:4318/v1/traces"),
             "http://c:4318/v1/traces"
         );
+    }
+
+    #[test]
+    fn with_otlp_the_incoming_traceparent_parents_the_request_span() {
+        use opentelemetry::trace::TraceContextExt;
+        // Nothing listens on port 9: the export at shutdown fails, quietly.
+        let (subscriber, mut guard) =
+            get_subscriber_with_otlp("info", std::io::sink, Some("http://127.0.0.1:9")).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("http_request");
+            let info = RequestScopeInfo {
+                request_id: "r-1".into(),
+                traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+                tracestate: None,
+                span: span.clone(),
+            };
+            let _handling = request_scope(
+                &info,
+                Box::pin(async { Err(actix_web::error::ErrorInternalServerError("unused")) }),
+            );
+            let cx = span.context();
+            let sc = cx.span().span_context().clone();
+            assert_eq!(
+                sc.trace_id().to_string(),
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            );
+            assert_ne!(sc.span_id().to_string(), "00f067aa0ba902b7", "our own span");
+            // Without the task-local (a spawned task), the span still carries the request ID.
+            let _entered = span.enter();
+            let ctx = portal_outbound::context::current().expect("attached to the span");
+            assert_eq!(ctx.request_id(), "r-1");
+        });
+        guard.shutdown();
     }
 
     #[test]

@@ -372,3 +372,35 @@ async fn health_reports_circuit_states_and_an_open_one() {
         "an open circuit does not make the instance unready"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// OTLP export
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_and_flushed_by_the_guard() {
+    let collector = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    let (subscriber, mut guard) = portal_server::telemetry::get_subscriber_with_otlp(
+        "info",
+        std::io::sink,
+        Some(&collector.uri()),
+    )
+    .unwrap();
+    assert!(guard.exporting());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("exported_span");
+        let _entered = span.enter();
+        tracing::info!("inside");
+    });
+    // As main does after the server stopped: flush from the async context.
+    guard.shutdown();
+    let seen = collector.received_requests().await.unwrap();
+    assert!(
+        seen.iter()
+            .any(|r| r.method.as_str() == "POST" && r.url.path() == "/v1/traces"),
+        "the buffered span was exported on shutdown: {seen:?}"
+    );
+}

@@ -23,7 +23,7 @@
 //! | [`system::Clock`] | [`system::SystemClock`] | same |
 //! | [`system::Random`] | `portal-crypto` | same |
 //! | [`system::Cipher`] | `portal-crypto` | same |
-//! | [`system::Telemetry`] | [`system::NoopTelemetry`] | `portal-api` (Prometheus) |
+//! | [`system::Telemetry`] | [`system::NoopTelemetry`] | `portal-telemetry` (Prometheus) |
 //! | [`system::HealthProbe`] | each store/downstream adapter | same |
 
 pub mod downstream;
