@@ -404,3 +404,40 @@ async fn spans_are_exported_over_otlp_and_flushed_by_the_guard() {
         "the buffered span was exported on shutdown: {seen:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Redis pool gauges
+
+#[tokio::test]
+async fn on_redis_the_pool_gauges_are_exported() {
+    let redis = portal_redis::RedisServer::start().await;
+    let url = redis.url();
+    let app = spawn_app_with(move |s| Settings {
+        redis_url: Some(portal_domain::secret::SecretString::from(url)),
+        ..s
+    })
+    .await;
+    app.sign_in("agent@acme.example").await;
+    let metrics = scrape(&app).await;
+    let size = value(&metrics, "portal_redis_pool_size", &[]);
+    let available = value(&metrics, "portal_redis_pool_available", &[]);
+    assert!(
+        metrics.iter().any(|s| s.name == "portal_redis_pool_size"),
+        "the pool size is exported"
+    );
+    assert!(available <= size, "{available} idle of {size}");
+    for name in ["portal_redis_pool_available", "portal_redis_pool_waiting"] {
+        assert!(metrics.iter().any(|s| s.name == name), "{name} exported");
+    }
+}
+
+#[tokio::test]
+async fn in_memory_no_pool_gauges() {
+    let app = spawn_app().await;
+    let metrics = scrape(&app).await;
+    assert!(
+        !metrics
+            .iter()
+            .any(|s| s.name.starts_with("portal_redis_pool"))
+    );
+}
