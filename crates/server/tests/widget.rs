@@ -350,3 +350,84 @@ async fn the_openapi_document_lists_the_widget_and_socket_routes() {
         );
     }
 }
+
+/// An outbound queue that fails while `broken` is set, and counts what it accepted.
+struct BreakableQueue {
+    inner: std::sync::Arc<dyn portal_domain::ports::stores::OutboundQueue>,
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl portal_domain::ports::stores::OutboundQueue for BreakableQueue {
+    async fn enqueue(
+        &self,
+        message: &portal_domain::model::OutboundMessage,
+    ) -> Result<String, portal_domain::error::StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(portal_domain::error::StoreError::Unavailable(
+                "queue down (test)".into(),
+            ));
+        }
+        let id = self.inner.enqueue(message).await?;
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        Ok(id)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_503_and_nothing_is_half_sent() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let broken = Arc::new(AtomicBool::new(true));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let overrides = portal_server::Overrides {
+        wrap_outbound: Some(Arc::new({
+            let (broken, accepted) = (broken.clone(), accepted.clone());
+            move |inner| {
+                Arc::new(BreakableQueue {
+                    inner,
+                    broken: broken.clone(),
+                    accepted: accepted.clone(),
+                }) as Arc<dyn portal_domain::ports::stores::OutboundQueue>
+            }
+        })),
+        ..portal_server::Overrides::default()
+    };
+    let app = spawn_with_overrides(|s| s, overrides).await;
+    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let mut ws = app.connect(&agent, acme()).await;
+    let conv = conversation(acme(), ConversationStatus::Active);
+    let body = json!({"conversationId": conv.to_string(), "text": "Sent once, at last"});
+
+    // The queue refuses: 503 in the error format, twice with the same key (the failed attempt
+    // left no claim behind that would answer "in progress" or replay a result never sent).
+    for _ in 0..2 {
+        let (status, err) =
+            error_of(rest_send(&app, &agent, body.clone(), Some("k-503")).await).await;
+        assert_eq!(status, 503, "{err}");
+        assert_eq!(err["code"], "SERVICE_UNAVAILABLE", "{err}");
+        assert!(err["correlationId"].is_string(), "{err}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+
+    // The queue is back: the same key sends exactly one message, and the first thing the
+    // socket ever sees is that message (nothing from the failed attempts went ahead of it).
+    broken.store(false, Ordering::SeqCst);
+    let res = rest_send(&app, &agent, body.clone(), Some("k-503")).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let sent: Value = res.json().await.unwrap();
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    let first = event(&mut ws).await;
+    assert_eq!(first["event"], "message_update", "{first}");
+    assert_eq!(first["data"]["message_id"], id.as_str(), "{first}");
+    let res = rest_send(&app, &agent, body, Some("k-503")).await;
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["message_id"], id.as_str());
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one message reached the queue"
+    );
+}

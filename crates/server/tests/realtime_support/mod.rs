@@ -52,6 +52,15 @@ pub async fn spawn() -> RtApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(Settings) -> Settings) -> RtApp {
+    spawn_with_overrides(tweak, Overrides::default()).await
+}
+
+/// [`spawn_with`], with test doubles wrapped around ports (the clock is the app's own).
+#[allow(dead_code)] // not every test binary uses it
+pub async fn spawn_with_overrides(
+    tweak: impl FnOnce(Settings) -> Settings,
+    overrides: Overrides,
+) -> RtApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = tweak(Settings {
         port: 0,
@@ -63,7 +72,7 @@ pub async fn spawn_with(tweak: impl FnOnce(Settings) -> Settings) -> RtApp {
         settings,
         Overrides {
             clock: Some(clock.clone()),
-            ..Overrides::default()
+            ..overrides
         },
     )
     .await
