@@ -64,6 +64,9 @@ pub struct Downstreams {
     pub whatsapp: Arc<dyn WhatsApp>,
     /// The State Manager adapter's breaker (for `/health` and metrics once they report it).
     pub state_manager_breaker: Arc<CircuitBreaker>,
+    /// Every HTTP adapter's breaker (none for simulated services), for `/health`'s
+    /// `circuits` and the `portal_circuit_state` gauge.
+    pub breakers: Vec<Arc<CircuitBreaker>>,
     /// Services served by an HTTP adapter (the rest are simulated), for the start-up log.
     pub http: Vec<&'static str>,
 }
@@ -116,6 +119,7 @@ impl Downstreams {
         } else {
             None
         };
+        let breakers = std::cell::RefCell::new(Vec::new());
         let downstream = |name: &'static str, base: Url, breaker: Option<Arc<CircuitBreaker>>| {
             let breaker = breaker.unwrap_or_else(|| {
                 Arc::new(CircuitBreaker::new(
@@ -124,6 +128,7 @@ impl Downstreams {
                     telemetry.clone(),
                 ))
             });
+            breakers.borrow_mut().push(breaker.clone());
             Downstream::new(
                 name,
                 base,
@@ -225,6 +230,7 @@ impl Downstreams {
             genesys,
             whatsapp,
             state_manager_breaker: sm_breaker,
+            breakers: breakers.into_inner(),
             http,
         })
     }

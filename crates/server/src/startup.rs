@@ -317,8 +317,7 @@ impl Application {
         .history(history)
         .probe(stores.probe.clone())
         .telemetry(telemetry.clone())
-        .circuit(use_case_breaker)
-        .circuit(downstreams.state_manager_breaker.clone())
+        .circuit(use_case_breaker.clone())
         .readiness(ready.clone())
         .request_scope(crate::telemetry::request_scope)
         .routes(move |cfg| {
@@ -334,6 +333,9 @@ impl Application {
                     .configure(move |c| portal_sandbox::genesys_login(c, auth, client_id)),
             );
         });
+        for b in &downstreams.breakers {
+            builder = builder.circuit(b.clone());
+        }
         for r in overrides.routes {
             builder = builder.routes(move |cfg| r(cfg));
         }
@@ -365,6 +367,9 @@ impl Application {
         };
         if let Some(p) = &prometheus {
             crate::observability::websocket_source(p, &realtime.hub);
+            let mut breakers = downstreams.breakers.clone();
+            breakers.push(use_case_breaker);
+            crate::observability::circuit_source(p, breakers);
         }
         // Start-up done: everything is wired (the listener already accepts).
         ready.store(true, std::sync::atomic::Ordering::Release);

@@ -331,6 +331,13 @@ async fn health_reports_circuit_states_and_an_open_one() {
     assert_eq!(body["checks"]["store"], "ok");
     assert!(body["details"]["store"]["latencyMs"].is_u64(), "{body}");
     assert_eq!(body["circuits"]["state_manager"], "closed", "{body}");
+    let metrics = scrape(&app).await;
+    assert!(
+        metrics.iter().any(|s| s.name == "portal_circuit_state"
+            && s.labels.get("service").map(String::as_str) == Some("state_manager")
+            && s.value == 0.0),
+        "a closed circuit is exported before any transition"
+    );
 
     let (app, _sm) = with_failing_state_manager().await;
     app.sign_in("agent@acme.example").await;
@@ -346,6 +353,15 @@ async fn health_reports_circuit_states_and_an_open_one() {
     assert!(
         open,
         "the State Manager's circuit opened and /health says so"
+    );
+    let (status, body) = health(&app).await;
+    assert_eq!(
+        body["circuits"]["stateManager"], "open",
+        "the HTTP adapter's own breaker is listed too: {body}"
+    );
+    assert_eq!(
+        status, 200,
+        "an open circuit alone does not degrade /health"
     );
     let metrics = scrape(&app).await;
     assert_eq!(

@@ -11,8 +11,8 @@
 //! - `portal_onboarding_completions_total{status}`, `portal_cache_hits_total{cache_type,result}`.
 //!
 //! Plus: `portal_downstream_request_duration_seconds{service,operation,outcome}` (histogram),
-//! `portal_circuit_state{service}` (0 closed, 1 half-open, 2 open; the last transition
-//! reported under that name), `portal_websocket_connections`,
+//! `portal_circuit_state{service}` (0 closed, 1 half-open, 2 open: the last transition
+//! reported under that name, or the state a [`Source`] reads at scrape time), `portal_websocket_connections`,
 //! `portal_websocket_slow_consumers_total`, `portal_rate_limited_total{scope}`, and
 //! `portal_redis_pool_{size,available,waiting}` when the server registers a Redis pool source.
 //!
@@ -116,6 +116,14 @@ impl Scrape<'_> {
         if total > seen {
             c.inc_by(total - seen);
         }
+    }
+
+    /// A circuit breaker's current state (`portal_circuit_state{service}`).
+    pub fn circuit(&self, service: &'static str, state: CircuitState) {
+        self.metrics
+            .circuit
+            .get_or_create(&ServiceLabels { service })
+            .set(circuit_value(state));
     }
 
     /// The Redis pool: connections open, idle, and callers waiting for one.
