@@ -375,12 +375,10 @@ impl Clients {
     /// Reads lines until one starts with `reply`; other lines (messages) are echoed.
     async fn expect(&mut self, reply: &str) -> Vec<String> {
         loop {
-            let line = self
-                .stdout
-                .next_line()
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("the client process ended while waiting for {reply}"));
+            let line =
+                self.stdout.next_line().await.unwrap().unwrap_or_else(|| {
+                    panic!("the client process ended while waiting for {reply}")
+                });
             let mut words = line.split_whitespace();
             if words.next() == Some(reply) {
                 return words.map(str::to_owned).collect();
@@ -445,7 +443,9 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = proc_status_kib("VmRSS:");
     let started = Instant::now();
-    let opened: usize = clients.ask(&format!("OPEN {sockets} {fanout}"), "OPENED").await[0]
+    let opened: usize = clients
+        .ask(&format!("OPEN {sockets} {fanout}"), "OPENED")
+        .await[0]
         .parse()
         .unwrap();
     let open_time = started.elapsed();

@@ -49,6 +49,11 @@ pub struct Settings {
     /// `GENESYS_LOGIN_BASE_URL`, switches Genesys Cloud to the HTTP adapter).
     #[garde(inner(url))]
     pub genesys_api_base_url: Option<String>,
+    /// `GENESYS_REGIONAL`: talk to the real Genesys Cloud of each tenant's region
+    /// (`https://login.{domain}`, `https://api.{domain}`, decisions §4) without overriding
+    /// the hosts (false: simulated unless a base URL above is set).
+    #[garde(skip)]
+    pub genesys_regional: bool,
     /// `META_GRAPH_BASE_URL`: overrides `https://graph.facebook.com` (switches Meta to the
     /// HTTP adapter).
     #[garde(inner(url))]
@@ -207,6 +212,7 @@ impl Default for Settings {
             genesys_region: "us-east-1".into(),
             genesys_login_base_url: None,
             genesys_api_base_url: None,
+            genesys_regional: false,
             meta_graph_base_url: None,
             meta_graph_version: None,
             auth_service_url: None,
@@ -481,9 +487,9 @@ impl Settings {
         }
         let urls = self.downstream_urls();
         require(
-            "GENESYS_API_BASE_URL (or GENESYS_LOGIN_BASE_URL)",
+            "GENESYS_REGIONAL=true (or GENESYS_API_BASE_URL / GENESYS_LOGIN_BASE_URL)",
             urls.genesys_is_http(),
-            " (unset: simulated Genesys Cloud; e.g. https://api.mypurecloud.com)",
+            " (unset: simulated Genesys Cloud)",
         );
         require(
             "META_GRAPH_VERSION (or META_GRAPH_BASE_URL)",
@@ -634,6 +640,7 @@ impl Settings {
             state_manager: self.state_manager_url.clone(),
             genesys_login_base: self.genesys_login_base_url.clone(),
             genesys_api_base: self.genesys_api_base_url.clone(),
+            genesys_regional: self.genesys_regional,
             meta_graph_base: self.meta_graph_base_url.clone(),
             meta_graph_version: self.meta_graph_version.clone(),
         }

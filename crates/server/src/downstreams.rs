@@ -31,6 +31,8 @@ pub struct DownstreamUrls {
     pub genesys_login_base: Option<String>,
     /// `GENESYS_API_BASE_URL`.
     pub genesys_api_base: Option<String>,
+    /// `GENESYS_REGIONAL`: the real Genesys Cloud of each tenant's region, hosts not overridden.
+    pub genesys_regional: bool,
     /// `META_GRAPH_BASE_URL`.
     pub meta_graph_base: Option<String>,
     /// `META_GRAPH_VERSION` (only used with the real Meta adapter).
@@ -38,9 +40,11 @@ pub struct DownstreamUrls {
 }
 
 impl DownstreamUrls {
-    /// Whether Genesys Cloud goes through the HTTP adapter (either base URL is overridden).
+    /// Whether Genesys Cloud goes through the HTTP adapter (regional, or a base URL overridden).
     pub fn genesys_is_http(&self) -> bool {
-        self.genesys_login_base.is_some() || self.genesys_api_base.is_some()
+        self.genesys_regional
+            || self.genesys_login_base.is_some()
+            || self.genesys_api_base.is_some()
     }
 
     /// Whether Meta goes through the HTTP adapter.
@@ -187,11 +191,12 @@ impl Downstreams {
                 .as_deref()
                 .map(|u| parse("GENESYS_API_BASE_URL", u))
                 .transpose()?;
-            // The adapter picks each call's host itself; the downstream's base is only a label.
-            let label = login_base
-                .clone()
-                .or_else(|| api_base.clone())
-                .context("GENESYS_LOGIN_BASE_URL")?;
+            // The adapter picks each call's host itself (the overrides, else the tenant's
+            // region); the downstream's base is only a label.
+            let label = match login_base.clone().or_else(|| api_base.clone()) {
+                Some(url) => url,
+                None => parse("GENESYS_REGIONAL", "https://login.mypurecloud.com")?,
+            };
             Arc::new(portal_genesys::HttpGenesysCloud::new(
                 downstream(portal_genesys::SERVICE, label, None),
                 portal_genesys::Endpoints {
@@ -272,6 +277,20 @@ mod tests {
         .unwrap();
         assert_eq!(d.http, vec!["stateManager", "metaGraph"]);
         assert!(d.state_manager_is_http(), "delivery goes to the real queue");
+
+        // The real Genesys Cloud of each tenant's region, without overriding its hosts.
+        let regional = DownstreamUrls {
+            genesys_regional: true,
+            ..Default::default()
+        };
+        let d = Downstreams::build(
+            &regional,
+            &platform,
+            BreakerConfig::default(),
+            Arc::new(NoopTelemetry),
+        )
+        .unwrap();
+        assert_eq!(d.http, vec!["genesysCloud"]);
 
         let bad = DownstreamUrls {
             auth_service: Some("ftp://example.com".into()),

@@ -44,6 +44,7 @@ fn every_url(sandbox: &str) -> DownstreamUrls {
         state_manager: Some(sandbox.to_owned()),
         genesys_login_base: Some(format!("{sandbox}/genesys")),
         genesys_api_base: Some(format!("{sandbox}/genesys")),
+        genesys_regional: false,
         meta_graph_base: Some(format!("{sandbox}/meta")),
         meta_graph_version: Some("v19.0".to_owned()),
     }

@@ -35,7 +35,7 @@ fn production_env(redis_url: &str) -> HashMap<String, String> {
         ("BASE_URL", "https://portal-api.example.com"),
         ("FRONTEND_URL", "https://portal.example.com"),
         ("GENESYS_CLIENT_ID", "portal-client"),
-        ("GENESYS_API_BASE_URL", "https://api.mypurecloud.com"),
+        ("GENESYS_REGIONAL", "true"),
         ("META_GRAPH_VERSION", "v18.0"),
         ("AUTH_SERVICE_URL", "http://127.0.0.1:9"),
         ("TENANT_SERVICE_URL", "http://127.0.0.1:9"),
@@ -61,7 +61,7 @@ fn production_with_nothing_set_names_every_missing_setting_at_once() {
         "AUTH_SERVICE_URL",
         "TENANT_SERVICE_URL",
         "STATE_MANAGER_URL",
-        "GENESYS_API_BASE_URL",
+        "GENESYS_REGIONAL",
         "META_GRAPH_VERSION",
         // The default frontend is plain http://localhost:3000.
         "FRONTEND_URL: must be an https:// URL",
