@@ -98,6 +98,11 @@ impl Downstream {
         &self.retry
     }
 
+    /// The shared HTTP client (the health probe calls around the breaker with it).
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// `base_url` followed by `segments`, each percent-encoded as one path segment.
     pub fn url(&self, segments: &[&str]) -> Url {
         join_url(&self.base_url, segments)

@@ -28,6 +28,7 @@
 //! - [`error`]: [`CallError`] and [`ErrorBody`].
 //! - [`retry`]: [`RetryPolicy`] and the backoff computation.
 //! - [`downstream`]: [`Downstream`], the retry / breaker / telemetry loop.
+//! - [`health`]: [`HealthCheck`], a downstream's `GET /health` as a health probe.
 //! - `testing` (feature `testing`): a ready-made `Downstream` for adapter tests.
 //!
 //! # Dependencies
@@ -38,6 +39,7 @@ pub mod call;
 pub mod context;
 pub mod downstream;
 pub mod error;
+pub mod health;
 mod propagation;
 pub mod retry;
 #[cfg(feature = "testing")]
@@ -46,6 +48,7 @@ pub mod testing;
 pub use call::{Call, Reply};
 pub use downstream::{Downstream, join_url};
 pub use error::{CallError, ErrorBody};
+pub use health::HealthCheck;
 pub use retry::RetryPolicy;
 
 use std::time::Duration;

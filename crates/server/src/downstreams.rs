@@ -11,7 +11,7 @@ use anyhow::Context;
 use portal_domain::ports::downstream::{
     AuthService, GenesysCloud, StateManager, TenantService, WhatsApp,
 };
-use portal_domain::ports::system::Telemetry;
+use portal_domain::ports::system::{HealthProbe, Telemetry};
 use portal_domain::resilience::{BreakerConfig, CircuitBreaker};
 use portal_outbound::{ClientConfig, Downstream, build_client};
 use std::sync::Arc;
@@ -73,6 +73,9 @@ pub struct Downstreams {
     pub breakers: Vec<Arc<CircuitBreaker>>,
     /// Services served by an HTTP adapter (the rest are simulated), for the start-up log.
     pub http: Vec<&'static str>,
+    /// `GET /health` of each platform service over HTTP (Auth Service, Tenant Service, State
+    /// Manager), for the service's `/health` (Appendix B).
+    pub probes: Vec<Arc<dyn HealthProbe>>,
 }
 
 impl std::fmt::Debug for Downstreams {
@@ -142,15 +145,18 @@ impl Downstreams {
             )
         };
         let mut http = Vec::new();
+        let mut probes: Vec<Arc<dyn HealthProbe>> = Vec::new();
+        let mut probed = |d: Downstream| {
+            probes.push(Arc::new(portal_outbound::HealthCheck::new(&d)));
+            d
+        };
 
         let auth_service: Arc<dyn AuthService> = match &urls.auth_service {
             Some(u) => {
                 http.push(portal_auth_service::SERVICE);
                 let base = parse("AUTH_SERVICE_URL", u)?;
-                Arc::new(portal_auth_service::HttpAuthService::new(downstream(
-                    portal_auth_service::SERVICE,
-                    base,
-                    None,
+                Arc::new(portal_auth_service::HttpAuthService::new(probed(
+                    downstream(portal_auth_service::SERVICE, base, None),
                 )))
             }
             None => platform.auth_service(),
@@ -159,10 +165,8 @@ impl Downstreams {
             Some(u) => {
                 http.push(portal_tenant_service::SERVICE);
                 let base = parse("TENANT_SERVICE_URL", u)?;
-                Arc::new(portal_tenant_service::HttpTenantService::new(downstream(
-                    portal_tenant_service::SERVICE,
-                    base,
-                    None,
+                Arc::new(portal_tenant_service::HttpTenantService::new(probed(
+                    downstream(portal_tenant_service::SERVICE, base, None),
                 )))
             }
             None => platform.tenant_service(),
@@ -171,10 +175,12 @@ impl Downstreams {
             Some(u) => {
                 http.push(portal_state_manager::SERVICE);
                 let base = parse("STATE_MANAGER_URL", u)?;
-                Arc::new(portal_state_manager::HttpStateManager::new(downstream(
-                    portal_state_manager::SERVICE,
-                    base,
-                    Some(sm_breaker.clone()),
+                Arc::new(portal_state_manager::HttpStateManager::new(probed(
+                    downstream(
+                        portal_state_manager::SERVICE,
+                        base,
+                        Some(sm_breaker.clone()),
+                    ),
                 )))
             }
             None => platform.state_manager(),
@@ -237,6 +243,7 @@ impl Downstreams {
             state_manager_breaker: sm_breaker,
             breakers: breakers.into_inner(),
             http,
+            probes,
         })
     }
 }

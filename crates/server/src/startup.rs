@@ -336,6 +336,9 @@ impl Application {
         for b in &downstreams.breakers {
             builder = builder.circuit(b.clone());
         }
+        for p in &downstreams.probes {
+            builder = builder.probe(p.clone());
+        }
         for r in overrides.routes {
             builder = builder.routes(move |cfg| r(cfg));
         }

@@ -108,6 +108,17 @@ impl Rig {
 async fn sign_in_me_and_dashboard_over_every_http_adapter_with_state_manager_faults() {
     let rig = spawn().await;
 
+    // `/health` asks each platform service for its own `/health` (Appendix B).
+    let health: Value = reqwest::get(rig.app.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for service in ["authService", "tenantService", "stateManager"] {
+        assert_eq!(health["checks"][service], "ok", "{health}");
+    }
+
     // Sign-in: the service's authorize URL is the sandbox's Genesys login page; the code is
     // exchanged with the sandbox's Auth Service, the tenant looked up in its Tenant Service.
     let client = new_client();

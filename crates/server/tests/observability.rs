@@ -13,7 +13,7 @@ use portal_server::Settings;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use wiremock::matchers::any;
+use wiremock::matchers::{any, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// One sample: metric name, labels, value.
@@ -274,6 +274,12 @@ async fn a_requests_log_lines_share_its_request_id() {
 
 async fn with_failing_state_manager() -> (TestApp, MockServer) {
     let sm = MockServer::start().await;
+    // Its own /health answers (it is up, its API fails).
+    Mock::given(path("/health"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(1)
+        .mount(&sm)
+        .await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(500))
         .mount(&sm)
