@@ -402,3 +402,49 @@ async fn a_lagging_subscriber_loses_the_oldest_events_but_keeps_receiving() {
         }
     }
 }
+
+#[tokio::test]
+async fn get_and_hit_survives_a_flushed_script_cache_and_a_restart() {
+    let mut server = RedisServer::start().await;
+    let store = stores(&server);
+    let key = fixtures::session_key();
+    let session = fixtures::session(&fixtures::user(), TenantId::new_random());
+    store.create(&key, &session, DAY).await.unwrap();
+    let policy = RatePolicy {
+        limit: 10,
+        window: HOUR,
+    };
+    let rate_key = fixtures::unique("api");
+
+    // Never loaded: the pipelined EVALSHA answers NOSCRIPT; the hit is retried alone (which
+    // loads the script) and still counted once.
+    let (read, decision) = store.get_and_hit(&key, &rate_key, policy).await.unwrap();
+    assert_eq!(read, Some(session.clone()));
+    assert_eq!(decision.expect("decision after NOSCRIPT").remaining, 9);
+    let (_, decision) = store.get_and_hit(&key, &rate_key, policy).await.unwrap();
+    assert_eq!(decision.expect("pipelined decision").remaining, 8);
+
+    // SCRIPT FLUSH: the same recovery.
+    let mut conn = raw(&server).await;
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let (_, decision) = store.get_and_hit(&key, &rate_key, policy).await.unwrap();
+    assert_eq!(decision.expect("decision after flush").remaining, 7);
+
+    // A restart breaks the shared connection: calls fail (closed) until a fresh connection
+    // is taken, without a new store.
+    server.restart().await;
+    let mut ok = false;
+    for _ in 0..20 {
+        if let Ok((_, decision)) = store.get_and_hit(&key, &rate_key, policy).await {
+            assert!(decision.is_some());
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "get_and_hit never recovered after a restart");
+}
