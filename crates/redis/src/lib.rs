@@ -51,6 +51,7 @@ use redis::{FromRedisValue, ScriptInvocation};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Every store port on one Redis deployment. Cheap to clone.
 #[derive(Clone)]
@@ -176,6 +177,7 @@ impl RedisStores {
                 .map_err(|e| self.failed(op, &e))
         };
         tokio::time::timeout(self.deadline(), fut)
+            .instrument(store_span(op))
             .await
             .map_err(|_| self.timed_out(op))?
     }
@@ -193,6 +195,7 @@ impl RedisStores {
                 .map_err(|e| self.failed(op, &e))
         };
         tokio::time::timeout(self.deadline(), fut)
+            .instrument(store_span(op))
             .await
             .map_err(|_| self.timed_out(op))?
     }
@@ -211,9 +214,21 @@ impl RedisStores {
                 .map_err(|e| self.failed(op, &e))
         };
         tokio::time::timeout(self.deadline(), fut)
+            .instrument(store_span(op))
             .await
             .map_err(|_| self.timed_out(op))?
     }
+}
+
+/// The span around one store round trip (exported over OTLP as a client span; `op` is the
+/// store operation, e.g. `session get`, never a key or a value).
+fn store_span(op: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "store",
+        otel.kind = "client",
+        db.system = "redis",
+        db.operation = op
+    )
 }
 
 /// Milliseconds for `PX`/`PEXPIRE`, at least 1 (Redis refuses 0).

@@ -39,7 +39,9 @@ where
     tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
-        .with_span_list(false)
+        // Every enclosing span too: a line logged inside a store or downstream-call span
+        // still carries the request span's `request_id`, `user_id` and `tenant_id`.
+        .with_span_list(true)
         .with_writer(sink)
 }
 

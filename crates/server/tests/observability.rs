@@ -254,8 +254,38 @@ async fn a_requests_log_lines_share_its_request_id() {
         lines.len() >= 2,
         "the request logged more than its summary line: {lines:#?}"
     );
+    // Every line of a downstream attempt (logged inside its `downstream_call` span, from
+    // any test of this binary) names the request it served among its enclosing spans.
+    let all: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let request_of = |line: &serde_json::Value| -> Option<String> {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .find_map(|s| s["request_id"].as_str().map(str::to_owned))
+    };
+    let attempts: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|l| l["fields"]["message"] == "downstream call failed")
+        .collect();
+    assert!(
+        attempts
+            .iter()
+            .any(|l| request_of(l).as_deref() == Some(request_id.as_str())),
+        "this request's failed attempts are logged with its ID"
+    );
+    for line in &attempts {
+        assert_eq!(line["span"]["name"], "downstream_call", "{line}");
+        assert!(request_of(line).is_some(), "a request ID: {line}");
+    }
     for line in &lines {
-        assert_eq!(line["span"]["request_id"], request_id.as_str(), "{line}");
+        assert_eq!(
+            request_of(line).as_deref(),
+            Some(request_id.as_str()),
+            "{line}"
+        );
     }
     let finished = lines
         .iter()
