@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // rustls needs a process-wide crypto provider for `rediss://` (SANDBOX_REDIS_URL).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -344,6 +344,13 @@ impl Application {
         }
         let state = builder.build();
 
+        if downstreams.state_manager_is_http() && !stores.is_redis() {
+            tracing::warn!(
+                "STATE_MANAGER_URL is set without Redis: widget sends go to an in-memory \
+                 outbound queue that no other service reads, so they are never delivered; \
+                 set REDIS_URL (the platform reads the Stream outbound.message)"
+            );
+        }
         let ephemeral_secrets =
             settings.encryption_key.is_none() || settings.cookie_secret.is_none();
         if simulated_auth || ephemeral_secrets || !stores.is_redis() || !secure_cookies {
