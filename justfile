@@ -39,3 +39,7 @@ bench-redis:
 # Benchmark 10,000 WebSockets in process (memory per socket, fan-out p50/p99 to 1,000 sockets, events/s; env BENCH_SOCKETS, BENCH_FANOUT_SOCKETS, BENCH_EVENTS, BENCH_SECS)
 bench-ws:
     ulimit -n 65536 || echo "could not raise the open-file limit; the bench lowers the socket count"; cargo bench -p portal-server --bench websocket
+
+# Regenerate docs/openapi.json from the code (a test fails while it is out of date).
+openapi:
+    UPDATE_OPENAPI=1 cargo test -p portal-api --test openapi_snapshot
