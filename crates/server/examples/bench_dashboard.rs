@@ -16,6 +16,8 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use async_trait::async_trait;
 use portal_domain::StoreError;
 use portal_domain::model::{
@@ -29,10 +31,11 @@ use portal_domain::ports::stores::{
 };
 use portal_server::stores::Stores;
 use portal_server::{Application, Overrides, Settings};
-use reqwest::{Client, StatusCode, header};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use support::{client, env, get, max_rate, ms, percentile, sign_in};
 use time::OffsetDateTime;
 
 /// Calls through the wrapped ports.
@@ -176,98 +179,6 @@ impl StateManager for CountingStateManager {
         self.count();
         self.0.metrics_range(t, r).await
     }
-}
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Signs in through the real redirect chain; returns the `Cookie` header value.
-async fn sign_in(base: &str, email: &str) -> String {
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let res = client
-        .get(format!("{base}/api/v1/auth/login?login_hint={email}"))
-        .send()
-        .await
-        .unwrap();
-    let authorize = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let res = client.get(authorize).send().await.unwrap();
-    let callback = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let res = client.get(callback).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND, "sign-in");
-    let set_cookie = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sessionId="))
-        .expect("a session cookie");
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
-fn client(connections: usize) -> Client {
-    Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap()
-}
-
-async fn get(client: &Client, url: &str, cookie: &str) {
-    let res = client
-        .get(url)
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.bytes().await.unwrap();
-}
-
-/// Closed loop: each connection sends its next request when the previous one is answered.
-async fn max_rate(url: &str, cookie: &str, connections: usize, secs: u64) -> (f64, Vec<Duration>) {
-    let client = client(connections);
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (client, url, cookie) = (client.clone(), url.to_owned(), cookie.to_owned());
-            tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(100_000);
-                while Instant::now() < deadline {
-                    let t0 = Instant::now();
-                    get(&client, &url, &cookie).await;
-                    lat.push(t0.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    (all.len() as f64 / elapsed, all)
 }
 
 /// Open loop at `rate` requests/s; latency from each request's scheduled start.

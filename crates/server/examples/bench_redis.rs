@@ -22,32 +22,16 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use portal_domain::secret::SecretString;
 use portal_redis::RedisServer;
 use portal_server::{Application, Settings};
-use reqwest::{Client, StatusCode, header};
+use reqwest::{Client, StatusCode};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use support::{env, get, max_rate, ms, percentile, sign_in};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
 
 /// `INFO <section>` over a raw RESP connection, as `field → value`.
 ///
@@ -96,79 +80,6 @@ async fn redis_counters(conn: &mut tokio::net::TcpStream) -> HashMap<String, u64
 
 fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>, k: &str) -> u64 {
     after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)
-}
-
-/// Signs in through the simulated Genesys login; returns the `Cookie` header value.
-async fn sign_in(base: &str) -> String {
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let mut res = client
-        .get(format!(
-            "{base}/api/v1/auth/login?login_hint=admin@acme.example"
-        ))
-        .send()
-        .await
-        .unwrap();
-    for _ in 0..2 {
-        let next = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-        res = client.get(next).send().await.unwrap();
-    }
-    assert_eq!(res.status(), StatusCode::FOUND, "sign-in");
-    res.headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sessionId="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-async fn get(client: &Client, url: &str, cookie: &str) {
-    let res = client
-        .get(url)
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.bytes().await.unwrap();
-}
-
-/// Closed loop: each connection sends its next request when the previous one is answered.
-async fn max_rate(url: &str, cookie: &str, connections: usize, secs: u64) -> (f64, Vec<Duration>) {
-    let client = Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (client, url, cookie) = (client.clone(), url.to_owned(), cookie.to_owned());
-            tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(100_000);
-                while Instant::now() < deadline {
-                    let t0 = Instant::now();
-                    get(&client, &url, &cookie).await;
-                    lat.push(t0.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    (all.len() as f64 / elapsed, all)
 }
 
 /// Runs `redis-benchmark` GET; its requests/s, or why not.
@@ -251,7 +162,7 @@ async fn run() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let cookie = sign_in(&base).await;
+    let cookie = sign_in(&base, "admin@acme.example").await;
     let url = format!("{base}/api/v1/dashboard/stats?period=today");
     println!(
         "bench-redis: service on redis-server (port {}), {server_workers} server worker(s), {client_threads} client thread(s), {connections} connections, {secs} s",
