@@ -314,7 +314,7 @@ impl Socket {
                 }
                 _ = ping.tick() => guarded(&self.signal, self.session.ping(b"")).await,
                 _ = &mut idle => Err(End::Close(CloseCode::Away, "idle timeout")),
-                _ = check.tick() => self.recheck().await,
+                _ = check.tick() => Box::pin(self.recheck()).await,
             };
             if let Err(end) = step {
                 break end;
@@ -323,7 +323,7 @@ impl Socket {
         // Stop receiving hub frames before the (possibly slow) close.
         drop(subscription);
         tracing::info!(tenant_id = %self.tenant, session = self.current.key.short(), end = ?end, "WebSocket closed");
-        self.finish(end).await;
+        Box::pin(self.finish(end)).await;
     }
 
     async fn send(&mut self, text: &str) -> Result<(), End> {
@@ -358,7 +358,9 @@ impl Socket {
                 self.send(&frame).await
             }
             Some(Ok(AggregatedMessage::Text(text))) => {
-                let reply = self.on_text(&text).await;
+                // Boxed: the send-message path is the largest future of this task; inline,
+                // every idle socket would carry room for it (memory per socket).
+                let reply = Box::pin(self.on_text(&text)).await;
                 self.send(&reply).await
             }
         }
