@@ -325,3 +325,17 @@ async fn kubernetes_configmap_and_secret_satisfy_the_production_profile() {
     assert_eq!(get(port, "/livez").await, 200);
     assert_eq!(get(port, "/readyz").await, 200, "ready with Redis up");
 }
+
+#[test]
+fn every_setting_is_documented_in_the_configuration_reference() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let missing: Vec<String> = Settings::variables()
+        .into_iter()
+        .filter(|name| !doc.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks a row for: {missing:?}"
+    );
+}
