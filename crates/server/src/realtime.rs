@@ -116,14 +116,16 @@ impl Realtime {
         }
     }
 
-    /// Closes every socket with 1001 once SIGINT or SIGTERM arrives (actix drains the HTTP
-    /// connections on the same signals; open sockets would otherwise hold it until its timeout).
-    pub fn close_on_shutdown_signal(&self) {
+    /// Once SIGINT or SIGTERM arrives: closes every socket with 1001 (open sockets would
+    /// otherwise hold the drain until its deadline), then stops `server` gracefully: no new
+    /// connections, in-flight requests finish within the shutdown grace period.
+    pub fn stop_on_shutdown_signal(&self, server: actix_web::dev::ServerHandle) {
         let hub = self.hub.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
-            tracing::info!("shutdown: closing WebSockets");
+            tracing::info!("shutdown: closing WebSockets, draining requests");
             hub.close_all(CloseReason::Shutdown);
+            server.stop(true).await;
         });
     }
 }

@@ -368,8 +368,11 @@ impl Application {
         // requests get SHUTDOWN_GRACE_SECONDS before their connections are dropped.
         let server = {
             let state = state.clone();
+            // actix's own signal handling treats SIGINT as a *forced* stop (in-flight requests
+            // dropped, sockets cut); `run_until_stopped` handles both signals gracefully.
             let mut http = actix_web::HttpServer::new(move || portal_api::app(state.clone()))
-                .shutdown_timeout(settings.shutdown_grace_seconds);
+                .shutdown_timeout(settings.shutdown_grace_seconds)
+                .disable_signals();
             if let Some(n) = settings.workers {
                 http = http.workers(n);
             }
@@ -409,7 +412,7 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish, every WebSocket
     /// gets a going-away close).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.realtime.close_on_shutdown_signal();
+        self.realtime.stop_on_shutdown_signal(self.server.handle());
         self.server.await
     }
 }

@@ -128,6 +128,16 @@ fn location(res: &reqwest::Response) -> String {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_closes_sockets_with_1001_and_exits_0() {
+    drains_on("TERM").await;
+}
+
+/// Ctrl-C in a terminal (or an orchestrator sending SIGINT) drains the same way.
+#[tokio::test]
+async fn sigint_drains_the_same_way() {
+    drains_on("INT").await;
+}
+
+async fn drains_on(signal: &str) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sandbox = start_sandbox();
     let admin = Client::new();
@@ -197,7 +207,7 @@ async fn sigterm_drains_in_flight_requests_closes_sockets_with_1001_and_exits_0(
         .unwrap();
 
     let status = Command::new("kill")
-        .args(["-TERM", &portal.child.id().to_string()])
+        .args([&format!("-{signal}"), &portal.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -228,7 +238,7 @@ async fn sigterm_drains_in_flight_requests_closes_sockets_with_1001_and_exits_0(
             Ok(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Ok(_) => panic!("still accepting connections 1 s after SIGTERM"),
+            Ok(_) => panic!("still accepting connections 1 s after SIG{signal}"),
         }
     }
     assert!(
