@@ -85,6 +85,7 @@ async fn dashboard_and_history(
     settings: &Settings,
     stores: &crate::stores::Stores,
     state_manager: Arc<dyn StateManager>,
+    state_manager_is_http: bool,
     overrides: &Overrides,
     clock: &Arc<dyn Clock>,
     telemetry: &Arc<dyn Telemetry>,
@@ -99,21 +100,39 @@ async fn dashboard_and_history(
         settings.state_manager_breaker(),
         telemetry.clone(),
     ));
-    let dashboard = Arc::new(Dashboard::new(
+    // One retry layer: the HTTP adapter already retries its idempotent GETs (full jitter,
+    // `portal-outbound`), so the use cases then make one attempt each; retrying at both
+    // levels would multiply the calls an outage costs (3 × 3).
+    let config = |fresh_for, timeout| {
+        let mut config = portal_domain::cache_aside::CacheAsideConfig::new(fresh_for, timeout);
+        if state_manager_is_http {
+            config.retry.attempts = 1;
+        }
+        config
+    };
+    let dashboard = Arc::new(Dashboard::with_config(
         state_manager.clone(),
         stores.cache.clone(),
         stores.lock.clone(),
         breaker.clone(),
         clock.clone(),
         telemetry.clone(),
+        config(
+            portal_domain::dashboard::METRICS_FRESH_FOR,
+            portal_domain::dashboard::METRICS_TIMEOUT,
+        ),
     ));
-    let history = Arc::new(History::new(
+    let history = Arc::new(History::with_config(
         state_manager,
         stores.cache.clone(),
         stores.lock.clone(),
         breaker.clone(),
         clock.clone(),
         telemetry,
+        config(
+            portal_domain::history::CONVERSATIONS_FRESH_FOR,
+            portal_domain::history::CONVERSATIONS_TIMEOUT,
+        ),
     ));
     match stores.event_bus.subscribe().await {
         Ok(events) => {
@@ -218,6 +237,7 @@ impl Application {
             &settings,
             &stores,
             downstreams.state_manager.clone(),
+            downstreams.state_manager_is_http(),
             &overrides,
             &clock,
             &telemetry,
