@@ -308,6 +308,23 @@ fn circuit_value(state: CircuitState) -> i64 {
     }
 }
 
+/// The `method` label: a standard method, or `OTHER`. HTTP lets a client invent methods,
+/// and each new label value is a new series kept for the life of the process.
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
+}
+
 impl Telemetry for PrometheusTelemetry {
     fn cache_lookup(&self, cache: CacheKind, result: CacheResult) {
         self.metrics
@@ -361,7 +378,7 @@ impl Telemetry for PrometheusTelemetry {
         self.metrics
             .api_latency
             .get_or_create(&ApiLabels {
-                method: method.to_owned(),
+                method: method_label(method).to_owned(),
                 path: route.to_owned(),
                 status,
             })
@@ -391,6 +408,24 @@ mod tests {
 
     fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn invented_methods_share_one_label_value() {
+        let t = PrometheusTelemetry::new();
+        for m in ["FOO", "BAR1", "X-ANYTHING"] {
+            t.http_request(m, "unmatched", 404, Duration::from_millis(1));
+        }
+        let text = t.render().unwrap();
+        assert!(
+            line(
+                &text,
+                "portal_api_latency_seconds_count{method=\"OTHER\",path=\"unmatched\",status=\"404\"} 3"
+            )
+            .is_some(),
+            "{text}"
+        );
+        assert!(!text.contains("FOO"), "{text}");
     }
 
     #[test]
