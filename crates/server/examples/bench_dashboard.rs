@@ -243,6 +243,8 @@ async fn run() -> anyhow::Result<()> {
         // The API limit (100/min per user) would refuse almost every request of a load test.
         rate_limit_api_max: u32::MAX,
         rate_limit_api_window_secs: 1,
+        // `BENCH_METRICS=false` measures without the Prometheus recorder.
+        metrics_enabled: env("BENCH_METRICS", true),
         ..Settings::default()
     };
     let overrides = Overrides {
