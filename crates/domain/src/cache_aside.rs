@@ -13,6 +13,7 @@
 //! single flight and the breaker.
 //!
 //! # Layout
+//! - [`ReadPorts`]: what a cached read use case talks to (the dashboard, history).
 //! - [`CacheAsideConfig`]: TTLs and timings.
 //! - [`CacheAside`]: the component, one per cached value type.
 //! - [`Cached`]: a value and whether it is stale.
@@ -265,6 +266,33 @@ struct Inner<T> {
     telemetry: Arc<dyn Telemetry>,
     config: CacheAsideConfig,
     flights: Mutex<Flights<T>>,
+}
+
+/// What a cached read use case over the State Manager talks to ([`crate::dashboard::Dashboard`],
+/// [`crate::history::History`]): the source, the cache and lock of the cache-aside views,
+/// the source's circuit breaker, the clock and telemetry.
+#[derive(Clone)]
+pub struct ReadPorts {
+    /// The source of the values.
+    pub state_manager: Arc<dyn crate::ports::downstream::StateManager>,
+    /// Where values are cached.
+    pub cache: Arc<dyn Cache>,
+    /// The cross-instance single-flight lock.
+    pub lock: Arc<dyn Lock>,
+    /// The State Manager's breaker (shared by every read of it).
+    pub breaker: Arc<CircuitBreaker>,
+    /// Time (tests pause it).
+    pub clock: Arc<dyn Clock>,
+    /// Cache results and the like.
+    pub telemetry: Arc<dyn Telemetry>,
+}
+
+impl std::fmt::Debug for ReadPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadPorts")
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A cache-aside view of values of type `T` (stored as JSON).

@@ -9,16 +9,15 @@
 //! [`Dashboard::range`] reads a date range uncached, through the same circuit breaker.
 
 use crate::cache_aside::{
-    CacheAside, CacheAsideConfig, CacheAsideError, Cached, Fetch, RetryPolicy, guarded,
+    CacheAside, CacheAsideConfig, CacheAsideError, Cached, Fetch, ReadPorts, RetryPolicy, guarded,
 };
 use crate::error::{DownstreamFailure, StoreError};
 use crate::model::{
     BusEvent, DashboardStats, DateRange, Period, RawMetrics, TenantEvent, TenantId, success_rate,
 };
 use crate::ports::downstream::{StateManager, StateManagerError};
-use crate::ports::stores::{Cache, CacheKey, CacheKind, Lock};
-use crate::ports::system::{Clock, Telemetry};
-use crate::resilience::CircuitBreaker;
+use crate::ports::stores::{Cache, CacheKey, CacheKind};
+use crate::ports::system::Clock;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -207,36 +206,23 @@ impl std::fmt::Debug for Dashboard {
 
 impl Dashboard {
     /// Builds the use case with the spec's timings (10-minute cache, 3-second deadline).
-    /// `breaker` is the State Manager's.
-    pub fn new(
-        state_manager: Arc<dyn StateManager>,
-        cache: Arc<dyn Cache>,
-        lock: Arc<dyn Lock>,
-        breaker: Arc<CircuitBreaker>,
-        clock: Arc<dyn Clock>,
-        telemetry: Arc<dyn Telemetry>,
-    ) -> Self {
+    pub fn new(ports: ReadPorts) -> Self {
         Self::with_config(
+            ports,
+            CacheAsideConfig::new(METRICS_FRESH_FOR, METRICS_TIMEOUT),
+        )
+    }
+
+    /// Builds the use case with explicit cache timings.
+    pub fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
+        let ReadPorts {
             state_manager,
             cache,
             lock,
             breaker,
             clock,
             telemetry,
-            CacheAsideConfig::new(METRICS_FRESH_FOR, METRICS_TIMEOUT),
-        )
-    }
-
-    /// Builds the use case with explicit cache timings.
-    pub fn with_config(
-        state_manager: Arc<dyn StateManager>,
-        cache: Arc<dyn Cache>,
-        lock: Arc<dyn Lock>,
-        breaker: Arc<CircuitBreaker>,
-        clock: Arc<dyn Clock>,
-        telemetry: Arc<dyn Telemetry>,
-        config: CacheAsideConfig,
-    ) -> Self {
+        } = ports;
         Self {
             metrics: CacheAside::new(
                 Arc::clone(&cache),
@@ -344,6 +330,7 @@ mod tests {
     use crate::ports::downstream::MockStateManager;
     use crate::ports::system::{CacheResult, CircuitState, NoopTelemetry};
     use crate::resilience::BreakerConfig;
+    use crate::resilience::CircuitBreaker;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     fn raw(total: u64) -> RawMetrics {
@@ -390,12 +377,14 @@ mod tests {
         let mut config = CacheAsideConfig::new(METRICS_FRESH_FOR, METRICS_TIMEOUT);
         config.retry = RetryPolicy::NONE;
         let dashboard = Arc::new(Dashboard::with_config(
-            Arc::new(sm),
-            cache.clone(),
-            Arc::new(FakeLock::default()),
-            breaker.clone(),
-            Arc::new(TokioClock::new()),
-            telemetry.clone(),
+            ReadPorts {
+                state_manager: Arc::new(sm),
+                cache: cache.clone(),
+                lock: Arc::new(FakeLock::default()),
+                breaker: breaker.clone(),
+                clock: Arc::new(TokioClock::new()),
+                telemetry: telemetry.clone(),
+            },
             config,
         ));
         Rig {

@@ -7,7 +7,7 @@
 //! for other use cases (widget send).
 
 use crate::cache_aside::{
-    CacheAside, CacheAsideConfig, CacheAsideError, Cached, Fetch, RetryPolicy, guarded,
+    CacheAside, CacheAsideConfig, CacheAsideError, Cached, Fetch, ReadPorts, RetryPolicy, guarded,
 };
 use crate::error::DownstreamFailure;
 use crate::model::{
@@ -15,8 +15,7 @@ use crate::model::{
     ConversationSummary, Message, TenantId,
 };
 use crate::ports::downstream::{StateManager, StateManagerError};
-use crate::ports::stores::{Cache, CacheKey, Lock};
-use crate::ports::system::{Clock, Telemetry};
+use crate::ports::stores::CacheKey;
 use crate::resilience::CircuitBreaker;
 use futures::FutureExt;
 use serde::Serialize;
@@ -224,36 +223,23 @@ impl std::fmt::Debug for History {
 
 impl History {
     /// Builds the use case with the spec's timings (5-minute cache, 5-second deadline).
-    /// `breaker` is the State Manager's.
-    pub fn new(
-        state_manager: Arc<dyn StateManager>,
-        cache: Arc<dyn Cache>,
-        lock: Arc<dyn Lock>,
-        breaker: Arc<CircuitBreaker>,
-        clock: Arc<dyn Clock>,
-        telemetry: Arc<dyn Telemetry>,
-    ) -> Self {
+    pub fn new(ports: ReadPorts) -> Self {
         Self::with_config(
+            ports,
+            CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR, CONVERSATIONS_TIMEOUT),
+        )
+    }
+
+    /// Builds the use case with explicit cache timings.
+    pub fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
+        let ReadPorts {
             state_manager,
             cache,
             lock,
             breaker,
             clock,
             telemetry,
-            CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR, CONVERSATIONS_TIMEOUT),
-        )
-    }
-
-    /// Builds the use case with explicit cache timings.
-    pub fn with_config(
-        state_manager: Arc<dyn StateManager>,
-        cache: Arc<dyn Cache>,
-        lock: Arc<dyn Lock>,
-        breaker: Arc<CircuitBreaker>,
-        clock: Arc<dyn Clock>,
-        telemetry: Arc<dyn Telemetry>,
-        config: CacheAsideConfig,
-    ) -> Self {
+        } = ports;
         Self {
             threads: CacheAside::new(cache, lock, breaker, clock, telemetry, config),
             state_manager,
@@ -355,16 +341,18 @@ mod tests {
         let mut config = CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR, CONVERSATIONS_TIMEOUT);
         config.retry = RetryPolicy::NONE;
         History::with_config(
-            Arc::new(sm),
-            Arc::new(FakeCache::default()),
-            Arc::new(FakeLock::default()),
-            Arc::new(CircuitBreaker::new(
-                "state_manager",
-                BreakerConfig::default(),
-                Arc::new(NoopTelemetry),
-            )),
-            Arc::new(TokioClock::new()),
-            Arc::new(CountingTelemetry::default()),
+            ReadPorts {
+                state_manager: Arc::new(sm),
+                cache: Arc::new(FakeCache::default()),
+                lock: Arc::new(FakeLock::default()),
+                breaker: Arc::new(CircuitBreaker::new(
+                    "state_manager",
+                    BreakerConfig::default(),
+                    Arc::new(NoopTelemetry),
+                )),
+                clock: Arc::new(TokioClock::new()),
+                telemetry: Arc::new(CountingTelemetry::default()),
+            },
             config,
         )
     }

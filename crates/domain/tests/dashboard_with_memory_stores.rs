@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use portal_domain::DownstreamFailure;
+use portal_domain::cache_aside::ReadPorts;
 use portal_domain::dashboard::{Dashboard, DashboardError};
 use portal_domain::history::{History, parse_query};
 use portal_domain::model::{
@@ -99,22 +100,16 @@ fn instances(n: usize) -> Instances {
             BreakerConfig::default(),
             Arc::new(NoopTelemetry),
         ));
-        dashboards.push(Arc::new(Dashboard::new(
-            state_manager.clone(),
-            cache.clone(),
-            lock.clone(),
-            breaker.clone(),
-            Arc::new(SystemClock),
-            Arc::new(NoopTelemetry),
-        )));
-        histories.push(Arc::new(History::new(
-            state_manager.clone(),
-            cache.clone(),
-            lock.clone(),
+        let ports = ReadPorts {
+            state_manager: state_manager.clone(),
+            cache: cache.clone(),
+            lock: lock.clone(),
             breaker,
-            Arc::new(SystemClock),
-            Arc::new(NoopTelemetry),
-        )));
+            clock: Arc::new(SystemClock),
+            telemetry: Arc::new(NoopTelemetry),
+        };
+        dashboards.push(Arc::new(Dashboard::new(ports.clone())));
+        histories.push(Arc::new(History::new(ports)));
     }
     Instances {
         state_manager,

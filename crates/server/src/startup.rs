@@ -110,25 +110,23 @@ async fn dashboard_and_history(
         }
         config
     };
+    let ports = portal_domain::cache_aside::ReadPorts {
+        state_manager,
+        cache: stores.cache.clone(),
+        lock: stores.lock.clone(),
+        breaker: breaker.clone(),
+        clock: clock.clone(),
+        telemetry,
+    };
     let dashboard = Arc::new(Dashboard::with_config(
-        state_manager.clone(),
-        stores.cache.clone(),
-        stores.lock.clone(),
-        breaker.clone(),
-        clock.clone(),
-        telemetry.clone(),
+        ports.clone(),
         config(
             portal_domain::dashboard::METRICS_FRESH_FOR,
             portal_domain::dashboard::METRICS_TIMEOUT,
         ),
     ));
     let history = Arc::new(History::with_config(
-        state_manager,
-        stores.cache.clone(),
-        stores.lock.clone(),
-        breaker.clone(),
-        clock.clone(),
-        telemetry,
+        ports,
         config(
             portal_domain::history::CONVERSATIONS_FRESH_FOR,
             portal_domain::history::CONVERSATIONS_TIMEOUT,
