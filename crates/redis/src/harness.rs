@@ -213,3 +213,76 @@ impl Drop for RedisServer {
         drop(std::fs::remove_dir_all(&self.dir));
     }
 }
+
+/// Redis's own counters (`INFO`), read over one connection kept open for the whole
+/// measurement: a connection per read would add reads of its own to what is measured (each
+/// `INFO` here is one read, which callers subtract).
+pub struct RedisCounters {
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl std::fmt::Debug for RedisCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCounters").finish_non_exhaustive()
+    }
+}
+
+impl RedisCounters {
+    /// Connects to `server`.
+    ///
+    /// # Panics
+    /// If the server does not answer: test setup only.
+    pub async fn open(server: &RedisServer) -> Self {
+        let conn = async {
+            redis::Client::open(server.url())?
+                .get_multiplexed_async_connection()
+                .await
+        };
+        match conn.await {
+            Ok(conn) => Self { conn },
+            Err(e) => panic!("test harness: cannot connect to redis-server: {e}"),
+        }
+    }
+
+    /// `INFO <section>` as `field → value`.
+    ///
+    /// # Panics
+    /// If the server does not answer.
+    pub async fn info(&mut self, section: &str) -> std::collections::HashMap<String, String> {
+        let text: String = match redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut self.conn)
+            .await
+        {
+            Ok(text) => text,
+            Err(e) => panic!("test harness: INFO {section} failed: {e}"),
+        };
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim_end().to_owned()))
+            .collect()
+    }
+
+    /// Calls per command since start (`cmdstat_hmget` → `hmget`).
+    pub async fn command_calls(&mut self) -> std::collections::HashMap<String, u64> {
+        self.info("commandstats")
+            .await
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("cmdstat_")?.to_owned();
+                let calls = v.split(',').find_map(|f| f.strip_prefix("calls="))?;
+                Some((name, calls.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// `total_reads_processed`: reads Redis did on client sockets (one per round trip,
+    /// however many pipelined commands it carried).
+    pub async fn reads_processed(&mut self) -> u64 {
+        self.info("stats")
+            .await
+            .get("total_reads_processed")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}

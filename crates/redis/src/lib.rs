@@ -20,7 +20,8 @@
 //! - `session`, `onboarding`, `cache`, `coordination` (one-time tokens, lock, rate limiter,
 //!   idempotency), `bus` (pub/sub and the outbound stream): the port implementations.
 //! - [`health`]: [`RedisHealth`], a background PING monitor and `HealthProbe`.
-//! - `harness` (feature `test-harness`): `RedisServer`, a throw-away `redis-server`.
+//! - `harness` (feature `test-harness`): `RedisServer`, a throw-away `redis-server`, and
+//!   `RedisCounters`, its `INFO` counters read over one kept-open connection.
 //!
 //! # Dependencies
 //! The domain crate, deadpool-redis/redis, tokio, serde. No HTTP, no other adapter.
@@ -40,7 +41,7 @@ mod harness;
 
 pub use config::{RedisSettings, url_from_parts};
 #[cfg(feature = "test-harness")]
-pub use harness::RedisServer;
+pub use harness::{RedisCounters, RedisServer};
 pub use health::RedisHealth;
 
 use deadpool_redis::Pool;

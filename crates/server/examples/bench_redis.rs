@@ -25,55 +25,17 @@
 mod support;
 
 use portal_domain::secret::SecretString;
-use portal_redis::RedisServer;
+use portal_redis::{RedisCounters, RedisServer};
 use portal_server::{Application, Settings};
 use reqwest::{Client, StatusCode};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::{env, get, max_rate, ms, percentile, sign_in};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// `INFO <section>` over a raw RESP connection, as `field → value`.
-///
-/// One connection for all of a run's INFOs: opening and closing connections would add reads
-/// (a close is a read of its own) to the window being measured.
-async fn info(conn: &mut tokio::net::TcpStream, section: &str) -> HashMap<String, String> {
-    let cmd = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
-    conn.write_all(cmd.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    loop {
-        let mut chunk = [0u8; 8192];
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "redis closed the INFO connection");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-            let len: usize = std::str::from_utf8(&buf[1..end]).unwrap().parse().unwrap();
-            if buf.len() >= end + 2 + len + 2 {
-                let body = String::from_utf8_lossy(&buf[end + 2..end + 2 + len]).into_owned();
-                return body
-                    .lines()
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-            }
-        }
-    }
-}
 
 /// Calls per command, plus `total_reads_processed` under the key `reads`.
-async fn redis_counters(conn: &mut tokio::net::TcpStream) -> HashMap<String, u64> {
-    let mut counts: HashMap<String, u64> = info(conn, "commandstats")
-        .await
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("cmdstat_")?.to_owned();
-            let calls = v.split(',').find_map(|f| f.strip_prefix("calls="))?;
-            Some((name, calls.parse().ok()?))
-        })
-        .collect();
-    let reads = info(conn, "stats").await["total_reads_processed"]
-        .parse()
-        .unwrap_or(0);
+async fn redis_counters(counters: &mut RedisCounters) -> HashMap<String, u64> {
+    let mut counts = counters.command_calls().await;
+    let reads = counters.reads_processed().await;
     counts.insert("reads".into(), reads);
     counts
 }
@@ -174,10 +136,10 @@ async fn run() -> anyhow::Result<()> {
         get(&warm, &url, &cookie).await;
     }
 
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", redis.port())).await?;
-    let before = redis_counters(&mut conn).await;
+    let mut counters = RedisCounters::open(&redis).await;
+    let before = redis_counters(&mut counters).await;
     let (rate, lat) = max_rate(&url, &cookie, connections, secs).await;
-    let after = redis_counters(&mut conn).await;
+    let after = redis_counters(&mut counters).await;
     let n = lat.len() as f64;
     let d = |k: &str| delta(&after, &before, k);
     let (hmget, evalsha, mget) = (d("hmget"), d("evalsha"), d("mget"));

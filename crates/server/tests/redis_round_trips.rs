@@ -19,63 +19,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use portal_domain::secret::SecretString;
-use portal_redis::RedisServer;
+use portal_redis::{RedisCounters, RedisServer};
 use portal_server::{Application, Settings};
 use reqwest::{Client, StatusCode, header};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const COOKIE_SECRET: &str = "round-trip-test-cookie-secret-0123456789abcd";
 const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-/// `INFO <section>` over a raw RESP connection, parsed into `field → value`.
-///
-/// One connection for all of a run's INFOs: opening and closing connections would add reads
-/// (a close is a read of its own) to the window being measured.
-async fn info(conn: &mut tokio::net::TcpStream, section: &str) -> HashMap<String, String> {
-    let cmd = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
-    conn.write_all(cmd.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    loop {
-        let mut chunk = [0u8; 8192];
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "redis closed the INFO connection");
-        buf.extend_from_slice(&chunk[..n]);
-        // `$<len>\r\n<payload>\r\n`
-        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-            let len: usize = std::str::from_utf8(&buf[1..end]).unwrap().parse().unwrap();
-            if buf.len() >= end + 2 + len + 2 {
-                let body = String::from_utf8_lossy(&buf[end + 2..end + 2 + len]).into_owned();
-                return body
-                    .lines()
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-            }
-        }
-    }
-}
-
-/// Calls per command (`cmdstat_hmget` → `hmget`).
-async fn command_calls(conn: &mut tokio::net::TcpStream) -> HashMap<String, u64> {
-    info(conn, "commandstats")
-        .await
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("cmdstat_")?.to_owned();
-            let calls = v.split(',').find_map(|f| f.strip_prefix("calls="))?;
-            Some((name, calls.parse().ok()?))
-        })
-        .collect()
-}
-
-async fn reads_processed(conn: &mut tokio::net::TcpStream) -> u64 {
-    info(conn, "stats").await["total_reads_processed"]
-        .parse()
-        .unwrap()
-}
-
+/// Counters that moved between two `command_calls` snapshots.
 fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>) -> HashMap<String, u64> {
     after
         .iter()
@@ -171,16 +124,14 @@ async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
     }
 
     const N: u64 = 100;
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", redis.port()))
-        .await
-        .unwrap();
-    let calls_before = command_calls(&mut conn).await;
-    let reads_before = reads_processed(&mut conn).await;
+    let mut counters = RedisCounters::open(&redis).await;
+    let calls_before = counters.command_calls().await;
+    let reads_before = counters.reads_processed().await;
     for _ in 0..N {
         assert_eq!(stats(&client, &address, &cookie).await, StatusCode::OK);
     }
-    let reads_after = reads_processed(&mut conn).await;
-    let calls_after = command_calls(&mut conn).await;
+    let reads_after = counters.reads_processed().await;
+    let calls_after = counters.command_calls().await;
 
     let mut calls = delta(&calls_after, &calls_before);
     let pings = calls.remove("ping").unwrap_or(0);
