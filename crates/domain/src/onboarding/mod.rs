@@ -5,7 +5,6 @@
 //!   and its transitions apply the ordering and reset rules.
 //! - [`input`]: validated step inputs ([`GenesysCredentials`], [`WhatsAppCredentials`],
 //!   [`OrganizationDetails::new`]) and [`FieldError`].
-//! - [`output`]: the spec's response bodies (§6.2-§6.7).
 //! - [`usecase`]: [`Onboarding`], the use case, and [`OnboardingError`].
 //!
 //! Secrets (Genesys client secret, WhatsApp token, webhook secret and verify token) exist in
@@ -14,7 +13,6 @@
 //! field.
 
 pub mod input;
-pub mod output;
 pub mod state;
 pub mod usecase;
 
@@ -22,6 +20,7 @@ pub mod usecase;
 mod tests;
 
 pub use input::{FieldError, GenesysCredentials, WhatsAppCredentials};
-pub use output::*;
 pub use state::*;
-pub use usecase::{Onboarding, OnboardingError, OnboardingPorts, OnboardingSettings, fields};
+pub use usecase::{
+    Completion, Onboarding, OnboardingError, OnboardingPorts, OnboardingSettings, fields,
+};

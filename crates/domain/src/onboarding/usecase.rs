@@ -21,10 +21,6 @@
 //! onboarding" (404), as if it had been deleted.
 
 use super::input::{FieldError, GenesysCredentials, WhatsAppCredentials};
-use super::output::{
-    CompletionOutput, GenesysWebhookOutput, MetaWebhookOutput, OnboardingStatus,
-    OrganizationSummary, Step1Output, Step2Output, Step3Output, ValidationOutput, WebhooksOutput,
-};
 use super::state::{
     CheckResult, CheckStatus, GenesysSetup, OnboardingState, OrganizationDetails, Progress,
     SealedWebhooks, StepOutOfOrder, ValidationRecord, WhatsAppSetup,
@@ -77,8 +73,8 @@ pub enum OnboardingError {
     /// Another request changed the wizard first (`CONFLICT`, 409), with what it holds now.
     #[error("the onboarding state changed concurrently")]
     Conflict {
-        /// The current state, without secrets.
-        current: Box<OnboardingStatus>,
+        /// The state the other request saved.
+        current: Box<OnboardingState>,
     },
     /// No active onboarding for this tenant (`NOT_FOUND`, 404).
     #[error("no active onboarding session")]
@@ -212,12 +208,17 @@ impl std::fmt::Debug for Onboarding {
     }
 }
 
-const GENESYS_INSTRUCTIONS: &str =
-    "Configure this URL in Genesys Cloud > Admin > Integrations > Custom Webhooks";
-const META_INSTRUCTIONS: &str =
-    "Configure this URL in Meta Business Suite > WhatsApp > Settings > Webhooks";
-const SECRET_NOTE: &str =
-    "Save the webhook secret securely - it will be used to verify incoming webhook requests";
+/// A finished onboarding: the tenant is active, and these are the webhooks its administrator
+/// configures at Genesys and Meta (the same values on every retried completion).
+#[derive(Debug)]
+pub struct Completion {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Its status now: active.
+    pub status: TenantStatus,
+    /// Where Genesys and Meta post, the shared webhook secret and Meta's verify token.
+    pub webhooks: WebhookConfig,
+}
 
 /// How one credential check ended.
 enum Check<T> {
@@ -243,7 +244,7 @@ impl Onboarding {
         &self,
         current: &CurrentSession,
         details: OrganizationDetails,
-    ) -> Result<Step1Output, OnboardingError> {
+    ) -> Result<OnboardingState, OnboardingError> {
         let session_tenant = current.authorize(Capability::Onboard)?;
         let user = &current.session.user_id;
         // A user without a tenant may have two tabs racing here: only one may create it. The
@@ -286,7 +287,7 @@ impl Onboarding {
         current: &CurrentSession,
         session_tenant: Option<TenantId>,
         details: OrganizationDetails,
-    ) -> Result<Step1Output, OnboardingError> {
+    ) -> Result<OnboardingState, OnboardingError> {
         let user = &current.session.user_id;
         let existing = match session_tenant {
             Some(t) => Some(t),
@@ -332,28 +333,30 @@ impl Onboarding {
         let tenant_id = tenant.id;
 
         let now = self.ports.clock.now();
-        match self.ports.store.load(tenant_id).await? {
+        let state = match self.ports.store.load(tenant_id).await? {
             Some(Versioned { version, value }) => {
                 let state = OnboardingState {
-                    organization: details.clone(),
+                    organization: details,
                     progress: Progress::Organization,
                     last_updated: now,
                     ..value
                 };
                 self.save(&state, Some(version)).await?;
+                state
             }
             None => {
                 let state = OnboardingState {
                     tenant_id,
                     started_by: user.clone(),
-                    organization: details.clone(),
+                    organization: details,
                     progress: Progress::Organization,
                     created_at: now,
                     last_updated: now,
                 };
                 self.save(&state, None).await?;
+                state
             }
-        }
+        };
 
         if current.session.tenant_id != Some(tenant_id) {
             let onboarding_only = tenant.status != TenantStatus::Active;
@@ -363,16 +366,7 @@ impl Onboarding {
                 .await?;
         }
         tracing::info!(tenant_id = %tenant_id, "onboarding step 1 completed");
-        Ok(Step1Output {
-            success: true,
-            tenant_id,
-            current_step: 1,
-            next_step: 2,
-            data: OrganizationSummary {
-                company_name: details.company_name,
-                region: details.region,
-            },
-        })
+        Ok(state)
     }
 
     // ---- step 2 -------------------------------------------------------------------------
@@ -385,7 +379,7 @@ impl Onboarding {
         current: &CurrentSession,
         requested: Option<TenantId>,
         credentials: GenesysCredentials,
-    ) -> Result<Step2Output, OnboardingError> {
+    ) -> Result<OnboardingState, OnboardingError> {
         let tenant = self.wizard_tenant(current, requested)?;
         let loaded = self.load(tenant).await?;
         loaded.value.progress.check_genesys_allowed()?;
@@ -421,13 +415,7 @@ impl Onboarding {
         state.last_updated = now;
         self.save(&state, Some(loaded.version)).await?;
         tracing::info!(tenant_id = %tenant, region = %credentials.region(), "onboarding step 2 completed");
-        Ok(Step2Output {
-            success: true,
-            tenant_id: tenant,
-            current_step: 2,
-            next_step: 3,
-            validated: true,
-        })
+        Ok(state)
     }
 
     // ---- step 3 -------------------------------------------------------------------------
@@ -439,7 +427,7 @@ impl Onboarding {
         current: &CurrentSession,
         requested: Option<TenantId>,
         credentials: WhatsAppCredentials,
-    ) -> Result<Step3Output, OnboardingError> {
+    ) -> Result<OnboardingState, OnboardingError> {
         let tenant = self.wizard_tenant(current, requested)?;
         let loaded = self.load(tenant).await?;
         loaded.value.progress.check_whatsapp_allowed()?;
@@ -472,7 +460,7 @@ impl Onboarding {
                 fields::WHATSAPP_TOKEN,
                 credentials.system_user_token(),
             ),
-            phone_number: Some(phone_number.clone()),
+            phone_number: Some(phone_number),
             validated_at: now,
         };
         let mut state = loaded.value;
@@ -480,14 +468,7 @@ impl Onboarding {
         state.last_updated = now;
         self.save(&state, Some(loaded.version)).await?;
         tracing::info!(tenant_id = %tenant, phone_number_id = credentials.phone_number_id(), "onboarding step 3 completed");
-        Ok(Step3Output {
-            success: true,
-            tenant_id: tenant,
-            current_step: 3,
-            next_step: 4,
-            validated: true,
-            phone_number: Some(phone_number),
-        })
+        Ok(state)
     }
 
     // ---- step 4 -------------------------------------------------------------------------
@@ -498,11 +479,11 @@ impl Onboarding {
         &self,
         current: &CurrentSession,
         requested: Option<TenantId>,
-    ) -> Result<ValidationOutput, OnboardingError> {
+    ) -> Result<ValidationRecord, OnboardingError> {
         let tenant = self.wizard_tenant(current, requested)?;
         let loaded = self.load(tenant).await?;
         let (record, _) = self.run_validation(tenant, loaded).await?;
-        Ok(ValidationOutput::from(&record))
+        Ok(record)
     }
 
     /// Runs step 4 on `loaded` and saves the result; returns it with the new version.
@@ -568,7 +549,7 @@ impl Onboarding {
         current: &CurrentSession,
         requested: Option<TenantId>,
         base_url: &url::Url,
-    ) -> Result<CompletionOutput, OnboardingError> {
+    ) -> Result<Completion, OnboardingError> {
         let tenant = self.wizard_tenant(current, requested)?;
         let mut loaded = self.load(tenant).await?;
 
@@ -650,7 +631,7 @@ impl Onboarding {
                 }
                 SaveOutcome::Conflict(Some(other)) => {
                     return Err(OnboardingError::Conflict {
-                        current: Box::new(OnboardingStatus::from(&other.value)),
+                        current: Box::new(other.value),
                     });
                 }
                 SaveOutcome::Conflict(None) => return Err(OnboardingError::SessionExpired),
@@ -670,29 +651,10 @@ impl Onboarding {
                 .bind_tenant(&current.key, tenant, false)
                 .await?;
         }
-        let webhooks = &receipt.webhooks;
-        Ok(CompletionOutput {
-            success: true,
-            message: "Onboarding completed successfully",
+        Ok(Completion {
             tenant_id: tenant,
             status: TenantStatus::Active,
-            webhooks: WebhooksOutput {
-                genesys: GenesysWebhookOutput {
-                    url: webhooks.genesys_url.clone(),
-                    instructions: GENESYS_INSTRUCTIONS,
-                },
-                meta: MetaWebhookOutput {
-                    url: webhooks.meta_url.clone(),
-                    verify_token: self.decrypt(
-                        tenant,
-                        fields::WEBHOOK_VERIFY_TOKEN,
-                        &webhooks.verify_token,
-                    )?,
-                    instructions: META_INSTRUCTIONS,
-                },
-                secret: self.decrypt(tenant, fields::WEBHOOK_SECRET, &webhooks.secret)?,
-                note: SECRET_NOTE,
-            },
+            webhooks: self.open_webhooks(tenant, &receipt.webhooks)?,
         })
     }
 
@@ -706,6 +668,24 @@ impl Onboarding {
             secret: self.encrypt(tenant, fields::WEBHOOK_SECRET, &secret),
             verify_token: self.encrypt(tenant, fields::WEBHOOK_VERIFY_TOKEN, &verify_token),
         }
+    }
+
+    /// The webhook configuration with its secrets decrypted.
+    fn open_webhooks(
+        &self,
+        tenant: TenantId,
+        sealed: &SealedWebhooks,
+    ) -> Result<WebhookConfig, OnboardingError> {
+        Ok(WebhookConfig {
+            genesys_url: sealed.genesys_url.clone(),
+            meta_url: sealed.meta_url.clone(),
+            secret: self.decrypt(tenant, fields::WEBHOOK_SECRET, &sealed.secret)?,
+            verify_token: self.decrypt(
+                tenant,
+                fields::WEBHOOK_VERIFY_TOKEN,
+                &sealed.verify_token,
+            )?,
+        })
     }
 
     /// The full configuration for the Tenant Service, secrets decrypted only into it.
@@ -750,16 +730,7 @@ impl Onboarding {
                 )?,
                 phone_number: whatsapp.phone_number.clone(),
             }),
-            webhooks: Some(WebhookConfig {
-                genesys_url: webhooks.genesys_url.clone(),
-                meta_url: webhooks.meta_url.clone(),
-                secret: self.decrypt(tenant, fields::WEBHOOK_SECRET, &webhooks.secret)?,
-                verify_token: self.decrypt(
-                    tenant,
-                    fields::WEBHOOK_VERIFY_TOKEN,
-                    &webhooks.verify_token,
-                )?,
-            }),
+            webhooks: Some(self.open_webhooks(tenant, webhooks)?),
             status: Some(TenantStatus::Active),
             onboarded_by: Some(user.clone()),
             onboarded_at: Some(*started_at),
@@ -773,7 +744,7 @@ impl Onboarding {
         &self,
         current: &CurrentSession,
         tenant: TenantId,
-    ) -> Result<OnboardingStatus, OnboardingError> {
+    ) -> Result<OnboardingState, OnboardingError> {
         let own = self
             .wizard_tenant(current, Some(tenant))
             .map_err(|e| match e {
@@ -781,9 +752,7 @@ impl Onboarding {
                 other => other,
             })?;
         match self.ports.store.load(own).await? {
-            Some(v) if !matches!(v.value.progress, Progress::Completed { .. }) => {
-                Ok(OnboardingStatus::from(&v.value))
-            }
+            Some(v) if !matches!(v.value.progress, Progress::Completed { .. }) => Ok(v.value),
             _ => Err(OnboardingError::NotFound),
         }
     }
@@ -836,7 +805,7 @@ impl Onboarding {
         {
             SaveOutcome::Saved(v) => Ok(v),
             SaveOutcome::Conflict(Some(other)) => Err(OnboardingError::Conflict {
-                current: Box::new(OnboardingStatus::from(&other.value)),
+                current: Box::new(other.value),
             }),
             SaveOutcome::Conflict(None) => Err(OnboardingError::SessionExpired),
         }

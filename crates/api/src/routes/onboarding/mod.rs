@@ -32,10 +32,16 @@ use portal_domain::onboarding::{
     WhatsAppCredentials,
 };
 use portal_domain::secret::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 use url::Url;
 use utoipa::{IntoParams, ToSchema};
+
+pub mod response;
+
+use response::{
+    CompletionResponse, StatusResponse, Step1Response, StepResponse, ValidationResponse,
+};
 
 /// The wizard as wired into [`AppState`].
 #[derive(Clone)]
@@ -295,7 +301,7 @@ impl From<OnboardingError> for ApiError {
                 ErrorCode::Conflict,
                 "The onboarding state was changed by another request; review it and retry",
             )
-            .with_details(serde_json::json!({ "current": current })),
+            .with_details(serde_json::json!({ "current": StatusResponse::from(&*current) })),
             OnboardingError::NotFound => {
                 ApiError::new(ErrorCode::NotFound, "No active onboarding session")
             }
@@ -307,162 +313,6 @@ impl From<OnboardingError> for ApiError {
             OnboardingError::Store(s) => ApiError::unavailable(s),
         }
     }
-}
-
-// ---- response bodies (documentation only: the domain's outputs are serialised) ----------
-
-/// Step 1's `data`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrganizationSummaryDoc {
-    /// Company name.
-    pub company_name: String,
-    /// Region.
-    pub region: String,
-}
-
-/// Answer to step 1.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Step1Response {
-    /// Always true.
-    pub success: bool,
-    /// The tenant created (or updated on a repeated step 1).
-    #[schema(format = Uuid)]
-    pub tenant_id: String,
-    /// 1.
-    pub current_step: u8,
-    /// 2.
-    pub next_step: u8,
-    /// What was recorded.
-    pub data: OrganizationSummaryDoc,
-}
-
-/// Answer to steps 2 and 3.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StepResponse {
-    /// Always true.
-    pub success: bool,
-    /// The tenant.
-    #[schema(format = Uuid)]
-    pub tenant_id: String,
-    /// 2 or 3.
-    pub current_step: u8,
-    /// 3 or 4.
-    pub next_step: u8,
-    /// The integration accepted the credentials.
-    pub validated: bool,
-    /// Step 3 only: the display phone number Meta reported.
-    pub phone_number: Option<String>,
-}
-
-/// Per-integration messages of step 4.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationDetailsDoc {
-    /// Genesys detail (`Connected to ...` or why not).
-    pub genesys: String,
-    /// WhatsApp detail.
-    pub whatsapp: String,
-}
-
-/// Answer to step 4: each integration reported separately.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationResponse {
-    /// `success` or `failed`.
-    pub genesys: String,
-    /// `success` or `failed`.
-    pub whatsapp: String,
-    /// Messages.
-    pub details: ValidationDetailsDoc,
-}
-
-/// Genesys webhook instructions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GenesysWebhookDoc {
-    /// `{BASE_URL}/webhooks/genesys/{tenantId}`.
-    pub url: String,
-    /// Where to configure it.
-    pub instructions: String,
-}
-
-/// Meta webhook instructions.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MetaWebhookDoc {
-    /// `{BASE_URL}/webhooks/meta/{tenantId}`.
-    pub url: String,
-    /// The verify token Meta echoes when subscribing.
-    pub verify_token: String,
-    /// Where to configure it.
-    pub instructions: String,
-}
-
-/// The webhook block of the completion.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhooksDoc {
-    /// Genesys.
-    pub genesys: GenesysWebhookDoc,
-    /// Meta.
-    pub meta: MetaWebhookDoc,
-    /// The 256-bit webhook secret (hex); the same on every retried completion.
-    pub secret: String,
-    /// Advice to store the secret.
-    pub note: String,
-}
-
-/// Answer to step 5.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CompletionResponse {
-    /// Always true.
-    pub success: bool,
-    /// `Onboarding completed successfully`.
-    pub message: String,
-    /// The tenant.
-    #[schema(format = Uuid)]
-    pub tenant_id: String,
-    /// `active`.
-    pub status: String,
-    /// What to configure at Genesys and Meta.
-    pub webhooks: WebhooksDoc,
-}
-
-/// Step 1's data as returned by the status.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrganizationDetailsDoc {
-    /// Company name.
-    pub company_name: String,
-    /// Region.
-    pub region: String,
-    /// Contact e-mail.
-    pub contact_email: String,
-}
-
-/// Resumable progress, without any secret (§6.7); also `details.current` of a 409.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusResponse {
-    /// The tenant.
-    #[schema(format = Uuid)]
-    pub tenant_id: String,
-    /// Last completed step.
-    pub current_step: u8,
-    /// Steps done.
-    pub completed_steps: Vec<u8>,
-    /// Step 1's data.
-    pub organization_details: OrganizationDetailsDoc,
-    /// Step 2 done.
-    pub genesys_configured: bool,
-    /// Step 3 done.
-    pub whatsapp_configured: bool,
-    /// Step 4 passed on the current credentials.
-    pub validated: bool,
-    /// Wizard start (RFC 3339).
-    pub created_at: String,
-    /// Last change (RFC 3339); the wizard expires 1 hour after it.
-    pub last_updated: String,
 }
 
 // ---- handlers ---------------------------------------------------------------------------
@@ -496,8 +346,8 @@ pub async fn step1(
         &required(body.contact_email, "contactEmail")?,
     )
     .map_err(field_problems)?;
-    let out = wizard.usecase.step1(&auth.current, details).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let state = wizard.usecase.step1(&auth.current, details).await?;
+    Ok(HttpResponse::Ok().json(Step1Response::from(&state)))
 }
 
 /// Step 2: Genesys client credentials, checked with a client-credentials grant.
@@ -531,11 +381,11 @@ pub async fn step2(
         &required(body.region, "region")?,
     )
     .map_err(field_problems)?;
-    let out = wizard
+    let state = wizard
         .usecase
         .step2(&auth.current, requested, credentials)
         .await?;
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(StepResponse::from(&state)))
 }
 
 /// Step 3: the WhatsApp phone number ID and system-user token, checked with Meta.
@@ -568,11 +418,11 @@ pub async fn step3(
         required(body.system_user_token, "systemUserToken")?,
     )
     .map_err(field_problems)?;
-    let out = wizard
+    let state = wizard
         .usecase
         .step3(&auth.current, requested, credentials)
         .await?;
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(StepResponse::from(&state)))
 }
 
 /// Step 4: tests both integrations in parallel with the stored credentials and records the
@@ -600,8 +450,8 @@ pub async fn validate(
     let wizard = state.onboarding_wiring()?;
     check(&*query)?;
     let requested = tenant(query.tenant_id.as_deref())?;
-    let out = wizard.usecase.validate(&auth.current, requested).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let record = wizard.usecase.validate(&auth.current, requested).await?;
+    Ok(HttpResponse::Ok().json(ValidationResponse::from(&record)))
 }
 
 /// Step 5: persists the configuration, activates the tenant, returns the webhook setup.
@@ -630,11 +480,11 @@ pub async fn complete(
     let body = body.map(web::Json::into_inner).unwrap_or_default();
     check(&body)?;
     let requested = tenant(body.tenant_id.as_deref())?;
-    let out = wizard
+    let completion = wizard
         .usecase
         .complete(&auth.current, requested, &wizard.base_url)
         .await?;
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(CompletionResponse::from(completion)))
 }
 
 /// Resumable progress of the session's wizard, without secrets (§6.7).
@@ -661,8 +511,8 @@ pub async fn status(
     let requested = path
         .parse::<TenantId>()
         .map_err(|_| ApiError::validation("tenantId", "must be a UUID"))?;
-    let out = wizard.usecase.status(&auth.current, requested).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let state = wizard.usecase.status(&auth.current, requested).await?;
+    Ok(HttpResponse::Ok().json(StatusResponse::from(&state)))
 }
 
 #[cfg(test)]
