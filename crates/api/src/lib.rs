@@ -24,6 +24,7 @@
 
 pub mod error;
 pub mod extract;
+pub(crate) mod input;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

@@ -78,7 +78,11 @@ pub fn parse_period(raw: Option<&str>) -> Result<Period, ApiError> {
     match raw {
         None => Ok(Period::Today),
         Some(s) => s.parse::<Period>().map_err(|()| {
-            ApiError::validation("period", "period must be one of: today, week, month")
+            let names: Vec<&str> = Period::ALL.iter().map(|p| p.as_str()).collect();
+            ApiError::validation(
+                "period",
+                format!("period must be one of: {}", names.join(", ")),
+            )
         }),
     }
 }

@@ -9,7 +9,8 @@
 
 use crate::error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
 use crate::extract::{session_cookie_removal, signed_cookie};
-use crate::routes::widget::{refusal, rfc3339, validate};
+use crate::input::Problems;
+use crate::routes::widget::{SendBody, refusal, rfc3339};
 use crate::state::{AppState, SESSION_COOKIE};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -252,9 +253,10 @@ struct ClientFrame {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SendData {
-    conversation_id: Option<String>,
-    text: Option<String>,
-    media_url: Option<String>,
+    /// The same fields as the REST send.
+    #[serde(flatten)]
+    send: SendBody,
+    /// The idempotency key.
     client_message_id: Option<String>,
 }
 
@@ -420,14 +422,12 @@ impl Socket {
         let key = match client_id {
             Some(k) => k,
             None => {
-                let mut problems = validate(
-                    data.conversation_id.as_deref(),
-                    data.text.as_deref(),
-                    data.media_url.as_deref(),
-                    None,
-                )
-                .err()
-                .unwrap_or_default();
+                let mut problems = data
+                    .send
+                    .try_into_domain(None)
+                    .err()
+                    .map(Problems::into_vec)
+                    .unwrap_or_default();
                 problems.push(FieldProblem {
                     field: "clientMessageId".into(),
                     message: "clientMessageId is required".into(),
@@ -435,14 +435,9 @@ impl Socket {
                 return validation_frame(problems, None);
             }
         };
-        let request = match validate(
-            data.conversation_id.as_deref(),
-            data.text.as_deref(),
-            data.media_url.as_deref(),
-            Some(("clientMessageId", key)),
-        ) {
+        let request = match data.send.try_into_domain(Some(("clientMessageId", key))) {
             Ok(r) => r,
-            Err(problems) => return validation_frame(problems, client_id),
+            Err(problems) => return validation_frame(problems.into_vec(), client_id),
         };
         match widget
             .send(self.tenant, &self.current.session.user_id, request)

@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`state`]: the stored wizard state; [`Progress`] makes skipped steps unrepresentable
 //!   and its transitions apply the ordering and reset rules.
-//! - [`input`]: validated step inputs ([`GenesysCredentials`], [`WhatsAppCredentials`],
-//!   [`OrganizationDetails::new`]) and [`FieldError`].
+//! - [`input`]: one validating newtype per input field ([`CompanyName`], [`ClientId`],
+//!   [`ClientSecret`], [`PhoneNumberId`], [`SystemUserToken`]: the only statement of each
+//!   rule), the step inputs built from them, and [`FieldError`].
 //! - [`usecase`]: [`Onboarding`], the use case, and [`OnboardingError`].
 //!
 //! Secrets (Genesys client secret, WhatsApp token, webhook secret and verify token) exist in
@@ -19,7 +20,10 @@ pub mod usecase;
 #[cfg(test)]
 mod tests;
 
-pub use input::{FieldError, GenesysCredentials, WhatsAppCredentials};
+pub use input::{
+    ClientId, ClientSecret, CompanyName, FieldError, GenesysCredentials, PhoneNumberId,
+    SystemUserToken, WhatsAppCredentials,
+};
 pub use state::*;
 pub use usecase::{
     Completion, Onboarding, OnboardingError, OnboardingPorts, OnboardingSettings, fields,

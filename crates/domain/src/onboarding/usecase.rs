@@ -401,20 +401,20 @@ impl Onboarding {
 
         let now = self.ports.clock.now();
         let setup = GenesysSetup {
-            client_id: credentials.client_id().to_owned(),
+            client_id: credentials.client_id.as_str().to_owned(),
             client_secret: self.encrypt(
                 tenant,
                 fields::GENESYS_CLIENT_SECRET,
-                credentials.client_secret(),
+                credentials.client_secret.secret(),
             ),
-            region: credentials.region(),
+            region: credentials.region,
             validated_at: now,
         };
         let mut state = loaded.value;
         state.progress = state.progress.submit_genesys(setup)?;
         state.last_updated = now;
         self.save(&state, Some(loaded.version)).await?;
-        tracing::info!(tenant_id = %tenant, region = %credentials.region(), "onboarding step 2 completed");
+        tracing::info!(tenant_id = %tenant, region = %credentials.region, "onboarding step 2 completed");
         Ok(state)
     }
 
@@ -436,8 +436,8 @@ impl Onboarding {
 
         let check = self
             .check_whatsapp(
-                credentials.phone_number_id(),
-                credentials.system_user_token(),
+                credentials.phone_number_id.as_str(),
+                credentials.system_user_token.secret(),
             )
             .await;
         self.settle(&key, &check).await;
@@ -454,11 +454,11 @@ impl Onboarding {
 
         let now = self.ports.clock.now();
         let setup = WhatsAppSetup {
-            phone_number_id: credentials.phone_number_id().to_owned(),
+            phone_number_id: credentials.phone_number_id.as_str().to_owned(),
             system_user_token: self.encrypt(
                 tenant,
                 fields::WHATSAPP_TOKEN,
-                credentials.system_user_token(),
+                credentials.system_user_token.secret(),
             ),
             phone_number: Some(phone_number),
             validated_at: now,
@@ -467,7 +467,7 @@ impl Onboarding {
         state.progress = state.progress.submit_whatsapp(setup)?;
         state.last_updated = now;
         self.save(&state, Some(loaded.version)).await?;
-        tracing::info!(tenant_id = %tenant, phone_number_id = credentials.phone_number_id(), "onboarding step 3 completed");
+        tracing::info!(tenant_id = %tenant, phone_number_id = credentials.phone_number_id.as_str(), "onboarding step 3 completed");
         Ok(state)
     }
 
@@ -871,10 +871,11 @@ impl Onboarding {
     }
 
     async fn check_genesys_token(&self, c: &GenesysCredentials) -> Check<()> {
-        let call =
-            self.ports
-                .genesys
-                .client_credentials(c.region(), c.client_id(), c.client_secret());
+        let call = self.ports.genesys.client_credentials(
+            c.region,
+            c.client_id.as_str(),
+            c.client_secret.secret(),
+        );
         match tokio::time::timeout(self.settings.check_timeout, call).await {
             Ok(Ok(_token)) => Check::Passed(()),
             Ok(Err(e)) => genesys_check_failure(e),
