@@ -12,7 +12,7 @@ use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use portal_domain::auth::Capability;
 use portal_domain::cache_aside::CacheAsideError;
-use portal_domain::history::{AccessError, History, parse_query};
+use portal_domain::history::{AccessError, parse_query};
 use portal_domain::model::{ConversationId, ConversationQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -82,12 +82,6 @@ impl IntoParams for ThreadsQuery {
 pub struct ThreadPath {
     /// The conversation ID (UUID).
     pub id: String,
-}
-
-fn history(state: &AppState) -> Result<&History, ApiError> {
-    state
-        .history()
-        .ok_or_else(|| ApiError::unavailable("history use case not configured"))
 }
 
 /// Validates the list parameters, reporting every bad field.
@@ -166,7 +160,7 @@ pub async fn threads(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_for(&auth, Capability::ViewHistory)?;
     let query = parse_threads_query(&query)?;
-    let page = history(&state)?.threads(tenant, query).await?;
+    let page = state.history().threads(tenant, query).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -195,7 +189,7 @@ pub async fn messages(
         .id
         .parse::<ConversationId>()
         .map_err(|e| ApiError::validation("id", e.to_string()))?;
-    let body = history(&state)?.messages(tenant, id).await?;
+    let body = state.history().messages(tenant, id).await?;
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -145,9 +145,6 @@ pub async fn send(
     let tenant = auth
         .require(Capability::SendMessages)?
         .ok_or_else(|| ApiError::internal("send capability without a tenant"))?;
-    let widget = state
-        .widget()
-        .ok_or_else(|| ApiError::unavailable("widget use case not wired"))?;
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| {
@@ -157,7 +154,8 @@ pub async fn send(
     let request = body
         .into_inner()
         .try_into_domain(key.map(|k| ("Idempotency-Key", k)))?;
-    let receipt = widget
+    let receipt = state
+        .widget()
         .send(tenant, &auth.current.session.user_id, request)
         .await
         .map_err(send_error)?;

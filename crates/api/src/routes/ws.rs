@@ -103,10 +103,7 @@ pub async fn portal(
     let requested: TenantId = path
         .parse()
         .map_err(|_| ApiError::validation("tenantId", "must be a UUID"))?;
-    let wiring = state
-        .realtime()
-        .cloned()
-        .ok_or_else(|| ApiError::unavailable("real-time hub not wired"))?;
+    let wiring = state.realtime().clone();
     let current = authenticate(&req, &state, query.ticket.as_deref()).await?;
     let tenant = current
         .authorize(Capability::Monitor)?
@@ -410,15 +407,6 @@ impl Socket {
         if let Some(refused) = self.rate_limited(client_id).await {
             return refused;
         }
-        let Some(widget) = self.state.widget() else {
-            tracing::error!("widget use case not wired");
-            return error_frame(
-                ErrorCode::ServiceUnavailable,
-                "Service temporarily unavailable; nothing was sent",
-                None,
-                client_id,
-            );
-        };
         let key = match client_id {
             Some(k) => k,
             None => {
@@ -439,7 +427,9 @@ impl Socket {
             Ok(r) => r,
             Err(problems) => return validation_frame(problems.into_vec(), client_id),
         };
-        match widget
+        match self
+            .state
+            .widget()
             .send(self.tenant, &self.current.session.user_id, request)
             .await
         {

@@ -15,9 +15,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use portal_domain::model::TenantId;
-use portal_domain::onboarding::{FieldError, Onboarding, OnboardingError};
-use std::sync::Arc;
-use url::Url;
+use portal_domain::onboarding::{FieldError, OnboardingError};
 
 pub mod request;
 pub mod response;
@@ -26,33 +24,6 @@ use request::{CompleteRequest, Step1Request, Step2Request, Step3Request, Validat
 use response::{
     CompletionResponse, StatusResponse, Step1Response, StepResponse, ValidationResponse,
 };
-
-/// The wizard as wired into [`AppState`].
-#[derive(Clone)]
-pub struct OnboardingWiring {
-    /// The use case.
-    pub usecase: Arc<Onboarding>,
-    /// `BASE_URL`: the webhook URLs handed out at completion start with it.
-    pub base_url: Url,
-}
-
-impl std::fmt::Debug for OnboardingWiring {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnboardingWiring")
-            .field("base_url", &self.base_url.as_str())
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// The onboarding wizard, or 503 when this deployment did not wire it.
-    fn onboarding_wiring(&self) -> Result<&OnboardingWiring, ApiError> {
-        self.0
-            .onboarding
-            .as_ref()
-            .ok_or_else(|| ApiError::unavailable("the onboarding use case is not wired"))
-    }
-}
 
 /// Inputs or integrations the downstream checks refused, as `VALIDATION_FAILED`.
 fn refused(errors: Vec<FieldError>) -> ApiError {
@@ -120,9 +91,8 @@ pub async fn step1(
     state: web::Data<AppState>,
     body: web::Json<Step1Request>,
 ) -> Result<HttpResponse, ApiError> {
-    let wizard = state.onboarding_wiring()?;
     let details = body.into_inner().try_into_domain()?;
-    let state = wizard.usecase.step1(&auth.current, details).await?;
+    let state = state.onboarding().step1(&auth.current, details).await?;
     Ok(HttpResponse::Ok().json(Step1Response::from(&state)))
 }
 
@@ -147,10 +117,9 @@ pub async fn step2(
     state: web::Data<AppState>,
     body: web::Json<Step2Request>,
 ) -> Result<HttpResponse, ApiError> {
-    let wizard = state.onboarding_wiring()?;
     let (requested, credentials) = body.into_inner().try_into_domain()?;
-    let state = wizard
-        .usecase
+    let state = state
+        .onboarding()
         .step2(&auth.current, requested, credentials)
         .await?;
     Ok(HttpResponse::Ok().json(StepResponse::from(&state)))
@@ -177,10 +146,9 @@ pub async fn step3(
     state: web::Data<AppState>,
     body: web::Json<Step3Request>,
 ) -> Result<HttpResponse, ApiError> {
-    let wizard = state.onboarding_wiring()?;
     let (requested, credentials) = body.into_inner().try_into_domain()?;
-    let state = wizard
-        .usecase
+    let state = state
+        .onboarding()
         .step3(&auth.current, requested, credentials)
         .await?;
     Ok(HttpResponse::Ok().json(StepResponse::from(&state)))
@@ -208,9 +176,11 @@ pub async fn validate(
     state: web::Data<AppState>,
     query: web::Query<ValidateQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let wizard = state.onboarding_wiring()?;
     let requested = query.into_inner().try_into_domain()?;
-    let record = wizard.usecase.validate(&auth.current, requested).await?;
+    let record = state
+        .onboarding()
+        .validate(&auth.current, requested)
+        .await?;
     Ok(HttpResponse::Ok().json(ValidationResponse::from(&record)))
 }
 
@@ -236,14 +206,13 @@ pub async fn complete(
     state: web::Data<AppState>,
     body: Option<web::Json<CompleteRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let wizard = state.onboarding_wiring()?;
     let requested = body
         .map(web::Json::into_inner)
         .unwrap_or_default()
         .try_into_domain()?;
-    let completion = wizard
-        .usecase
-        .complete(&auth.current, requested, &wizard.base_url)
+    let completion = state
+        .onboarding()
+        .complete(&auth.current, requested, &state.web().public_url)
         .await?;
     Ok(HttpResponse::Ok().json(CompletionResponse::from(completion)))
 }
@@ -268,11 +237,10 @@ pub async fn status(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let wizard = state.onboarding_wiring()?;
     let requested = path
         .parse::<TenantId>()
         .map_err(|_| ApiError::validation("tenantId", "must be a UUID"))?;
-    let state = wizard.usecase.status(&auth.current, requested).await?;
+    let state = state.onboarding().status(&auth.current, requested).await?;
     Ok(HttpResponse::Ok().json(StatusResponse::from(&state)))
 }
 
