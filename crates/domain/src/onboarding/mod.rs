@@ -25,9 +25,6 @@ mod step1;
 mod usecase;
 mod validate;
 
-#[cfg(test)]
-mod tests;
-
 pub use complete::Completion;
 pub use error::OnboardingError;
 pub use input::{

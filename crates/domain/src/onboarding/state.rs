@@ -367,3 +367,62 @@ pub struct OnboardingState {
     #[serde(with = "time::serde::rfc3339")]
     pub last_updated: OffsetDateTime,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_completion_can_only_begin_from_a_passed_validation() {
+        let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+        let g = GenesysSetup {
+            client_id: "client-id-0001".into(),
+            client_secret: Ciphertext("v1.test.0".into()),
+            region: Region::UsEast1,
+            validated_at: now,
+        };
+        let w = WhatsAppSetup {
+            phone_number_id: "1".into(),
+            system_user_token: Ciphertext("v1.test.1".into()),
+            phone_number: None,
+            validated_at: now,
+        };
+        let hooks = SealedWebhooks {
+            genesys_url: "g".into(),
+            meta_url: "m".into(),
+            secret: Ciphertext("v1.test.2".into()),
+            verify_token: Ciphertext("v1.test.3".into()),
+        };
+        let result = |status| CheckResult {
+            status,
+            message: String::new(),
+        };
+        let failed = Progress::WhatsApp {
+            genesys: g.clone(),
+            whatsapp: w.clone(),
+        }
+        .record_validation(ValidationRecord {
+            genesys: result(CheckStatus::Success),
+            whatsapp: result(CheckStatus::Failed),
+            checked_at: now,
+        })
+        .unwrap();
+
+        assert_eq!(
+            failed.begin_completion(hooks.clone(), now),
+            Err(StepOutOfOrder { current: 3 })
+        );
+        assert!(
+            Progress::WhatsApp {
+                genesys: g,
+                whatsapp: w
+            }
+            .begin_completion(hooks, now)
+            .is_err()
+        );
+        assert_eq!(
+            Progress::Organization.finish(UserId::parse("u").unwrap(), now),
+            Err(StepOutOfOrder { current: 1 })
+        );
+    }
+}
