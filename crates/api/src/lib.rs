@@ -12,6 +12,8 @@
 //! - [`routes`]: one module per area (`auth`, `onboarding`, `dashboard`, `history`,
 //!   `widget`, the `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`,
 //!   `metrics`), each with its handlers and the request and response DTOs they use.
+//! - `input`: converting request DTOs into domain values with every field's problem
+//!   reported (`Problems`), and the OpenAPI schemas of the domain's input rules.
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
 //!
 //! # Entry points

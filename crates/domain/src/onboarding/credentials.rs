@@ -36,17 +36,7 @@ impl Onboarding {
         self.check_limit(&key).await?;
 
         let check = self.check_genesys_token(&credentials).await;
-        self.settle(&key, &check).await;
-        match check {
-            Check::Passed(()) => {}
-            Check::Refused(e) => return Err(OnboardingError::Validation { errors: vec![e] }),
-            Check::Unreachable(reason) => {
-                return Err(OnboardingError::Unavailable {
-                    service: "genesys",
-                    reason,
-                });
-            }
-        }
+        self.settle(&key, check, "genesys").await?;
 
         let now = self.ports.clock.now();
         let setup = GenesysSetup {
@@ -66,8 +56,6 @@ impl Onboarding {
         tracing::info!(tenant_id = %tenant, region = %credentials.region, "onboarding step 2 completed");
         Ok(state)
     }
-
-    // ---- step 3 -------------------------------------------------------------------------
 
     /// Step 3: checks the WhatsApp token against the phone number and records them (token
     /// encrypted) with the display number. Resets steps 4-5.
@@ -89,17 +77,7 @@ impl Onboarding {
                 credentials.system_user_token.secret(),
             )
             .await;
-        self.settle(&key, &check).await;
-        let phone_number = match check {
-            Check::Passed(number) => number,
-            Check::Refused(e) => return Err(OnboardingError::Validation { errors: vec![e] }),
-            Check::Unreachable(reason) => {
-                return Err(OnboardingError::Unavailable {
-                    service: "whatsapp",
-                    reason,
-                });
-            }
-        };
+        let phone_number = self.settle(&key, check, "whatsapp").await?;
 
         let now = self.ports.clock.now();
         let setup = WhatsAppSetup {
@@ -120,9 +98,21 @@ impl Onboarding {
         Ok(state)
     }
 
-    pub(super) async fn settle<T>(&self, key: &str, check: &Check<T>) {
-        if let Check::Refused(_) = check {
-            self.record_failure(key).await;
+    /// A step's check as its outcome: refused credentials count against the failed-attempt
+    /// limit (`key`) and are a validation error; an unreachable `service` is unavailable.
+    async fn settle<T>(
+        &self,
+        key: &str,
+        check: Check<T>,
+        service: &'static str,
+    ) -> Result<T, OnboardingError> {
+        match check {
+            Check::Passed(value) => Ok(value),
+            Check::Refused(e) => {
+                self.record_failure(key).await;
+                Err(OnboardingError::Validation { errors: vec![e] })
+            }
+            Check::Unreachable(reason) => Err(OnboardingError::Unavailable { service, reason }),
         }
     }
 
