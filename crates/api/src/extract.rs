@@ -209,31 +209,6 @@ impl Authenticated {
         Ok(self.current.authorize(capability)?)
     }
 
-    /// Checks that a tenant ID taken from the request (path or body) is the session's own;
-    /// otherwise 403 `TENANT_ISOLATION_VIOLATION`, logged as a security event.
-    pub fn ensure_tenant(&self, requested: TenantId) -> Result<(), ApiError> {
-        if self.current.session.tenant_id == Some(requested) {
-            return Ok(());
-        }
-        tracing::warn!(
-            security_event = "tenant_isolation_violation",
-            user_id = %self.current.session.user_id,
-            session_tenant = ?self.current.session.tenant_id,
-            requested_tenant = %requested,
-            "request for another tenant's data refused"
-        );
-        Err(ApiError::tenant_isolation())
-    }
-
-    /// [`Self::ensure_tenant`] for a raw string (a malformed ID is a violation too, as it
-    /// cannot be the session's).
-    pub fn ensure_tenant_str(&self, requested: &str) -> Result<(), ApiError> {
-        match requested.parse::<TenantId>() {
-            Ok(t) => self.ensure_tenant(t),
-            Err(_) => Err(ApiError::validation("tenantId", "must be a UUID")),
-        }
-    }
-
     pub(crate) fn raw_id(&self) -> &str {
         self.raw_id.expose_secret()
     }

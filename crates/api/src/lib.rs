@@ -2,16 +2,18 @@
 //! cases, and nothing more. Handlers hold no business rules.
 //!
 //! # Layout
-//! - [`state`]: [`AppState`] (use cases, limiter, telemetry, probes, web settings) and its
-//!   builder, with an extension point for later use cases' routes.
+//! - [`state`]: [`AppState`] (every use case, the real-time hub, limiter, telemetry, probes,
+//!   web settings) and its builder, which cannot be started without the use cases.
 //! - [`error`]: [`ApiError`], the one error type, rendered as spec §11.2's body.
 //! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
 //!   `RateLimit-*` headers, error-body finishing).
 //! - [`extract`]: [`Authenticated`] (session cookie, CSRF, API rate limit, role and tenant
 //!   checks), [`AuthRateLimited`], client IP, signed cookies.
-//! - [`routes`]: the handlers (`/api/v1/auth/*`, `/health`, `/livez`, `/readyz`, and the
-//!   later issues' routes, e.g. `/api/v1/widget/send` and the `/tenant/{tenantId}/portal`
-//!   WebSocket in [`routes::ws`]).
+//! - [`routes`]: one module per area (`auth`, `onboarding`, `dashboard`, `history`,
+//!   `widget`, the `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`,
+//!   `metrics`), each with its handlers and the request and response DTOs they use.
+//! - `input`: converting request DTOs into domain values with every field's problem
+//!   reported (`Problems`), and the OpenAPI schemas of the domain's input rules.
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
 //!
 //! # Entry points
@@ -24,6 +26,7 @@
 
 pub mod error;
 pub mod extract;
+pub(crate) mod input;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -31,7 +34,7 @@ pub mod state;
 
 pub use error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
 pub use extract::{AuthRateLimited, Authenticated, RequestId, client_ip};
-pub use state::{AppState, AppStateBuilder, TrustedProxy, WebSettings};
+pub use state::{AppState, AppStateBuilder, TrustedProxy, UseCases, WebSettings};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -59,9 +62,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         }))
         .app_data(web::FormConfig::default().limit(limit));
     utoipa_actix_web::service_config::ServiceConfig::new(cfg).configure(openapi::routes);
-    for registrar in &state.0.extra_routes {
-        registrar(cfg);
-    }
     cfg.default_service(web::to(fallback));
 }
 

@@ -104,58 +104,56 @@ fn content_security_policy(frontend_origin: &str) -> HeaderValue {
     HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
 }
 
-/// The outer middleware (see the module docs).
-pub async fn edge(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(sane_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(request_id.clone()));
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let (frontend_origin, csp) = match &state {
-        Some(s) => {
-            let o = s.web().frontend_origin();
-            let csp = content_security_policy(&o);
-            (Some(o), csp)
-        }
-        None => (None, content_security_policy("")),
-    };
-    let allowed_origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .filter(|o| {
-            frontend_origin
-                .as_deref()
-                .is_some_and(|f| o.as_bytes() == f.as_bytes())
-        })
-        .cloned();
-    // No query string: it may carry codes and states.
-    let span = tracing::info_span!(
-        "http_request",
-        request_id = %request_id,
-        method = %req.method(),
-        path = %req.path(),
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
-        user_id = tracing::field::Empty,
-        tenant_id = tracing::field::Empty,
-    );
-    let method = req.method().clone();
+/// What the edge works out about a request before handling it.
+struct Edge {
+    request_id: String,
+    state: Option<web::Data<AppState>>,
+    /// The request's `Origin` when it is the frontend's (CORS applies).
+    allowed_origin: Option<HeaderValue>,
+    csp: HeaderValue,
+}
 
-    // CORS preflight.
-    if req.method() == Method::OPTIONS
-        && req
+impl Edge {
+    fn of(req: &ServiceRequest) -> Self {
+        let request_id = req
             .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-    {
+            .get("x-request-id")
+            .and_then(sane_request_id)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        req.extensions_mut().insert(RequestId(request_id.clone()));
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let frontend_origin = state.as_ref().map(|s| s.web().frontend_origin());
+        let csp = content_security_policy(frontend_origin.as_deref().unwrap_or(""));
+        let allowed_origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .filter(|o| {
+                frontend_origin
+                    .as_deref()
+                    .is_some_and(|f| o.as_bytes() == f.as_bytes())
+            })
+            .cloned();
+        Self {
+            request_id,
+            state,
+            allowed_origin,
+            csp,
+        }
+    }
+
+    /// The security headers and the request ID, on every response.
+    fn common_headers(&self, h: &mut HeaderMap) {
+        security_headers(h, &self.csp);
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            h.insert(HeaderName::from_static("x-request-id"), v);
+        }
+    }
+
+    /// The answer to a CORS preflight.
+    fn preflight(&self) -> HttpResponse {
         let mut res = HttpResponse::NoContent().finish();
         let h = res.headers_mut();
-        if let Some(origin) = &allowed_origin {
+        if let Some(origin) = &self.allowed_origin {
             cors_headers(h, origin);
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -172,119 +170,161 @@ pub async fn edge(
                 HeaderValue::from_static("600"),
             );
         }
-        security_headers(h, &csp);
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            h.insert(HeaderName::from_static("x-request-id"), v);
+        self.common_headers(h);
+        res
+    }
+
+    /// Runs the handling, wrapped in the binary's [`RequestScope`] when there is one.
+    async fn handle(
+        &self,
+        req: ServiceRequest,
+        next: Next<impl MessageBody + 'static>,
+        span: &tracing::Span,
+    ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+        let scope = self.state.as_ref().and_then(|s| s.0.request_scope.clone());
+        let info = scope.as_ref().map(|_| RequestScopeInfo {
+            request_id: self.request_id.clone(),
+            traceparent: header_string(&req, "traceparent"),
+            tracestate: header_string(&req, "tracestate"),
+            span: span.clone(),
+        });
+        let handling: EdgeFuture = Box::pin(async move {
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_boxed_body)
+        });
+        let handling = match (scope, info) {
+            (Some(scope), Some(info)) => scope(&info, handling),
+            _ => handling,
+        };
+        handling.instrument(span.clone()).await
+    }
+
+    /// Error bodies get the correlation ID; actix's own bare error responses become the
+    /// JSON error format.
+    fn finish_error_body(&self, res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+        let status = res.status();
+        let payload = res.response().extensions().get::<ErrorPayload>().cloned();
+        if let Some(ErrorPayload(mut body)) = payload {
+            body.correlation_id = Some(self.request_id.clone());
+            let json = serde_json::to_string(&body).unwrap_or_default();
+            return res.map_body(|_, _| BoxBody::new(json));
         }
+        let is_json = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if !(status.is_client_error() || status.is_server_error()) || is_json {
+            return res;
+        }
+        let err = match status {
+            StatusCode::NOT_FOUND => ApiError::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::payload_too_large(self.state.as_ref().map_or(0, |s| s.web().body_limit))
+            }
+            s if s.is_client_error() => ApiError::validation("request", "Malformed request"),
+            _ => ApiError::internal(format!("unhandled {status} response")),
+        };
+        let (req, _) = res.into_parts();
+        let mut new = err.error_response();
+        let payload = new.extensions().get::<ErrorPayload>().cloned();
+        if let Some(ErrorPayload(mut body)) = payload {
+            body.correlation_id = Some(self.request_id.clone());
+            let json = serde_json::to_string(&body).unwrap_or_default();
+            new = new.set_body(BoxBody::new(json));
+        }
+        ServiceResponse::new(req, new)
+    }
+
+    /// `RateLimit-*` from the request's last rate-limit decision, CORS, and the common ones.
+    fn response_headers(&self, res: &mut ServiceResponse<BoxBody>) {
+        let rate = res.request().extensions().get::<RateInfo>().copied();
+        let h = res.headers_mut();
+        if let Some(RateInfo(d)) = rate {
+            h.insert(
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderValue::from(d.limit),
+            );
+            h.insert(
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderValue::from(d.remaining),
+            );
+            h.insert(
+                HeaderName::from_static("ratelimit-reset"),
+                HeaderValue::from(d.reset_after.as_secs().max(1)),
+            );
+        }
+        if let Some(origin) = &self.allowed_origin {
+            cors_headers(h, origin);
+        }
+        self.common_headers(h);
+    }
+
+    /// The span's route and status, the latency metric, the session counters, the log line.
+    fn record(
+        &self,
+        span: &tracing::Span,
+        method: &Method,
+        res: &ServiceResponse<BoxBody>,
+        elapsed: std::time::Duration,
+    ) {
+        let status = res.status().as_u16();
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+        span.record("route", route.as_str());
+        span.record("status", status);
+        if let Some(state) = &self.state
+            && route != crate::routes::metrics::PATH
+        {
+            let telemetry = state.telemetry();
+            telemetry.http_request(method.as_str(), &route, status, elapsed);
+            count_sessions(telemetry.as_ref(), &route, res);
+        }
+        tracing::info!(
+            status,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "request finished"
+        );
+    }
+}
+
+/// The outer middleware (see the module docs).
+pub async fn edge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let edge = Edge::of(&req);
+    // No query string: it may carry codes and states.
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %edge.request_id,
+        method = %req.method(),
+        path = %req.path(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+        tenant_id = tracing::field::Empty,
+    );
+    let method = req.method().clone();
+    let is_preflight = method == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if is_preflight {
+        let res = edge.preflight();
         return Ok(req.into_response(res));
     }
-
     // Handlers and extractors turn their errors into responses inside; an `Err` here could
     // only come from an inner middleware (there is none) and is left to actix.
-    let scope = state.as_ref().and_then(|s| s.0.request_scope.clone());
-    let info = scope.as_ref().map(|_| RequestScopeInfo {
-        request_id: request_id.clone(),
-        traceparent: header_string(&req, "traceparent"),
-        tracestate: header_string(&req, "tracestate"),
-        span: span.clone(),
-    });
-    let handling: EdgeFuture = Box::pin(async move {
-        next.call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body)
-    });
-    let handling = match (scope, info) {
-        (Some(scope), Some(info)) => scope(&info, handling),
-        _ => handling,
-    };
-    let res = handling.instrument(span.clone()).await?;
+    let res = edge.handle(req, next, &span).await?;
     let _entered = span.enter();
-
-    // Finish error bodies: add the correlation ID, or replace actix's bare error responses.
-    let status = res.status();
-    let payload = res.response().extensions().get::<ErrorPayload>().cloned();
-    let mut res = match payload {
-        Some(ErrorPayload(mut body)) => {
-            body.correlation_id = Some(request_id.clone());
-            let json = serde_json::to_string(&body).unwrap_or_default();
-            res.map_body(|_, _| BoxBody::new(json))
-        }
-        None if status.is_client_error() || status.is_server_error() => {
-            let is_json = res
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-            if is_json {
-                res
-            } else {
-                let err = match status {
-                    StatusCode::NOT_FOUND => ApiError::not_found(),
-                    StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(
-                        state.as_ref().map_or(0, |s| s.web().body_limit),
-                    ),
-                    s if s.is_client_error() => {
-                        ApiError::validation("request", "Malformed request")
-                    }
-                    _ => ApiError::internal(format!("unhandled {status} response")),
-                };
-                let (req, _) = res.into_parts();
-                let mut new = err.error_response();
-                let payload = new.extensions().get::<ErrorPayload>().cloned();
-                if let Some(ErrorPayload(mut body)) = payload {
-                    body.correlation_id = Some(request_id.clone());
-                    let json = serde_json::to_string(&body).unwrap_or_default();
-                    new = new.set_body(BoxBody::new(json));
-                }
-                ServiceResponse::new(req, new)
-            }
-        }
-        None => res,
-    };
-
-    let rate = res.request().extensions().get::<RateInfo>().copied();
-    let h = res.headers_mut();
-    if let Some(RateInfo(d)) = rate {
-        h.insert(
-            HeaderName::from_static("ratelimit-limit"),
-            HeaderValue::from(d.limit),
-        );
-        h.insert(
-            HeaderName::from_static("ratelimit-remaining"),
-            HeaderValue::from(d.remaining),
-        );
-        h.insert(
-            HeaderName::from_static("ratelimit-reset"),
-            HeaderValue::from(d.reset_after.as_secs().max(1)),
-        );
-    }
-    if let Some(origin) = &allowed_origin {
-        cors_headers(h, origin);
-    }
-    security_headers(h, &csp);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert(HeaderName::from_static("x-request-id"), v);
-    }
-    let status = res.status().as_u16();
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
-    span.record("route", route.as_str());
-    span.record("status", status);
-    let elapsed = started.elapsed();
-    if let Some(state) = &state
-        && route != crate::routes::metrics::PATH
-    {
-        let telemetry = state.telemetry();
-        telemetry.http_request(method.as_str(), &route, status, elapsed);
-        count_sessions(telemetry.as_ref(), &route, &res);
-    }
-    tracing::info!(
-        status,
-        elapsed_ms = elapsed.as_millis() as u64,
-        "request finished"
-    );
+    let mut res = edge.finish_error_body(res);
+    edge.response_headers(&mut res);
+    edge.record(&span, &method, &res, started.elapsed());
     Ok(res)
 }
 

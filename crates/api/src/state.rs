@@ -1,11 +1,16 @@
 //! The application state shared by every worker: the use cases, the limiter, and the web
 //! settings (cookies, CORS origin, proxies, limits).
 
+use crate::routes::ws::RealtimeWiring;
 use actix_web::cookie::Key;
-use actix_web::web;
 use portal_domain::auth::{Authenticator, RateLimits};
+use portal_domain::dashboard::Dashboard;
+use portal_domain::history::History;
+use portal_domain::onboarding::Onboarding;
 use portal_domain::ports::stores::RateLimiter;
 use portal_domain::ports::system::{HealthProbe, NoopTelemetry, Telemetry};
+use portal_domain::resilience::CircuitBreaker;
+use portal_domain::widget::Widget;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -66,6 +71,9 @@ impl TrustedProxy {
 pub struct WebSettings {
     /// `FRONTEND_URL`: the only CORS origin, and where sign-in redirects land.
     pub frontend_url: Url,
+    /// `BASE_URL`: this service's public URL; the webhook URLs handed out at the end of
+    /// onboarding start with it.
+    pub public_url: Url,
     /// Signs the session and pre-login cookies (derived from `COOKIE_SECRET`).
     pub cookie_key: Key,
     /// `Secure` attribute on cookies; off only for plain-HTTP local use.
@@ -84,6 +92,7 @@ impl fmt::Debug for WebSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSettings")
             .field("frontend_url", &self.frontend_url.as_str())
+            .field("public_url", &self.public_url.as_str())
             .field("cookie_key", &"[REDACTED]")
             .field("secure_cookies", &self.secure_cookies)
             .field("cookie_domain", &self.cookie_domain)
@@ -95,9 +104,10 @@ impl fmt::Debug for WebSettings {
 
 impl WebSettings {
     /// Settings with the defaults (64 KiB bodies, no proxies, secure cookies).
-    pub fn new(frontend_url: Url, cookie_key: Key) -> Self {
+    pub fn new(frontend_url: Url, public_url: Url, cookie_key: Key) -> Self {
         Self {
             frontend_url,
+            public_url,
             cookie_key,
             secure_cookies: true,
             cookie_domain: None,
@@ -119,11 +129,26 @@ impl WebSettings {
     }
 }
 
-/// Extra routes registered after the built-in ones (later issues' use cases, tests).
-pub type RouteRegistrar = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+/// The use cases the handlers call. Every build wires all of them, so none is optional.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct UseCases {
+    /// Sign-in, sessions, CSRF, WebSocket tickets.
+    pub auth: Arc<Authenticator>,
+    /// The onboarding wizard.
+    pub onboarding: Arc<Onboarding>,
+    /// Dashboard figures (`/api/v1/dashboard/*`).
+    pub dashboard: Arc<Dashboard>,
+    /// Conversation history (`/api/v1/history/*`).
+    pub history: Arc<History>,
+    /// Widget sends (`/api/v1/widget/send`, the socket's `send_message`).
+    pub widget: Arc<Widget>,
+}
 
 pub(crate) struct Inner {
-    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) use_cases: UseCases,
+    /// The instance's WebSocket hub and socket settings.
+    pub(crate) realtime: RealtimeWiring,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) limits: RateLimits,
     pub(crate) telemetry: Arc<dyn Telemetry>,
@@ -131,23 +156,10 @@ pub(crate) struct Inner {
     pub(crate) web: WebSettings,
     /// For `/health`'s `uptime`.
     pub(crate) started: Instant,
-    /// Widget send (`/api/v1/widget/send`, socket `send_message`); `None`: 503.
-    pub(crate) widget: Option<Arc<portal_domain::widget::Widget>>,
-    /// The instance's WebSocket hub and socket settings; `None`: the upgrade answers 503.
-    pub(crate) realtime: Option<crate::routes::ws::RealtimeWiring>,
-    /// Extension point: routes of use cases added by later issues (onboarding, dashboard,
-    /// history, widget, WebSocket) or by tests.
-    pub(crate) extra_routes: Vec<RouteRegistrar>,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi_json: std::sync::OnceLock<String>,
-    /// Dashboard use case (`/api/v1/dashboard/*`); `None`: those routes answer 503.
-    pub(crate) dashboard: Option<Arc<portal_domain::dashboard::Dashboard>>,
-    /// History use case (`/api/v1/history/*`); `None`: those routes answer 503.
-    pub(crate) history: Option<Arc<portal_domain::history::History>>,
-    /// The onboarding wizard and `BASE_URL` (issue 3); `None`: its routes answer 503.
-    pub(crate) onboarding: Option<crate::routes::onboarding::OnboardingWiring>,
     /// The downstreams' circuit breakers, for `/health`'s `circuits`.
-    pub(crate) circuits: Vec<Arc<portal_domain::resilience::CircuitBreaker>>,
+    pub(crate) circuits: Vec<Arc<CircuitBreaker>>,
     /// Start-up done: `/readyz` answers 503 until the binary sets it (default: set).
     pub(crate) ready: Arc<std::sync::atomic::AtomicBool>,
     /// Wraps each request's handling (outbound request context, trace parent).
@@ -169,28 +181,25 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Starts a builder with the required parts.
+    /// Starts a builder with the required parts: every use case, the real-time hub, the rate
+    /// limiter and the web settings.
     pub fn builder(
-        auth: Arc<Authenticator>,
+        use_cases: UseCases,
+        realtime: RealtimeWiring,
         limiter: Arc<dyn RateLimiter>,
         web: WebSettings,
     ) -> AppStateBuilder {
         AppStateBuilder {
             inner: Inner {
-                auth,
+                use_cases,
+                realtime,
                 limiter,
                 limits: RateLimits::default(),
                 telemetry: Arc::new(NoopTelemetry),
                 probes: Vec::new(),
                 web,
                 started: Instant::now(),
-                widget: None,
-                realtime: None,
-                extra_routes: Vec::new(),
                 openapi_json: std::sync::OnceLock::new(),
-                dashboard: None,
-                history: None,
-                onboarding: None,
                 circuits: Vec::new(),
                 ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
                 request_scope: None,
@@ -200,7 +209,32 @@ impl AppState {
 
     /// The sign-in use case.
     pub fn auth(&self) -> &Authenticator {
-        &self.0.auth
+        &self.0.use_cases.auth
+    }
+
+    /// The onboarding wizard.
+    pub fn onboarding(&self) -> &Onboarding {
+        &self.0.use_cases.onboarding
+    }
+
+    /// The dashboard use case.
+    pub fn dashboard(&self) -> &Dashboard {
+        &self.0.use_cases.dashboard
+    }
+
+    /// The history use case.
+    pub fn history(&self) -> &History {
+        &self.0.use_cases.history
+    }
+
+    /// The widget-send use case.
+    pub fn widget(&self) -> &Widget {
+        &self.0.use_cases.widget
+    }
+
+    /// The WebSocket hub and settings.
+    pub fn realtime(&self) -> &RealtimeWiring {
+        &self.0.realtime
     }
 
     /// The web settings.
@@ -218,29 +252,9 @@ impl AppState {
         &self.0.limiter
     }
 
-    /// The widget-send use case, when wired.
-    pub fn widget(&self) -> Option<&portal_domain::widget::Widget> {
-        self.0.widget.as_deref()
-    }
-
-    /// The WebSocket hub and settings, when wired.
-    pub fn realtime(&self) -> Option<&crate::routes::ws::RealtimeWiring> {
-        self.0.realtime.as_ref()
-    }
-
     /// Telemetry.
     pub fn telemetry(&self) -> &Arc<dyn Telemetry> {
         &self.0.telemetry
-    }
-
-    /// The dashboard use case, when wired.
-    pub fn dashboard(&self) -> Option<&portal_domain::dashboard::Dashboard> {
-        self.0.dashboard.as_deref()
-    }
-
-    /// The history use case, when wired.
-    pub fn history(&self) -> Option<&portal_domain::history::History> {
-        self.0.history.as_deref()
     }
 }
 
@@ -274,58 +288,8 @@ impl AppStateBuilder {
         self
     }
 
-    /// Sets the widget-send use case.
-    pub fn widget(mut self, widget: Arc<portal_domain::widget::Widget>) -> Self {
-        self.inner.widget = Some(widget);
-        self
-    }
-
-    /// Sets the instance's WebSocket hub (fed by the bus subscription) and socket settings.
-    pub fn realtime(
-        mut self,
-        hub: Arc<portal_domain::realtime::Hub>,
-        settings: crate::routes::ws::RealtimeSettings,
-    ) -> Self {
-        self.inner.realtime = Some(crate::routes::ws::RealtimeWiring { hub, settings });
-        self
-    }
-
-    /// Adds routes (they may use the [`Authenticated`](crate::Authenticated) extractor and
-    /// [`AppState`] from `web::Data`).
-    pub fn routes(
-        mut self,
-        registrar: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
-    ) -> Self {
-        self.inner.extra_routes.push(Arc::new(registrar));
-        self
-    }
-
-    /// Wires the onboarding wizard; `base_url` is this service's public URL (`BASE_URL`),
-    /// from which the webhook URLs are built.
-    pub fn onboarding(
-        mut self,
-        usecase: Arc<portal_domain::onboarding::Onboarding>,
-        base_url: Url,
-    ) -> Self {
-        self.inner.onboarding =
-            Some(crate::routes::onboarding::OnboardingWiring { usecase, base_url });
-        self
-    }
-
-    /// Sets the dashboard use case.
-    pub fn dashboard(mut self, dashboard: Arc<portal_domain::dashboard::Dashboard>) -> Self {
-        self.inner.dashboard = Some(dashboard);
-        self
-    }
-
-    /// Sets the history use case.
-    pub fn history(mut self, history: Arc<portal_domain::history::History>) -> Self {
-        self.inner.history = Some(history);
-        self
-    }
-
     /// Adds a circuit breaker to `/health`'s `circuits`.
-    pub fn circuit(mut self, breaker: Arc<portal_domain::resilience::CircuitBreaker>) -> Self {
+    pub fn circuit(mut self, breaker: Arc<CircuitBreaker>) -> Self {
         self.inner.circuits.push(breaker);
         self
     }

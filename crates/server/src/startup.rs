@@ -30,8 +30,6 @@ pub const SANDBOX_LOGIN_PATH: &str = "/_sandbox/genesys";
 pub struct Overrides {
     /// The clock (default: the system clock). Tests advance time past a session's expiry.
     pub clock: Option<Arc<dyn Clock>>,
-    /// Extra routes (test-only endpoints).
-    pub routes: Vec<portal_api::state::RouteRegistrar>,
     /// Wraps the State Manager port (tests and the benchmark count or break its calls).
     pub wrap_state_manager: Option<WrapStateManager>,
     /// Wraps the store ports (the benchmark counts store round trips).
@@ -52,7 +50,6 @@ impl std::fmt::Debug for Overrides {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Overrides")
             .field("clock", &self.clock.is_some())
-            .field("routes", &self.routes.len())
             .finish()
     }
 }
@@ -308,7 +305,7 @@ impl Application {
         )
         .await;
 
-        let mut web_settings = WebSettings::new(frontend_url, cookie_key);
+        let mut web_settings = WebSettings::new(frontend_url, public_url, cookie_key);
         // Secure by default in production and behind https; plain-HTTP local use may go without.
         web_settings.secure_cookies = settings
             .cookie_secure
@@ -321,46 +318,46 @@ impl Application {
 
         // Set at the end of `build`: `/readyz` says 503 until then.
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sim_auth = platform.auth();
-        let mut builder = AppState::builder(
-            authenticator.clone(),
-            stores.rate_limiter.clone(),
-            web_settings,
-        )
-        .limits(settings.rate_limits())
-        .onboarding(onboarding, public_url)
-        .widget(realtime.widget.clone())
-        .realtime(realtime.hub.clone(), realtime.settings.clone())
-        .dashboard(dashboard)
-        .history(history)
-        .probe(stores.probe.clone())
-        .telemetry(telemetry.clone())
-        .circuit(use_case_breaker.clone())
-        .readiness(ready.clone())
-        .request_scope(crate::telemetry::request_scope)
-        .routes(move |cfg| {
-            // The simulated Genesys login only with the simulated Auth Service (the only one
-            // that accepts its codes): never mounted in production.
-            if !simulated_auth {
-                return;
-            }
-            let auth = sim_auth.clone();
-            let client_id = client_id.clone();
-            cfg.service(
-                web::scope(SANDBOX_LOGIN_PATH)
-                    .configure(move |c| portal_sandbox::genesys_login(c, auth, client_id)),
-            );
-        });
+        let use_cases = portal_api::UseCases {
+            auth: authenticator.clone(),
+            onboarding,
+            dashboard,
+            history,
+            widget: realtime.widget.clone(),
+        };
+        let hub = portal_api::routes::ws::RealtimeWiring {
+            hub: realtime.hub.clone(),
+            settings: realtime.settings.clone(),
+        };
+        let mut builder =
+            AppState::builder(use_cases, hub, stores.rate_limiter.clone(), web_settings)
+                .limits(settings.rate_limits())
+                .probe(stores.probe.clone())
+                .telemetry(telemetry.clone())
+                .circuit(use_case_breaker.clone())
+                .readiness(ready.clone())
+                .request_scope(crate::telemetry::request_scope);
         for b in &downstreams.breakers {
             builder = builder.circuit(b.clone());
         }
         for p in &downstreams.probes {
             builder = builder.probe(p.clone());
         }
-        for r in overrides.routes {
-            builder = builder.routes(move |cfg| r(cfg));
-        }
         let state = builder.build();
+        // The simulated Genesys login only with the simulated Auth Service (the only one that
+        // accepts its codes): never mounted in production.
+        let sandbox_login = {
+            let (auth, client_id) = (platform.auth(), client_id.clone());
+            move |cfg: &mut web::ServiceConfig| {
+                if simulated_auth {
+                    let (auth, client_id) = (auth.clone(), client_id.clone());
+                    cfg.service(
+                        web::scope(SANDBOX_LOGIN_PATH)
+                            .configure(move |c| portal_sandbox::genesys_login(c, auth, client_id)),
+                    );
+                }
+            }
+        };
 
         if downstreams.state_manager_is_http() && !stores.is_redis() {
             tracing::warn!(
@@ -388,9 +385,11 @@ impl Application {
             let state = state.clone();
             // actix's own signal handling treats SIGINT as a *forced* stop (in-flight requests
             // dropped, sockets cut); `run_until_stopped` handles both signals gracefully.
-            let mut http = actix_web::HttpServer::new(move || portal_api::app(state.clone()))
-                .shutdown_timeout(settings.shutdown_grace_seconds)
-                .disable_signals();
+            let mut http = actix_web::HttpServer::new(move || {
+                portal_api::app(state.clone()).configure(sandbox_login.clone())
+            })
+            .shutdown_timeout(settings.shutdown_grace_seconds)
+            .disable_signals();
             if let Some(n) = settings.workers {
                 http = http.workers(n);
             }

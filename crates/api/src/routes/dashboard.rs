@@ -9,7 +9,7 @@ use crate::extract::Authenticated;
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use portal_domain::auth::{AccessDenied, Capability};
-use portal_domain::dashboard::{Dashboard, DashboardError};
+use portal_domain::dashboard::DashboardError;
 use portal_domain::model::{DateRange, DateRangeError, Period, TenantId};
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -47,13 +47,6 @@ pub struct RefreshResponse {
     pub message: String,
 }
 
-/// The use case, or 503 when this instance was built without it.
-fn dashboard(state: &AppState) -> Result<&Dashboard, ApiError> {
-    state
-        .dashboard()
-        .ok_or_else(|| ApiError::unavailable("dashboard use case not configured"))
-}
-
 /// The session's tenant if it may view the dashboard (403 `FORBIDDEN` otherwise).
 pub(crate) fn tenant_for(
     auth: &Authenticated,
@@ -78,7 +71,11 @@ pub fn parse_period(raw: Option<&str>) -> Result<Period, ApiError> {
     match raw {
         None => Ok(Period::Today),
         Some(s) => s.parse::<Period>().map_err(|()| {
-            ApiError::validation("period", "period must be one of: today, week, month")
+            let names: Vec<&str> = Period::ALL.iter().map(|p| p.as_str()).collect();
+            ApiError::validation(
+                "period",
+                format!("period must be one of: {}", names.join(", ")),
+            )
         }),
     }
 }
@@ -153,7 +150,7 @@ pub async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_for(&auth, Capability::ViewDashboard)?;
     let period = parse_period(query.period.as_deref())?;
-    let view = dashboard(&state)?.stats(tenant, period).await?;
+    let view = state.dashboard().stats(tenant, period).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -174,7 +171,7 @@ pub async fn refresh(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_for(&auth, Capability::ViewDashboard)?;
-    dashboard(&state)?.refresh(tenant).await?;
+    state.dashboard().refresh(tenant).await?;
     tracing::info!(tenant_id = %tenant, triggered_by = %auth.current.session.user_id, "metrics cache cleared");
     Ok(HttpResponse::Ok().json(RefreshResponse {
         success: true,
@@ -202,7 +199,7 @@ pub async fn range(
     query: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_for(&auth, Capability::ViewDashboard)?;
-    let dashboard = dashboard(&state)?;
+    let dashboard = state.dashboard();
     let range = parse_range(&query, dashboard.today())?;
     let report = dashboard.range(tenant, range).await?;
     Ok(HttpResponse::Ok().json(report))

@@ -12,24 +12,68 @@ use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use portal_domain::auth::Capability;
 use portal_domain::cache_aside::CacheAsideError;
-use portal_domain::history::{AccessError, History, parse_query};
+use portal_domain::history::{AccessError, parse_query};
 use portal_domain::model::{ConversationId, ConversationQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
 
 /// Query of `GET /api/v1/history/threads`. Values are read as text so that `limit=abc` is
-/// reported against its own field.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// reported against its own field. Documented by hand ([`IntoParams`] below) so that the
+/// bounds shown are the domain's constants.
+#[derive(Debug, Deserialize)]
 pub struct ThreadsQuery {
     /// Page number, ≥ 1 (default 1).
-    #[param(value_type = Option<u32>, minimum = 1)]
     pub page: Option<String>,
-    /// Page size, 1-100 (default 20).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    /// Page size (default and maximum: [`ConversationQuery`]'s constants).
     pub limit: Option<String>,
     /// `active` or `closed` (default: both).
     pub status: Option<String>,
+}
+
+impl IntoParams for ThreadsQuery {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let integer = |max: Option<u32>| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                .minimum(Some(1))
+                .maximum(max)
+                .build()
+        };
+        let param = |name: &str, description: String, schema: Object| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(parameter_in().unwrap_or(ParameterIn::Query))
+                .description(Some(description))
+                .required(Required::False)
+                .schema(Some(schema))
+                .build()
+        };
+        vec![
+            param(
+                "page",
+                "Page number, ≥ 1 (default 1).".into(),
+                integer(None),
+            ),
+            param(
+                "limit",
+                format!(
+                    "Page size, 1-{} (default {}).",
+                    ConversationQuery::MAX_LIMIT,
+                    ConversationQuery::DEFAULT_LIMIT
+                ),
+                integer(Some(ConversationQuery::MAX_LIMIT)),
+            ),
+            param(
+                "status",
+                "`active` or `closed` (default: both).".into(),
+                ObjectBuilder::new().schema_type(Type::String).build(),
+            ),
+        ]
+    }
 }
 
 /// Path of `GET /api/v1/history/threads/{id}/messages`.
@@ -38,12 +82,6 @@ pub struct ThreadsQuery {
 pub struct ThreadPath {
     /// The conversation ID (UUID).
     pub id: String,
-}
-
-fn history(state: &AppState) -> Result<&History, ApiError> {
-    state
-        .history()
-        .ok_or_else(|| ApiError::unavailable("history use case not configured"))
 }
 
 /// Validates the list parameters, reporting every bad field.
@@ -122,7 +160,7 @@ pub async fn threads(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_for(&auth, Capability::ViewHistory)?;
     let query = parse_threads_query(&query)?;
-    let page = history(&state)?.threads(tenant, query).await?;
+    let page = state.history().threads(tenant, query).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -151,7 +189,7 @@ pub async fn messages(
         .id
         .parse::<ConversationId>()
         .map_err(|e| ApiError::validation("id", e.to_string()))?;
-    let body = history(&state)?.messages(tenant, id).await?;
+    let body = state.history().messages(tenant, id).await?;
     Ok(HttpResponse::Ok().json(body))
 }
 

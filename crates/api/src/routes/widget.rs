@@ -1,27 +1,64 @@
 //! `POST /api/v1/widget/send` (spec §9.2, decisions §6): the agent widget's send. The same
 //! validation and error mapping serve the WebSocket's `send_message` ([`super::ws`]).
 
-use crate::error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::Authenticated;
+use crate::input::{Problems, schema};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use portal_domain::auth::Capability;
 use portal_domain::model::ConversationId;
-use portal_domain::widget::{IdempotencyKey, MediaUrl, MessageText, SendError, SendRequest};
+use portal_domain::widget::{
+    IdempotencyKey, MediaUrl, MessageText, SendError, SendReceipt, SendRequest,
+};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-/// Body of `POST /api/v1/widget/send`.
+/// Body of `POST /api/v1/widget/send`; over the socket, the `data` of `send_message`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendBody {
     /// The conversation (UUID).
+    #[schema(schema_with = schema::conversation_id, required = true)]
     pub conversation_id: Option<String>,
-    /// The message, 1-4096 characters.
+    /// The message ([`MessageText`]).
+    #[schema(schema_with = schema::message_text, required = true)]
     pub text: Option<String>,
     /// Optional attachment; absolute `https` URL.
     pub media_url: Option<String>,
+}
+
+impl SendBody {
+    /// The send, or every refused field. `idempotency_key` is `(field, value)`: the
+    /// `Idempotency-Key` header over REST, `clientMessageId` over the socket.
+    pub(crate) fn try_into_domain(
+        self,
+        idempotency_key: Option<(&str, &str)>,
+    ) -> Result<SendRequest, Problems> {
+        let mut p = Problems::default();
+        let conversation_id = p.required("conversationId", self.conversation_id, |c| {
+            c.parse::<ConversationId>()
+                .map_err(|_| "conversationId must be a UUID")
+        });
+        let text = p.required("text", self.text, MessageText::parse);
+        let media_url = p.optional("mediaUrl", self.media_url, |u| MediaUrl::parse(&u));
+        let idempotency_key = match idempotency_key {
+            None => Some(None),
+            Some((field, raw)) => p.optional(field, Some(raw), IdempotencyKey::parse),
+        };
+        match (conversation_id, text, media_url, idempotency_key) {
+            (Some(conversation_id), Some(text), Some(media_url), Some(idempotency_key)) => {
+                Ok(SendRequest {
+                    conversation_id,
+                    text,
+                    media_url,
+                    idempotency_key,
+                })
+            }
+            _ => Err(p),
+        }
+    }
 }
 
 /// Response of `POST /api/v1/widget/send` (spec §9.2).
@@ -37,68 +74,14 @@ pub struct SendResponse {
     pub queued_at: String,
 }
 
-/// Validates a send's fields; every problem is reported at once.
-pub(crate) fn validate(
-    conversation_id: Option<&str>,
-    text: Option<&str>,
-    media_url: Option<&str>,
-    idempotency_key: Option<(&str, &str)>,
-) -> Result<SendRequest, Vec<FieldProblem>> {
-    let mut problems = Vec::new();
-    let mut problem = |field: &str, message: &str| {
-        problems.push(FieldProblem {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        });
-    };
-    let conversation = match conversation_id {
-        None => {
-            problem("conversationId", "conversationId is required");
-            None
+impl From<SendReceipt> for SendResponse {
+    fn from(receipt: SendReceipt) -> Self {
+        Self {
+            success: true,
+            message_id: receipt.message_id.as_str().to_owned(),
+            status: receipt.status,
+            queued_at: rfc3339(receipt.queued_at),
         }
-        Some(raw) => match raw.parse::<ConversationId>() {
-            Ok(id) => Some(id),
-            Err(_) => {
-                problem("conversationId", "conversationId must be a UUID");
-                None
-            }
-        },
-    };
-    let text = match text {
-        None => {
-            problem("text", "text is required");
-            None
-        }
-        Some(t) => MessageText::parse(t).map_err(|m| problem("text", m)).ok(),
-    };
-    let media_url = match media_url {
-        None => None,
-        Some(raw) => match MediaUrl::parse(raw) {
-            Ok(u) => Some(u),
-            Err(m) => {
-                problem("mediaUrl", m);
-                None
-            }
-        },
-    };
-    let idempotency_key = match idempotency_key {
-        None => None,
-        Some((field, raw)) => match IdempotencyKey::parse(raw) {
-            Ok(k) => Some(k),
-            Err(m) => {
-                problem(field, m);
-                None
-            }
-        },
-    };
-    match (conversation, text) {
-        (Some(conversation_id), Some(text)) if problems.is_empty() => Ok(SendRequest {
-            conversation_id,
-            text,
-            media_url,
-            idempotency_key,
-        }),
-        _ => Err(problems),
     }
 }
 
@@ -162,47 +145,41 @@ pub async fn send(
     let tenant = auth
         .require(Capability::SendMessages)?
         .ok_or_else(|| ApiError::internal("send capability without a tenant"))?;
-    let widget = state
-        .widget()
-        .ok_or_else(|| ApiError::unavailable("widget use case not wired"))?;
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| {
             ApiError::validation("Idempotency-Key", "must be visible ASCII characters")
         })?),
     };
-    let request = validate(
-        body.conversation_id.as_deref(),
-        body.text.as_deref(),
-        body.media_url.as_deref(),
-        key.map(|k| ("Idempotency-Key", k)),
-    )
-    .map_err(ApiError::validation_list)?;
-    let receipt = widget
+    let request = body
+        .into_inner()
+        .try_into_domain(key.map(|k| ("Idempotency-Key", k)))?;
+    let receipt = state
+        .widget()
         .send(tenant, &auth.current.session.user_id, request)
         .await
         .map_err(send_error)?;
-    Ok(HttpResponse::Ok().json(SendResponse {
-        success: true,
-        message_id: receipt.message_id.as_str().to_owned(),
-        status: receipt.status,
-        queued_at: rfc3339(receipt.queued_at),
-    }))
+    Ok(HttpResponse::Ok().json(SendResponse::from(receipt)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn body(conversation_id: &str, text: &str, media_url: Option<&str>) -> SendBody {
+        SendBody {
+            conversation_id: Some(conversation_id.into()),
+            text: Some(text.into()),
+            media_url: media_url.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn every_problem_is_reported_at_once() {
-        let problems = validate(
-            Some("not-a-uuid"),
-            Some(""),
-            Some("http://x.example/a.png"),
-            Some(("Idempotency-Key", "has space")),
-        )
-        .unwrap_err();
+        let problems = body("not-a-uuid", "", Some("http://x.example/a.png"))
+            .try_into_domain(Some(("Idempotency-Key", "has space")))
+            .unwrap_err()
+            .into_vec();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -235,13 +212,9 @@ mod tests {
     #[test]
     fn a_valid_send_passes() {
         let id = uuid::Uuid::new_v4().to_string();
-        let r = validate(
-            Some(&id),
-            Some("Hello"),
-            Some("https://x.example/a.png"),
-            None,
-        )
-        .unwrap();
+        let r = body(&id, "Hello", Some("https://x.example/a.png"))
+            .try_into_domain(None)
+            .unwrap();
         assert_eq!(r.text.as_str(), "Hello");
         assert!(r.idempotency_key.is_none());
     }

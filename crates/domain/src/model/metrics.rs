@@ -126,8 +126,8 @@ pub enum DateRangeError {
     /// `startDate` is after `endDate`.
     #[error("startDate must not be after endDate")]
     Inverted,
-    /// More than 366 days.
-    #[error("the range may cover at most 366 days")]
+    /// More than [`DateRange::MAX_DAYS`] days.
+    #[error("the range may cover at most {} days", DateRange::MAX_DAYS)]
     TooLong,
     /// `endDate` is in the future.
     #[error("dates may not be in the future")]

@@ -87,7 +87,7 @@ impl FromStr for Region {
         Region::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("region must be one of: {}", Region::names()))
+            .ok_or_else(|| format!("Region must be one of: {}", Region::names()))
     }
 }
 

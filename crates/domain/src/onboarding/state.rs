@@ -5,59 +5,10 @@
 //! finished wizard keeps no credentials at all. The transition methods enforce the ordering
 //! rules of decisions §5: steps in order, and re-submitting step N discards everything after N.
 
+use super::input::CompanyName;
 use crate::model::{Ciphertext, Email, Region, TenantId, UserId};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use time::OffsetDateTime;
-
-/// A company name: 2-100 characters after trimming, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct CompanyName(String);
-
-impl CompanyName {
-    /// Shortest name, in characters.
-    pub const MIN_CHARS: usize = 2;
-    /// Longest name, in characters.
-    pub const MAX_CHARS: usize = 100;
-
-    /// Validates and trims the name.
-    pub fn parse(raw: impl Into<String>) -> Result<Self, &'static str> {
-        let raw = raw.into();
-        let name = raw.trim();
-        let len = name.chars().count();
-        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&len) {
-            return Err("Company name must be between 2-100 characters");
-        }
-        if name.chars().any(char::is_control) {
-            return Err("Company name must not contain control characters");
-        }
-        Ok(Self(name.to_owned()))
-    }
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for CompanyName {
-    type Error = &'static str;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(s)
-    }
-}
-
-impl From<CompanyName> for String {
-    fn from(n: CompanyName) -> String {
-        n.0
-    }
-}
-
-impl fmt::Display for CompanyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Step 1's organisation details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,4 +366,63 @@ pub struct OnboardingState {
     /// Last change.
     #[serde(with = "time::serde::rfc3339")]
     pub last_updated: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_completion_can_only_begin_from_a_passed_validation() {
+        let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+        let g = GenesysSetup {
+            client_id: "client-id-0001".into(),
+            client_secret: Ciphertext("v1.test.0".into()),
+            region: Region::UsEast1,
+            validated_at: now,
+        };
+        let w = WhatsAppSetup {
+            phone_number_id: "1".into(),
+            system_user_token: Ciphertext("v1.test.1".into()),
+            phone_number: None,
+            validated_at: now,
+        };
+        let hooks = SealedWebhooks {
+            genesys_url: "g".into(),
+            meta_url: "m".into(),
+            secret: Ciphertext("v1.test.2".into()),
+            verify_token: Ciphertext("v1.test.3".into()),
+        };
+        let result = |status| CheckResult {
+            status,
+            message: String::new(),
+        };
+        let failed = Progress::WhatsApp {
+            genesys: g.clone(),
+            whatsapp: w.clone(),
+        }
+        .record_validation(ValidationRecord {
+            genesys: result(CheckStatus::Success),
+            whatsapp: result(CheckStatus::Failed),
+            checked_at: now,
+        })
+        .unwrap();
+
+        assert_eq!(
+            failed.begin_completion(hooks.clone(), now),
+            Err(StepOutOfOrder { current: 3 })
+        );
+        assert!(
+            Progress::WhatsApp {
+                genesys: g,
+                whatsapp: w
+            }
+            .begin_completion(hooks, now)
+            .is_err()
+        );
+        assert_eq!(
+            Progress::Organization.finish(UserId::parse("u").unwrap(), now),
+            Err(StepOutOfOrder { current: 1 })
+        );
+    }
 }

@@ -11,31 +11,39 @@ async fn another_tenant_in_path_or_body_is_an_isolation_violation() {
     let app = spawn_app().await;
     app.sign_in("admin@acme.example").await;
     let csrf = app.csrf(&app.client).await;
+    let socket = |tenant: &str| {
+        app.client
+            .get(app.url(&format!("/tenant/{tenant}/portal")))
+            .header("Origin", FRONTEND)
+            .send()
+    };
 
-    let own = app
-        .client
-        .get(app.url(&format!("/test/tenants/{ACME}/thing")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(own.status(), StatusCode::OK);
-    let other = app
-        .client
-        .get(app.url(&format!("/test/tenants/{GLOBEX}/thing")))
-        .send()
-        .await
-        .unwrap();
-    assert_error(other, 403, "TENANT_ISOLATION_VIOLATION").await;
+    // In the path: the session's own tenant passes the check (and then needs an upgrade).
+    let own = socket(ACME).await.unwrap();
+    let body = assert_error(own, 400, "VALIDATION_FAILED").await;
+    assert_eq!(body["details"]["fields"][0]["field"], "upgrade", "{body}");
+    assert_error(
+        socket(GLOBEX).await.unwrap(),
+        403,
+        "TENANT_ISOLATION_VIOLATION",
+    )
+    .await;
 
-    let res = app
-        .client
-        .post(app.url("/test/echo"))
-        .header("X-CSRF-Token", &csrf)
-        .json(&serde_json::json!({ "tenantId": GLOBEX }))
-        .send()
-        .await
-        .unwrap();
-    assert_error(res, 403, "TENANT_ISOLATION_VIOLATION").await;
+    // In the body: the session's own tenant reaches the wizard (which has nothing to finish).
+    let complete = |tenant: &str| {
+        app.client
+            .post(app.url("/api/v1/onboarding/complete"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&serde_json::json!({ "tenantId": tenant }))
+            .send()
+    };
+    assert_error(complete(ACME).await.unwrap(), 400, "SESSION_EXPIRED").await;
+    assert_error(
+        complete(GLOBEX).await.unwrap(),
+        403,
+        "TENANT_ISOLATION_VIOLATION",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -45,8 +53,9 @@ async fn a_viewer_cannot_use_an_agent_capability() {
     let csrf = app.csrf(&app.client).await;
     let res = app
         .client
-        .post(app.url("/test/send"))
+        .post(app.url("/api/v1/widget/send"))
         .header("X-CSRF-Token", csrf)
+        .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();
@@ -58,39 +67,25 @@ async fn oversized_and_malformed_bodies_are_refused_in_the_error_format() {
     let app = spawn_app().await;
     app.sign_in("admin@acme.example").await;
     let csrf = app.csrf(&app.client).await;
+    let send = |content_type: &'static str, body: String| {
+        app.client
+            .post(app.url("/api/v1/widget/send"))
+            .header("X-CSRF-Token", &csrf)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
 
     let big = format!("{{\"x\":\"{}\"}}", "a".repeat(65 * 1024));
-    let res = app
-        .client
-        .post(app.url("/test/echo"))
-        .header("X-CSRF-Token", &csrf)
-        .header("Content-Type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let res = send("application/json", big).await.unwrap();
     assert_error(res, 413, "PAYLOAD_TOO_LARGE").await;
 
-    let res = app
-        .client
-        .post(app.url("/test/echo"))
-        .header("X-CSRF-Token", &csrf)
-        .header("Content-Type", "application/json")
-        .body("{\"tenantId\": ")
-        .send()
+    let res = send("application/json", "{\"text\": ".into())
         .await
         .unwrap();
     assert_error(res, 400, "VALIDATION_FAILED").await;
 
-    let res = app
-        .client
-        .post(app.url("/test/echo"))
-        .header("X-CSRF-Token", &csrf)
-        .header("Content-Type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let res = send("text/plain", "{}".into()).await.unwrap();
     assert_error(res, 400, "VALIDATION_FAILED").await;
 }
 

@@ -1,12 +1,9 @@
-//! `spawn_app()`: the real application on a free port, with a controllable clock and a few
-//! test-only routes, driven over loopback by a reqwest client with a cookie store and no
+//! `spawn_app()`: the real application on a free port, with a controllable clock, driven over
+//! loopback by a reqwest client with a cookie store and no
 //! automatic redirects (so each hop of the sign-in chain is visible).
 
 #![allow(dead_code)] // shared by two test binaries, each using a part
 
-use actix_web::{HttpResponse, web};
-use portal_api::{ApiError, Authenticated};
-use portal_domain::auth::Capability;
 use portal_domain::ports::system::Clock;
 use portal_server::{Application, Overrides, Settings};
 use reqwest::{Client, Response, StatusCode, header};
@@ -45,35 +42,6 @@ pub fn new_client() -> Client {
         .unwrap()
 }
 
-/// Test-only routes that exercise the role and tenant helpers.
-fn test_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/test/tenants/{tenant_id}/thing",
-        web::get().to(|auth: Authenticated, path: web::Path<String>| async move {
-            auth.ensure_tenant_str(&path)?;
-            Ok::<_, ApiError>(HttpResponse::Ok().json(serde_json::json!({"ok": true})))
-        }),
-    )
-    .route(
-        "/test/echo",
-        web::post().to(
-            |auth: Authenticated, body: web::Json<serde_json::Value>| async move {
-                if let Some(t) = body.get("tenantId").and_then(|v| v.as_str()) {
-                    auth.ensure_tenant_str(t)?;
-                }
-                Ok::<_, ApiError>(HttpResponse::Ok().json(body.into_inner()))
-            },
-        ),
-    )
-    .route(
-        "/test/send",
-        web::post().to(|auth: Authenticated| async move {
-            auth.require(Capability::SendMessages)?;
-            Ok::<_, ApiError>(HttpResponse::Ok().finish())
-        }),
-    );
-}
-
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|s| s).await
 }
@@ -90,7 +58,6 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Settings) -> Settings) -> TestApp
         settings,
         Overrides {
             clock: Some(clock.clone()),
-            routes: vec![Arc::new(test_routes)],
             ..Overrides::default()
         },
     )

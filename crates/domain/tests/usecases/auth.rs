@@ -1,166 +1,42 @@
-//! Domain tests of sign-in and the session rules, against the in-memory store adapters and the
-//! real cipher. The Auth and Tenant services are small hand-written fakes that check what a
-//! real one would (PKCE, single-use codes).
+//! Sign-in and the session rules, against the in-memory store adapters and the real cipher.
+//! The Auth and Tenant services are the shared fakes (`helpers`), which check what a real one
+//! would (PKCE, single-use codes).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use async_trait::async_trait;
+use crate::helpers::{FakeAuth, FakeTenants, ManualClock};
 use futures::StreamExt;
 use portal_crypto::{AesGcmCipher, SystemRandom};
 use portal_domain::auth::{
     AccessDenied, AuthPorts, AuthSettings, Authenticator, CallbackError, CallbackParams,
     Capability, RefreshError, SessionError,
 };
-use portal_domain::crypto::pkce_challenge;
-use portal_domain::error::DownstreamFailure;
-use portal_domain::model::{
-    BusEvent, Email, NewTenant, Region, Role, SessionId, Tenant, TenantId, TenantStatus,
-    TenantUpdate, UserId, UserProfile,
-};
-use portal_domain::ports::downstream::{
-    AuthService, AuthServiceError, CodeExchange, CredentialCheck, CredentialVerdict, TenantService,
-    TenantServiceError, TokenSet,
-};
+use portal_domain::model::{BusEvent, Role, SessionId, TenantId, TenantStatus};
 use portal_domain::ports::system::Clock;
-use portal_domain::secret::{ExposeSecret, SecretString, secret};
+use portal_domain::secret::{ExposeSecret, secret};
 use portal_memory::MemoryStores;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
-
-struct ManualClock(Mutex<OffsetDateTime>);
-impl ManualClock {
-    fn advance(&self, by: time::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
-}
-
-/// Codes are issued for a user with the challenge from the authorize URL; each works once.
-#[derive(Default)]
-struct FakeAuth {
-    codes: Mutex<HashMap<String, (String, String)>>,
-    fail_profile: bool,
-}
-impl FakeAuth {
-    fn issue(&self, code: &str, email: &str, challenge: &str) {
-        self.codes
-            .lock()
-            .unwrap()
-            .insert(code.into(), (email.into(), challenge.into()));
-    }
-}
-#[async_trait]
-impl AuthService for FakeAuth {
-    async fn exchange_code(&self, x: CodeExchange) -> Result<TokenSet, AuthServiceError> {
-        let (email, challenge) = self
-            .codes
-            .lock()
-            .unwrap()
-            .remove(x.code.expose_secret())
-            .ok_or(AuthServiceError::InvalidGrant)?;
-        if pkce_challenge(x.code_verifier.expose_secret()) != challenge {
-            return Err(AuthServiceError::InvalidGrant);
-        }
-        Ok(TokenSet {
-            access_token: secret(format!("at:{email}")),
-            refresh_token: Some(secret(format!("rt:{email}"))),
-            expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
-        })
-    }
-    async fn profile(&self, token: &SecretString) -> Result<UserProfile, AuthServiceError> {
-        if self.fail_profile {
-            return Err(DownstreamFailure::Timeout.into());
-        }
-        let email = token
-            .expose_secret()
-            .strip_prefix("at:")
-            .ok_or(AuthServiceError::Unauthorized)?;
-        let (user, _domain) = email
-            .split_once('@')
-            .ok_or(AuthServiceError::Unauthorized)?;
-        Ok(UserProfile {
-            user_id: UserId::parse(user).unwrap(),
-            email: Email::parse(email).unwrap(),
-            name: user.into(),
-            tenant_id: None,
-            role: user
-                .split('-')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap_or(Role::Agent),
-        })
-    }
-    async fn refresh(&self, token: &SecretString) -> Result<TokenSet, AuthServiceError> {
-        let email = token
-            .expose_secret()
-            .strip_prefix("rt:")
-            .ok_or(AuthServiceError::InvalidGrant)?;
-        Ok(TokenSet {
-            access_token: secret(format!("at:{email}")),
-            refresh_token: Some(secret(format!("rt:{email}"))),
-            expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
-        })
-    }
-}
-
-/// Users named `*-onboarding` have a tenant still onboarding; `new` has none.
-struct FakeTenants {
-    acme: TenantId,
-}
-#[async_trait]
-impl TenantService for FakeTenants {
-    async fn create(&self, _: &NewTenant) -> Result<Tenant, TenantServiceError> {
-        Err(TenantServiceError::Rejected("not used".into()))
-    }
-    async fn get(&self, _: TenantId) -> Result<Tenant, TenantServiceError> {
-        Err(TenantServiceError::NotFound)
-    }
-    async fn update(&self, _: TenantId, _: &TenantUpdate) -> Result<Tenant, TenantServiceError> {
-        Err(TenantServiceError::NotFound)
-    }
-    async fn by_user(&self, user: &UserId) -> Result<Option<Tenant>, TenantServiceError> {
-        let status = match user.as_str() {
-            "new" => return Ok(None),
-            u if u.ends_with("-onboarding") => TenantStatus::Onboarding,
-            _ => TenantStatus::Active,
-        };
-        Ok(Some(Tenant {
-            id: self.acme,
-            company_name: "Acme Corp".into(),
-            region: Region::UsEast1,
-            contact_email: None,
-            status,
-        }))
-    }
-    async fn validate_credentials(
-        &self,
-        _: &CredentialCheck,
-    ) -> Result<CredentialVerdict, TenantServiceError> {
-        Err(TenantServiceError::NotFound)
-    }
-}
 
 struct World {
     auth: Authenticator,
     fake_auth: Arc<FakeAuth>,
     stores: MemoryStores,
     clock: Arc<ManualClock>,
+    /// The active tenant of `admin`, `agent` and `viewer`.
     acme: TenantId,
+    /// The still onboarding tenant of `admin-onboarding`.
+    onboarding: TenantId,
 }
 
 fn world_with(fake_auth: FakeAuth) -> World {
     let stores = MemoryStores::new();
     let random = Arc::new(SystemRandom::new());
-    let clock = Arc::new(ManualClock(Mutex::new(OffsetDateTime::now_utc())));
+    let clock = ManualClock::at(OffsetDateTime::now_utc());
     let fake_auth = Arc::new(fake_auth);
-    let acme = TenantId::new_random();
+    let tenants = FakeTenants::default();
+    let acme = tenants.add(TenantStatus::Active, &["admin", "agent", "viewer"]);
+    let onboarding = tenants.add(TenantStatus::Onboarding, &["admin-onboarding"]);
     let settings = AuthSettings::new(
         "https://login.example/oauth/authorize".parse().unwrap(),
         "portal-client".into(),
@@ -172,7 +48,7 @@ fn world_with(fake_auth: FakeAuth) -> World {
             sessions: stores.sessions.clone(),
             one_time: stores.one_time.clone(),
             auth_service: fake_auth.clone(),
-            tenants: Arc::new(FakeTenants { acme }),
+            tenants: Arc::new(tenants),
             bus: stores.event_bus.clone(),
             cipher: Arc::new(AesGcmCipher::ephemeral(random.as_ref())),
             random,
@@ -186,6 +62,7 @@ fn world_with(fake_auth: FakeAuth) -> World {
         stores,
         clock,
         acme,
+        onboarding,
     }
 }
 
@@ -401,7 +278,7 @@ async fn users_without_an_active_tenant_get_an_onboarding_only_session() {
 
     let (binding, params) = start(&w, "admin-onboarding@acme.example").await;
     let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
-    assert_eq!(signed.session.tenant_id, Some(w.acme));
+    assert_eq!(signed.session.tenant_id, Some(w.onboarding));
     assert!(signed.session.onboarding_only);
 }
 

@@ -1,0 +1,258 @@
+//! `/api/v1/onboarding/*`: the five-step wizard (spec §6, decisions §5).
+//!
+//! Each handler converts its request DTO into domain inputs ([`request`]: every problem at
+//! once, as `VALIDATION_FAILED` with per-field `details.fields`; the rules are the domain's
+//! newtypes), calls one method of the domain's [`Onboarding`] use case, and answers with the
+//! response DTO built from what it returns ([`response`]). The domain owns everything else:
+//! step order, tenant isolation, the failed-attempt limit, secrets.
+//!
+//! Secrets arrive as `SecretString`s: never logged, never in a `Debug`, never echoed (a
+//! refused secret is reported by field name only).
+
+use crate::error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
+use crate::extract::Authenticated;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use portal_domain::model::TenantId;
+use portal_domain::onboarding::{FieldError, OnboardingError};
+
+pub mod request;
+pub mod response;
+
+use request::{CompleteRequest, Step1Request, Step2Request, Step3Request, ValidateQuery};
+use response::{
+    CompletionResponse, StatusResponse, Step1Response, StepResponse, ValidationResponse,
+};
+
+/// Inputs or integrations the downstream checks refused, as `VALIDATION_FAILED`.
+fn refused(errors: Vec<FieldError>) -> ApiError {
+    ApiError::validation_list(
+        errors
+            .into_iter()
+            .map(|e| FieldProblem {
+                field: e.field.to_owned(),
+                message: e.message,
+            })
+            .collect(),
+    )
+}
+
+impl From<OnboardingError> for ApiError {
+    fn from(e: OnboardingError) -> Self {
+        match e {
+            OnboardingError::Validation { errors } => refused(errors),
+            OnboardingError::InvalidStep { current } => ApiError::new(
+                ErrorCode::InvalidStep,
+                format!("Must complete step {} first", current.saturating_add(1)),
+            )
+            .with_details(serde_json::json!({ "currentStep": current })),
+            OnboardingError::SessionExpired => {
+                ApiError::new(ErrorCode::SessionExpired, "Onboarding session expired")
+                    .with_status(StatusCode::BAD_REQUEST)
+            }
+            OnboardingError::Conflict { current } => ApiError::new(
+                ErrorCode::Conflict,
+                "The onboarding state was changed by another request; review it and retry",
+            )
+            .with_details(serde_json::json!({ "current": StatusResponse::from(&*current) })),
+            OnboardingError::NotFound => {
+                ApiError::new(ErrorCode::NotFound, "No active onboarding session")
+            }
+            OnboardingError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
+            OnboardingError::TenantIsolation => ApiError::tenant_isolation(),
+            OnboardingError::SignedOut => ApiError::session_expired(),
+            OnboardingError::Forbidden(denied) => ApiError::forbidden(denied),
+            e @ OnboardingError::Unavailable { .. } => ApiError::unavailable(e),
+            OnboardingError::Store(s) => ApiError::unavailable(s),
+        }
+    }
+}
+
+// ---- handlers ---------------------------------------------------------------------------
+
+/// Step 1: the organisation; creates (or updates) the tenant and binds the session to it.
+#[utoipa::path(
+    tag = "onboarding",
+    security(("session" = []), ("csrf" = [])),
+    request_body = Step1Request,
+    responses(
+        (status = 200, body = Step1Response),
+        (status = 400, description = "VALIDATION_FAILED (details.fields)", body = ErrorBody),
+        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 403, description = "CSRF_FAILED, or FORBIDDEN (agent, viewer)", body = ErrorBody),
+        (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
+        (status = 503, description = "Tenant Service or store unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/onboarding/step1")]
+pub async fn step1(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    body: web::Json<Step1Request>,
+) -> Result<HttpResponse, ApiError> {
+    let details = body.into_inner().try_into_domain()?;
+    let state = state.onboarding().step1(&auth.current, details).await?;
+    Ok(HttpResponse::Ok().json(Step1Response::from(&state)))
+}
+
+/// Step 2: Genesys client credentials, checked with a client-credentials grant.
+#[utoipa::path(
+    tag = "onboarding",
+    security(("session" = []), ("csrf" = [])),
+    request_body = Step2Request,
+    responses(
+        (status = 200, body = StepResponse),
+        (status = 400, description = "VALIDATION_FAILED (bad input or refused credentials; state unchanged), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
+        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 403, description = "CSRF_FAILED, FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
+        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
+        (status = 503, description = "Genesys Cloud or store unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/onboarding/step2")]
+pub async fn step2(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    body: web::Json<Step2Request>,
+) -> Result<HttpResponse, ApiError> {
+    let (requested, credentials) = body.into_inner().try_into_domain()?;
+    let state = state
+        .onboarding()
+        .step2(&auth.current, requested, credentials)
+        .await?;
+    Ok(HttpResponse::Ok().json(StepResponse::from(&state)))
+}
+
+/// Step 3: the WhatsApp phone number ID and system-user token, checked with Meta.
+#[utoipa::path(
+    tag = "onboarding",
+    security(("session" = []), ("csrf" = [])),
+    request_body = Step3Request,
+    responses(
+        (status = 200, body = StepResponse),
+        (status = 400, description = "VALIDATION_FAILED (bad input or refused credentials; state unchanged), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
+        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 403, description = "CSRF_FAILED, FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
+        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
+        (status = 503, description = "Meta or store unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/onboarding/step3")]
+pub async fn step3(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    body: web::Json<Step3Request>,
+) -> Result<HttpResponse, ApiError> {
+    let (requested, credentials) = body.into_inner().try_into_domain()?;
+    let state = state
+        .onboarding()
+        .step3(&auth.current, requested, credentials)
+        .await?;
+    Ok(HttpResponse::Ok().json(StepResponse::from(&state)))
+}
+
+/// Step 4: tests both integrations in parallel with the stored credentials and records the
+/// result; a failed check is part of the 200 answer.
+#[utoipa::path(
+    tag = "onboarding",
+    security(("session" = [])),
+    params(ValidateQuery),
+    responses(
+        (status = 200, body = ValidationResponse),
+        (status = 400, description = "VALIDATION_FAILED (bad tenantId), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
+        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
+        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/onboarding/validate")]
+pub async fn validate(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ValidateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let requested = query.into_inner().try_into_domain()?;
+    let record = state
+        .onboarding()
+        .validate(&auth.current, requested)
+        .await?;
+    Ok(HttpResponse::Ok().json(ValidationResponse::from(&record)))
+}
+
+/// Step 5: persists the configuration, activates the tenant, returns the webhook setup.
+/// A retry after any failure returns the same webhook secret.
+#[utoipa::path(
+    tag = "onboarding",
+    security(("session" = []), ("csrf" = [])),
+    request_body(content = CompleteRequest, description = "Optional; `{}` is enough"),
+    responses(
+        (status = 200, body = CompletionResponse),
+        (status = 400, description = "VALIDATION_FAILED (a failed integration check), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
+        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 403, description = "CSRF_FAILED, FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
+        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
+        (status = 503, description = "Tenant Service or store unavailable; safe to retry", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/onboarding/complete")]
+pub async fn complete(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    body: Option<web::Json<CompleteRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let requested = body
+        .map(web::Json::into_inner)
+        .unwrap_or_default()
+        .try_into_domain()?;
+    let completion = state
+        .onboarding()
+        .complete(&auth.current, requested, &state.web().public_url)
+        .await?;
+    Ok(HttpResponse::Ok().json(CompletionResponse::from(completion)))
+}
+
+/// Resumable progress of the session's wizard, without secrets (§6.7).
+#[utoipa::path(
+    tag = "onboarding",
+    security(("session" = [])),
+    params(("tenantId" = String, Path, format = Uuid, description = "The session's tenant")),
+    responses(
+        (status = 200, body = StatusResponse),
+        (status = 400, description = "VALIDATION_FAILED (not a UUID)", body = ErrorBody),
+        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no active onboarding", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/onboarding/status/{tenantId}")]
+pub async fn status(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let requested = path
+        .parse::<TenantId>()
+        .map_err(|_| ApiError::validation("tenantId", "must be a UUID"))?;
+    let state = state.onboarding().status(&auth.current, requested).await?;
+    Ok(HttpResponse::Ok().json(StatusResponse::from(&state)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError;
+
+    #[test]
+    fn an_expired_wizard_is_a_400_not_a_401() {
+        let e = ApiError::from(OnboardingError::SessionExpired);
+        assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.code(), ErrorCode::SessionExpired);
+    }
+}

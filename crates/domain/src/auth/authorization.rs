@@ -1,0 +1,90 @@
+//! What a session may do (decisions §4), and its CSRF token.
+
+use super::Authenticator;
+use crate::model::{Session, SessionKey, TenantId};
+
+/// Key-derivation purpose of CSRF tokens.
+const CSRF_PURPOSE: &str = "csrf";
+
+/// Something a session may be allowed to do (decisions §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Dashboard stats, refresh and ranges.
+    ViewDashboard,
+    /// Conversation history.
+    ViewHistory,
+    /// Sending from the agent widget.
+    SendMessages,
+    /// The real-time monitoring socket.
+    Monitor,
+    /// The onboarding wizard.
+    Onboard,
+}
+
+/// Why a session may not do something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccessDenied {
+    /// The role lacks the right (`FORBIDDEN`, 403).
+    #[error("your role does not allow this")]
+    Role,
+    /// The tenant has not finished onboarding (`FORBIDDEN`, 403).
+    #[error("finish onboarding first")]
+    OnboardingIncomplete,
+}
+
+/// An authenticated request's session.
+#[derive(Debug, Clone)]
+pub struct CurrentSession {
+    /// The store key (hash of the cookie's session ID).
+    pub key: SessionKey,
+    /// The session.
+    pub session: Session,
+}
+
+impl CurrentSession {
+    /// Checks a capability; returns the tenant the session acts for (for tenant-scoped
+    /// capabilities) or `None` (onboarding before step 1).
+    pub fn authorize(&self, capability: Capability) -> Result<Option<TenantId>, AccessDenied> {
+        let s = &self.session;
+        use crate::model::Role::*;
+        match capability {
+            Capability::Onboard => {
+                if s.onboarding_only || s.role == Admin {
+                    Ok(s.tenant_id)
+                } else {
+                    Err(AccessDenied::Role)
+                }
+            }
+            _ => {
+                let tenant = s
+                    .active_tenant()
+                    .ok_or(AccessDenied::OnboardingIncomplete)?;
+                let allowed = match capability {
+                    Capability::SendMessages => matches!(s.role, Admin | Agent),
+                    _ => true,
+                };
+                if allowed {
+                    Ok(Some(tenant))
+                } else {
+                    Err(AccessDenied::Role)
+                }
+            }
+        }
+    }
+}
+
+impl Authenticator {
+    /// The session's CSRF token (`X-CSRF-Token`).
+    pub fn csrf_token(&self, current: &CurrentSession) -> String {
+        self.csrf
+            .derive(CSRF_PURPOSE, current.key.as_str().as_bytes())
+    }
+
+    /// Checks a presented CSRF token in constant time.
+    pub fn verify_csrf(&self, current: &CurrentSession, presented: Option<&str>) -> bool {
+        presented.is_some_and(|t| {
+            self.csrf
+                .verify(CSRF_PURPOSE, current.key.as_str().as_bytes(), t)
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! The domain's use cases over the in-memory store adapters (`portal-memory`) and the real
+//! cipher; downstream services without an in-memory adapter are the small fakes of
+//! [`helpers`].
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod auth;
+mod helpers;
+mod onboarding;
