@@ -4,33 +4,28 @@
 //! runs per instance (**single flight**: concurrent callers share its result) and one per key
 //! across instances (**distributed lock** `fetch:<cache key>`: the holder fetches and writes
 //! the cache, the others poll the cache for a short while and only then fetch themselves).
-//! The fetch goes through the downstream's [`CircuitBreaker`] with a deadline and a few
-//! bounded, jittered retries (reads are idempotent). When the source fails or its circuit is
-//! open, the last known value is served marked stale; with none, the caller gets
-//! [`CacheAsideError::Unavailable`] (503), never made-up zeros.
+//! The fetch is one call of the source's port: its deadline, retries and circuit breaker are
+//! the outbound edge's (`portal-outbound`'s `Guard`), not this module's. When the source fails
+//! (or its circuit is open), the last known value is served marked stale; with none, the
+//! caller gets [`CacheAsideError::Unavailable`] (503), never made-up zeros.
 //!
 //! A cache store failure is treated as a miss (and logged): the source stays protected by the
-//! single flight and the breaker.
+//! single flight (and, at the edge, by its breaker).
 //!
 //! # Layout
 //! - [`ReadPorts`]: what a cached read use case talks to (the dashboard, history).
 //! - [`CacheAsideConfig`]: TTLs and timings.
 //! - [`CacheAside`]: the component, one per cached value type.
 //! - [`Cached`]: a value and whether it is stale.
-//! - [`guarded`] and [`RetryPolicy`]: one downstream call through a breaker, with a deadline
-//!   and retries; usable on its own for uncached reads.
 
 use crate::error::DownstreamFailure;
-use crate::ports::downstream::StateManagerError;
 use crate::ports::stores::{Cache, CacheEntry, CacheKey, CacheLookup, Lock, LockToken};
-use crate::ports::system::{CacheResult, CircuitState, Clock, Telemetry};
-use crate::resilience::CircuitBreaker;
+use crate::ports::system::{CacheResult, Clock, Telemetry};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,141 +47,6 @@ pub fn lock_name(key: &CacheKey) -> String {
     format!("fetch:{}", key_name(key))
 }
 
-/// Bounded retries with exponential backoff and full jitter, for idempotent reads only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in total (1 = no retry).
-    pub attempts: u32,
-    /// Upper bound of the first backoff; doubled for each later one.
-    pub base_delay: Duration,
-    /// Cap on any single backoff.
-    pub max_delay: Duration,
-}
-
-impl RetryPolicy {
-    /// A single attempt.
-    pub const NONE: RetryPolicy = RetryPolicy {
-        attempts: 1,
-        base_delay: Duration::ZERO,
-        max_delay: Duration::ZERO,
-    };
-
-    /// The backoff before attempt `attempt + 1` (`attempt` ≥ 1): uniform in `[0, min(max, base·2^(attempt-1))]`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16))
-            .min(self.max_delay);
-        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        if ceiling_ms == 0 {
-            return Duration::ZERO;
-        }
-        // Jitter only needs to de-synchronise instances, not to be unpredictable: a v4 UUID's
-        // random bits are plenty and need no extra port.
-        let r = uuid::Uuid::new_v4().as_u128() as u64;
-        Duration::from_millis(r % (ceiling_ms + 1))
-    }
-}
-
-impl Default for RetryPolicy {
-    /// Three attempts, backoffs of up to 100 ms then 200 ms.
-    fn default() -> Self {
-        Self {
-            attempts: 3,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-        }
-    }
-}
-
-/// A downstream port error that may say "the call did not work".
-pub trait DownstreamError: From<DownstreamFailure> {
-    /// The transport/service failure, if this is one (as opposed to a business answer such as
-    /// "not found", which counts as a healthy call).
-    fn failure(&self) -> Option<&DownstreamFailure>;
-}
-
-impl DownstreamError for DownstreamFailure {
-    fn failure(&self) -> Option<&DownstreamFailure> {
-        Some(self)
-    }
-}
-
-impl DownstreamError for StateManagerError {
-    fn failure(&self) -> Option<&DownstreamFailure> {
-        match self {
-            StateManagerError::Failure(f) => Some(f),
-            StateManagerError::NotFound => None,
-        }
-    }
-}
-
-fn is_retryable(f: &DownstreamFailure) -> bool {
-    matches!(
-        f,
-        DownstreamFailure::Timeout | DownstreamFailure::Unavailable { .. }
-    )
-}
-
-/// Makes one downstream call through `breaker`, with a `deadline` per attempt, retrying
-/// timeouts and unavailability per `retry`.
-///
-/// An open circuit fails at once with [`DownstreamFailure::CircuitOpen`] without calling.
-/// Business answers (e.g. "not found") count as healthy calls and are returned as they are.
-pub async fn guarded<T, E, F, Fut>(
-    breaker: &CircuitBreaker,
-    deadline: Duration,
-    retry: RetryPolicy,
-    mut call: F,
-) -> Result<T, E>
-where
-    E: DownstreamError,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let attempts = retry.attempts.max(1);
-    let mut attempt = 1;
-    loop {
-        let permit = breaker
-            .try_acquire()
-            .map_err(|_| E::from(DownstreamFailure::CircuitOpen))?;
-        let outcome = match tokio::time::timeout(deadline, call()).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(E::from(DownstreamFailure::Timeout)),
-        };
-        let failure = match &outcome {
-            Ok(_) => None,
-            Err(e) => e.failure().cloned(),
-        };
-        match failure {
-            None => {
-                permit.success();
-                return outcome;
-            }
-            Some(f) => {
-                if f.is_service_fault() {
-                    permit.failure();
-                } else {
-                    permit.success();
-                }
-                if attempt >= attempts || !is_retryable(&f) {
-                    return outcome;
-                }
-                let delay = retry.backoff(attempt);
-                tracing::debug!(
-                    breaker = breaker.name(),
-                    attempt,
-                    delay_ms = delay.as_millis() as u64,
-                    error = %f,
-                    "retrying downstream read"
-                );
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-        }
-    }
-}
-
 /// TTLs and timings of a cache-aside view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheAsideConfig {
@@ -194,31 +54,25 @@ pub struct CacheAsideConfig {
     pub fresh_for: Duration,
     /// How long the store keeps a value: the stale fallback during an outage.
     pub retain_for: Duration,
-    /// Expiry of the fetch lock, so a crashed holder cannot block the key for long. Raised
-    /// if needed to outlast a whole fetch (deadline × attempts plus backoffs).
+    /// Expiry of the fetch lock, so a crashed holder cannot block the key for long. Longer
+    /// than a whole fetch at the edge (three attempts of the State Manager's 5-second
+    /// deadline plus their backoffs), so it does not expire under a live holder.
     pub lock_ttl: Duration,
-    /// Deadline of one call to the source.
-    pub fetch_timeout: Duration,
     /// How long a caller that lost the lock polls the cache before fetching itself.
     pub wait_for_holder: Duration,
     /// Poll interval while waiting for the lock holder.
     pub poll_every: Duration,
-    /// Retries of the source read.
-    pub retry: RetryPolicy,
 }
 
 impl CacheAsideConfig {
-    /// Settings for a view cached `fresh_for` and fetched with `fetch_timeout`; stale values
-    /// are kept 24 hours.
-    pub fn new(fresh_for: Duration, fetch_timeout: Duration) -> Self {
+    /// Settings for a view cached `fresh_for`; stale values are kept 24 hours.
+    pub fn new(fresh_for: Duration) -> Self {
         Self {
             fresh_for,
             retain_for: Duration::from_secs(24 * 3600),
-            lock_ttl: Duration::from_secs(15),
-            fetch_timeout,
+            lock_ttl: Duration::from_secs(20),
             wait_for_holder: Duration::from_millis(250),
             poll_every: Duration::from_millis(50),
-            retry: RetryPolicy::default(),
         }
     }
 }
@@ -244,9 +98,8 @@ pub enum CacheAsideError {
     Internal(String),
 }
 
-/// A fetch from the source: called at most `retry.attempts` times per flight.
-pub type Fetch<T> =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<T, DownstreamFailure>> + Send + Sync + 'static>;
+/// One read of the source (a single port call; the edge retries it if it may).
+pub type Fetch<T> = BoxFuture<'static, Result<T, DownstreamFailure>>;
 
 type FlightResult<T> = Result<(Cached<T>, CacheResult), CacheAsideError>;
 type Flight<T> = Shared<BoxFuture<'static, FlightResult<T>>>;
@@ -261,7 +114,6 @@ struct Flights<T> {
 struct Inner<T> {
     cache: Arc<dyn Cache>,
     lock: Arc<dyn Lock>,
-    breaker: Arc<CircuitBreaker>,
     clock: Arc<dyn Clock>,
     telemetry: Arc<dyn Telemetry>,
     config: CacheAsideConfig,
@@ -269,8 +121,8 @@ struct Inner<T> {
 }
 
 /// What a cached read use case over the State Manager talks to ([`crate::dashboard::Dashboard`],
-/// [`crate::history::History`]): the source, the cache and lock of the cache-aside views,
-/// the source's circuit breaker, the clock and telemetry.
+/// [`crate::history::History`]): the source, the cache and lock of the cache-aside views, the
+/// clock and telemetry.
 #[derive(Clone)]
 pub struct ReadPorts {
     /// The source of the values.
@@ -279,8 +131,6 @@ pub struct ReadPorts {
     pub cache: Arc<dyn Cache>,
     /// The cross-instance single-flight lock.
     pub lock: Arc<dyn Lock>,
-    /// The State Manager's breaker (shared by every read of it).
-    pub breaker: Arc<CircuitBreaker>,
     /// Time (tests pause it).
     pub clock: Arc<dyn Clock>,
     /// Cache results and the like.
@@ -289,9 +139,7 @@ pub struct ReadPorts {
 
 impl std::fmt::Debug for ReadPorts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadPorts")
-            .field("breaker", &self.breaker)
-            .finish_non_exhaustive()
+        f.debug_struct("ReadPorts").finish_non_exhaustive()
     }
 }
 
@@ -314,7 +162,6 @@ impl<T> std::fmt::Debug for CacheAside<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheAside")
             .field("config", &self.inner.config)
-            .field("breaker", &self.inner.breaker)
             .finish_non_exhaustive()
     }
 }
@@ -323,11 +170,10 @@ impl<T> CacheAside<T>
 where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// Builds the view. `breaker` is the source's (shared with its other calls).
+    /// Builds the view.
     pub fn new(
         cache: Arc<dyn Cache>,
         lock: Arc<dyn Lock>,
-        breaker: Arc<CircuitBreaker>,
         clock: Arc<dyn Clock>,
         telemetry: Arc<dyn Telemetry>,
         config: CacheAsideConfig,
@@ -336,7 +182,6 @@ where
             inner: Arc::new(Inner {
                 cache,
                 lock,
-                breaker,
                 clock,
                 telemetry,
                 config,
@@ -348,17 +193,19 @@ where
         }
     }
 
-    /// The source's breaker.
-    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
-        &self.inner.breaker
-    }
-
-    /// Reads `key`: the cached value while fresh, else `fetch`'s (once per key across
-    /// callers and instances), else the last known value marked stale.
+    /// Reads `key`: the cached value while fresh, else the source's through `fetch` (once per
+    /// key across callers and instances), else the last known value marked stale.
+    ///
+    /// `fetch` is only called by the caller that starts a flight, so a hit neither allocates
+    /// nor clones anything for it.
     ///
     /// Cancellation-safe: the fetch runs as its own task, so dropping a caller (even the one
     /// that started it) neither cancels it for the others nor leaves the lock held.
-    pub async fn get(&self, key: CacheKey, fetch: Fetch<T>) -> Result<Cached<T>, CacheAsideError> {
+    pub async fn get(
+        &self,
+        key: CacheKey,
+        fetch: impl FnOnce() -> Fetch<T>,
+    ) -> Result<Cached<T>, CacheAsideError> {
         let kind = key.kind();
         let lookup = self.inner.lookup(&key).await;
         if let Some(value) = self.inner.fresh_value(&lookup) {
@@ -376,7 +223,12 @@ where
         result.map(|(cached, _)| cached)
     }
 
-    fn join_or_start(&self, key: CacheKey, lookup: CacheLookup, fetch: Fetch<T>) -> Flight<T> {
+    fn join_or_start(
+        &self,
+        key: CacheKey,
+        lookup: CacheLookup,
+        fetch: impl FnOnce() -> Fetch<T>,
+    ) -> Flight<T> {
         let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
         let slot = (key.clone(), lookup.generation);
         if let Some((_, flight)) = flights.by_key.get(&slot) {
@@ -386,6 +238,7 @@ where
         flights.next_id = flights.next_id.wrapping_add(1);
         let inner = Arc::clone(&self.inner);
         let task_slot = slot.clone();
+        let fetch = fetch();
         // The fill runs in the span of the request that started it, so its logs carry that
         // request's ID and its downstream call that request's trace context.
         let handle = tokio::spawn(tracing::Instrument::instrument(
@@ -458,10 +311,6 @@ where
 
     /// One flight: lock, (re)check, fetch, write, release; or wait for the holder.
     async fn fill(&self, key: &CacheKey, lookup: CacheLookup, fetch: Fetch<T>) -> FlightResult<T> {
-        if self.breaker.state() == CircuitState::Open {
-            // The call would be refused anyway: answer at once (stale or unavailable).
-            return self.fetch_and_store(key, &lookup, &fetch).await;
-        }
         let lock_name = lock_name(key);
         let mut token = self.try_lock(&lock_name).await;
         if matches!(token, LockAttempt::Busy) {
@@ -497,7 +346,7 @@ where
             }
         }
 
-        let result = self.fetch_and_store(key, &lookup, &fetch).await;
+        let result = self.fetch_and_store(key, &lookup, fetch).await;
         self.release(&lock_name, &token).await;
         result
     }
@@ -506,16 +355,9 @@ where
         &self,
         key: &CacheKey,
         lookup: &CacheLookup,
-        fetch: &Fetch<T>,
+        fetch: Fetch<T>,
     ) -> FlightResult<T> {
-        let fetched = guarded(
-            &self.breaker,
-            self.config.fetch_timeout,
-            self.config.retry,
-            || fetch(),
-        )
-        .await;
-        match fetched {
+        match fetch.await {
             Ok(value) => {
                 match serde_json::to_string(&value) {
                     Ok(json) => {
@@ -547,7 +389,6 @@ where
                     Some((value, stored_at)) => {
                         tracing::warn!(
                             cache = key.kind().as_str(),
-                            breaker = self.breaker.name(),
                             error = %failure,
                             stored_at = %stored_at,
                             "source unavailable; serving the last known value"
@@ -557,7 +398,6 @@ where
                     None => {
                         tracing::warn!(
                             cache = key.kind().as_str(),
-                            breaker = self.breaker.name(),
                             error = %failure,
                             "source unavailable and nothing cached"
                         );
@@ -568,22 +408,8 @@ where
         }
     }
 
-    /// The lock's expiry: the configured one, but never shorter than a whole fetch (every
-    /// attempt's deadline and backoff) plus a second, so it cannot expire under its holder.
-    fn lock_ttl(&self) -> Duration {
-        let r = self.config.retry;
-        let attempts = r.attempts.max(1);
-        let budget = self
-            .config
-            .fetch_timeout
-            .saturating_mul(attempts)
-            .saturating_add(r.max_delay.saturating_mul(attempts - 1))
-            .saturating_add(Duration::from_secs(1));
-        self.config.lock_ttl.max(budget)
-    }
-
     async fn try_lock(&self, name: &str) -> LockAttempt {
-        match self.lock.try_acquire(name, self.lock_ttl()).await {
+        match self.lock.try_acquire(name, self.config.lock_ttl).await {
             Ok(Some(token)) => LockAttempt::Held(token),
             Ok(None) => LockAttempt::Busy,
             Err(e) => {
@@ -774,14 +600,11 @@ mod tests {
     use super::test_support::*;
     use super::*;
     use crate::model::{Period, TenantId};
-    use crate::ports::system::NoopTelemetry;
-    use crate::resilience::BreakerConfig;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     struct Rig {
         cache: Arc<FakeCache>,
         lock: Arc<FakeLock>,
-        breaker: Arc<CircuitBreaker>,
         clock: Arc<TokioClock>,
         telemetry: Arc<CountingTelemetry>,
     }
@@ -791,27 +614,18 @@ mod tests {
             Self {
                 cache: Arc::default(),
                 lock: Arc::default(),
-                breaker: Arc::new(CircuitBreaker::new(
-                    "state_manager",
-                    BreakerConfig::default(),
-                    Arc::new(NoopTelemetry),
-                )),
                 clock: Arc::new(TokioClock::new()),
                 telemetry: Arc::default(),
             }
         }
         /// Another instance: same stores, its own single flight.
         fn instance(&self) -> CacheAside<u64> {
-            let mut config =
-                CacheAsideConfig::new(Duration::from_secs(600), Duration::from_secs(3));
-            config.retry = RetryPolicy::NONE;
             CacheAside::new(
                 self.cache.clone(),
                 self.lock.clone(),
-                self.breaker.clone(),
                 self.clock.clone(),
                 self.telemetry.clone(),
-                config,
+                CacheAsideConfig::new(Duration::from_secs(600)),
             )
         }
     }
@@ -824,12 +638,14 @@ mod tests {
     }
 
     /// A source that takes `delay`, counts its calls and answers `value` (or fails).
+    type Source = Arc<dyn Fn() -> Fetch<u64> + Send + Sync>;
+
     fn source(
         calls: Arc<AtomicUsize>,
         delay: Duration,
         value: u64,
         fail: Arc<AtomicBool>,
-    ) -> Fetch<u64> {
+    ) -> Source {
         Arc::new(move || {
             let calls = calls.clone();
             let fail = fail.clone();
@@ -877,7 +693,7 @@ mod tests {
             let view = if i % 2 == 0 { a.clone() } else { b.clone() };
             let fetch = fetch.clone();
             tasks.push(tokio::spawn(
-                async move { view.get(key(tenant), fetch).await },
+                async move { view.get(key(tenant), &*fetch).await },
             ));
         }
         for t in tasks {
@@ -893,7 +709,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(rig.lock.held.lock().unwrap().is_empty(), "lock released");
         // A later request is a plain hit.
-        a.get(key(tenant), fetch).await.unwrap();
+        a.get(key(tenant), &*fetch).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(rig.telemetry.count(CacheResult::Hit) >= 1);
     }
@@ -926,7 +742,7 @@ mod tests {
         let got = view
             .get(
                 key(tenant),
-                source(calls.clone(), Duration::ZERO, 1, Arc::default()),
+                &*source(calls.clone(), Duration::ZERO, 1, Arc::default()),
             )
             .await
             .unwrap();
@@ -955,7 +771,7 @@ mod tests {
         let got = view
             .get(
                 key(tenant),
-                source(calls.clone(), Duration::ZERO, 9, Arc::default()),
+                &*source(calls.clone(), Duration::ZERO, 9, Arc::default()),
             )
             .await
             .unwrap();
@@ -980,7 +796,7 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let (view, fetch) = (view.clone(), fetch.clone());
-                tokio::spawn(async move { view.get(key(tenant), fetch).await })
+                tokio::spawn(async move { view.get(key(tenant), &*fetch).await })
             })
             .collect();
         for t in tasks {
@@ -998,12 +814,12 @@ mod tests {
         let tenant = TenantId::new_random();
         let leader = {
             let (view, fetch) = (view.clone(), fetch.clone());
-            tokio::spawn(async move { view.get(key(tenant), fetch).await })
+            tokio::spawn(async move { view.get(key(tenant), &*fetch).await })
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
         let follower = {
             let (view, fetch) = (view.clone(), fetch.clone());
-            tokio::spawn(async move { view.get(key(tenant), fetch).await })
+            tokio::spawn(async move { view.get(key(tenant), &*fetch).await })
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
         leader.abort();
@@ -1021,11 +837,11 @@ mod tests {
         let fail = Arc::new(AtomicBool::new(false));
         let fetch = source(calls.clone(), Duration::ZERO, 11, fail.clone());
         let (known, unknown) = (TenantId::new_random(), TenantId::new_random());
-        view.get(key(known), fetch.clone()).await.unwrap();
+        view.get(key(known), &*fetch).await.unwrap();
 
         tokio::time::advance(Duration::from_secs(601)).await;
         fail.store(true, Ordering::SeqCst);
-        let got = view.get(key(known), fetch.clone()).await.unwrap();
+        let got = view.get(key(known), &*fetch).await.unwrap();
         assert_eq!(
             got,
             Cached {
@@ -1035,7 +851,7 @@ mod tests {
         );
         assert_eq!(rig.telemetry.count(CacheResult::Stale), 1);
 
-        let err = view.get(key(unknown), fetch).await.unwrap_err();
+        let err = view.get(key(unknown), &*fetch).await.unwrap_err();
         assert!(matches!(err, CacheAsideError::Unavailable(_)), "{err:?}");
     }
 
@@ -1046,79 +862,20 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let fetch = source(calls.clone(), Duration::ZERO, 1, Arc::default());
         let tenant = TenantId::new_random();
-        view.get(key(tenant), fetch.clone()).await.unwrap();
-        view.get(key(tenant), fetch.clone()).await.unwrap();
+        view.get(key(tenant), &*fetch).await.unwrap();
+        view.get(key(tenant), &*fetch).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         rig.cache
             .invalidate(tenant, crate::ports::stores::CacheKind::Metrics)
             .await
             .unwrap();
-        view.get(key(tenant), fetch.clone()).await.unwrap();
+        view.get(key(tenant), &*fetch).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        view.get(key(tenant), fetch).await.unwrap();
+        view.get(key(tenant), &*fetch).await.unwrap();
         assert_eq!(
             calls.load(Ordering::SeqCst),
             2,
             "the new entry carries the new generation"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn transient_failures_are_retried_a_bounded_number_of_times() {
-        let breaker = CircuitBreaker::new("sm", BreakerConfig::default(), Arc::new(NoopTelemetry));
-        let calls = AtomicUsize::new(0);
-        let got: Result<u32, DownstreamFailure> = guarded(
-            &breaker,
-            Duration::from_secs(1),
-            RetryPolicy::default(),
-            || {
-                let n = calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 0 {
-                        Err(DownstreamFailure::Unavailable { status: Some(503) })
-                    } else {
-                        Ok(4)
-                    }
-                }
-            },
-        )
-        .await;
-        assert_eq!(got, Ok(4));
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-
-        let calls = AtomicUsize::new(0);
-        let got: Result<u32, DownstreamFailure> = guarded(
-            &breaker,
-            Duration::from_millis(100),
-            RetryPolicy::default(),
-            || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                futures::future::pending()
-            },
-        )
-        .await;
-        assert_eq!(got, Err(DownstreamFailure::Timeout));
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "attempts are bounded");
-
-        // (The timeouts above opened the breaker: 3 failures in 5 calls.)
-        assert_eq!(breaker.state(), CircuitState::Open);
-        let breaker = CircuitBreaker::new("sm", BreakerConfig::default(), Arc::new(NoopTelemetry));
-        let calls = AtomicUsize::new(0);
-        let got: Result<u32, DownstreamFailure> = guarded(
-            &breaker,
-            Duration::from_secs(1),
-            RetryPolicy::default(),
-            || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(DownstreamFailure::Protocol("bad json".into())) }
-            },
-        )
-        .await;
-        assert!(got.is_err());
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            1,
-            "a protocol error is not retried"
         );
     }
 }

@@ -2,7 +2,8 @@
 //! the widget-send use case, and the going-away close of every socket at shutdown.
 //!
 //! The widget and the sockets use the State Manager port the server wired (the HTTP adapter
-//! when `STATE_MANAGER_URL` is set) and the outbound queue chosen by [`outbound_queue`]:
+//! when `STATE_MANAGER_URL` is set, else the simulator; guarded either way) and the outbound
+//! queue chosen by [`outbound_queue`]:
 //! - State Manager simulated in process (embedded default, with or without Redis): the
 //!   simulator's delivery, which records the send in the simulated State Manager and publishes
 //!   `message_update` and `sent`/`delivered`/`read` on the event bus (decisions §3);
@@ -44,18 +45,17 @@ impl std::fmt::Debug for Realtime {
 
 /// The outbound queue widget sends go to: the simulator's delivery (publishing on `bus`)
 /// while the State Manager is simulated in this process, the store's real queue (`stores_queue`:
-/// the Redis Stream, or the in-memory queue) once the State Manager is a remote service, since
-/// only the platform behind it can deliver, record and announce the message.
+/// the Redis Stream, or the in-memory queue) once it is a remote service (`STATE_MANAGER_URL`),
+/// since only the platform behind it can deliver, record and announce the message.
 pub fn outbound_queue(
-    state_manager_is_http: bool,
+    settings: &Settings,
     stores_queue: Arc<dyn OutboundQueue>,
     platform: &portal_sandbox::Platform,
     bus: Arc<dyn EventBus>,
 ) -> Arc<dyn OutboundQueue> {
-    if state_manager_is_http {
-        stores_queue
-    } else {
-        platform.delivery(bus)
+    match settings.state_manager_url {
+        Some(_) => stores_queue,
+        None => platform.delivery(bus),
     }
 }
 

@@ -13,7 +13,6 @@ use portal_domain::ports::downstream::StateManager;
 use portal_domain::ports::stores::OutboundQueue;
 use portal_domain::ports::system::{Clock, Random, RandomExt, SystemClock};
 use portal_domain::ports::system::{NoopTelemetry, Telemetry};
-use portal_domain::resilience::CircuitBreaker;
 use portal_domain::secret::ExposeSecret;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -32,7 +31,8 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
     /// Extra routes (test-only endpoints).
     pub routes: Vec<portal_api::state::RouteRegistrar>,
-    /// Wraps the State Manager port (tests and the benchmark count or break its calls).
+    /// Wraps the simulated State Manager, inside its guard (tests and the benchmark count or
+    /// break its calls).
     pub wrap_state_manager: Option<WrapStateManager>,
     /// Wraps the store ports (the benchmark counts store round trips).
     pub wrap_stores: Option<WrapStores>,
@@ -74,64 +74,24 @@ impl std::fmt::Debug for Application {
     }
 }
 
-/// Issue 4: the dashboard and history use cases over the cache and lock stores, with one
-/// circuit breaker for the State Manager, and a background task applying the instance's
-/// event-bus subscription to the caches (spec §13.1: a tenant's status events clear its
-/// metrics and conversation pages).
-///
-/// Cache lookups and the breaker's state changes go to `telemetry`; the breaker is returned
-/// for `/health`'s `circuits`.
+/// The dashboard and history use cases over the cache and lock stores, and a background task
+/// applying the instance's event-bus subscription to the caches (spec §13.1: a tenant's status
+/// events clear its metrics and conversation pages). Cache lookups go to `telemetry`.
 async fn dashboard_and_history(
-    settings: &Settings,
     stores: &crate::stores::Stores,
     state_manager: Arc<dyn StateManager>,
-    state_manager_is_http: bool,
-    overrides: &Overrides,
     clock: &Arc<dyn Clock>,
     telemetry: &Arc<dyn Telemetry>,
-) -> (Arc<Dashboard>, Arc<History>, Arc<CircuitBreaker>) {
-    let telemetry = telemetry.clone();
-    let state_manager = match &overrides.wrap_state_manager {
-        Some(wrap) => wrap(state_manager),
-        None => state_manager,
-    };
-    let breaker = Arc::new(CircuitBreaker::new(
-        "state_manager",
-        settings.state_manager_breaker(),
-        telemetry.clone(),
-    ));
-    // One retry layer: the HTTP adapter already retries its idempotent GETs (full jitter,
-    // `portal-outbound`), so the use cases then make one attempt each; retrying at both
-    // levels would multiply the calls an outage costs (3 × 3).
-    let config = |fresh_for, timeout| {
-        let mut config = portal_domain::cache_aside::CacheAsideConfig::new(fresh_for, timeout);
-        if state_manager_is_http {
-            config.retry.attempts = 1;
-        }
-        config
-    };
+) -> (Arc<Dashboard>, Arc<History>) {
     let ports = portal_domain::cache_aside::ReadPorts {
         state_manager,
         cache: stores.cache.clone(),
         lock: stores.lock.clone(),
-        breaker: breaker.clone(),
         clock: clock.clone(),
-        telemetry,
+        telemetry: telemetry.clone(),
     };
-    let dashboard = Arc::new(Dashboard::with_config(
-        ports.clone(),
-        config(
-            portal_domain::dashboard::METRICS_FRESH_FOR,
-            portal_domain::dashboard::METRICS_TIMEOUT,
-        ),
-    ));
-    let history = Arc::new(History::with_config(
-        ports,
-        config(
-            portal_domain::history::CONVERSATIONS_FRESH_FOR,
-            portal_domain::history::CONVERSATIONS_TIMEOUT,
-        ),
-    ));
+    let dashboard = Arc::new(Dashboard::new(ports.clone()));
+    let history = Arc::new(History::new(ports));
     match stores.event_bus.subscribe().await {
         Ok(events) => {
             let invalidation = dashboard.invalidation();
@@ -142,7 +102,7 @@ async fn dashboard_and_history(
             tracing::error!(error = %e, "no event subscription: caches are not invalidated by events")
         }
     }
-    (dashboard, history, breaker)
+    (dashboard, history)
 }
 
 impl Application {
@@ -222,21 +182,22 @@ impl Application {
             None => Arc::new(NoopTelemetry),
         };
         // Issue 7: HTTP adapters where URLs are configured, the simulators elsewhere.
+        let mut simulators = crate::downstreams::Ports::simulated(&platform);
+        if let Some(wrap) = &overrides.wrap_state_manager {
+            simulators.state_manager = wrap(simulators.state_manager);
+        }
         let downstreams = crate::downstreams::Downstreams::build(
             &settings.downstream_urls(),
-            &platform,
+            simulators,
             settings.state_manager_breaker(),
             telemetry.clone(),
         )?;
         if !downstreams.http.is_empty() {
             tracing::info!(http = ?downstreams.http, "downstreams over HTTP (the rest simulated)");
         }
-        let (dashboard, history, use_case_breaker) = dashboard_and_history(
-            &settings,
+        let (dashboard, history) = dashboard_and_history(
             &stores,
-            downstreams.state_manager.clone(),
-            downstreams.state_manager_is_http(),
-            &overrides,
+            downstreams.ports.state_manager.clone(),
             &clock,
             &telemetry,
         )
@@ -248,8 +209,8 @@ impl Application {
             AuthPorts {
                 sessions: stores.sessions.clone(),
                 one_time: stores.one_time.clone(),
-                auth_service: downstreams.auth_service.clone(),
-                tenants: downstreams.tenant_service.clone(),
+                auth_service: downstreams.ports.auth_service.clone(),
+                tenants: downstreams.ports.tenant_service.clone(),
                 bus: stores.event_bus.clone(),
                 cipher: cipher.clone(),
                 random: random.clone(),
@@ -262,9 +223,9 @@ impl Application {
         let onboarding = Arc::new(portal_domain::onboarding::Onboarding::new(
             portal_domain::onboarding::OnboardingPorts {
                 store: stores.onboarding.clone(),
-                tenants: downstreams.tenant_service.clone(),
-                genesys: downstreams.genesys.clone(),
-                whatsapp: downstreams.whatsapp.clone(),
+                tenants: downstreams.ports.tenant_service.clone(),
+                genesys: downstreams.ports.genesys.clone(),
+                whatsapp: downstreams.ports.whatsapp.clone(),
                 cipher: cipher.clone(),
                 random: random.clone(),
                 clock: clock.clone(),
@@ -284,10 +245,10 @@ impl Application {
         // The widget uses the wired State Manager; delivery is simulated only while the State
         // Manager is (else the outbound queue of the stores: the Redis Stream).
         let widget_ports = crate::realtime::WidgetPorts {
-            state_manager: downstreams.state_manager.clone(),
+            state_manager: downstreams.ports.state_manager.clone(),
             queue: {
                 let queue = crate::realtime::outbound_queue(
-                    downstreams.state_manager_is_http(),
+                    &settings,
                     stores.outbound.clone(),
                     &platform,
                     stores.event_bus.clone(),
@@ -335,7 +296,6 @@ impl Application {
         .history(history)
         .probe(stores.probe.clone())
         .telemetry(telemetry.clone())
-        .circuit(use_case_breaker.clone())
         .readiness(ready.clone())
         .request_scope(crate::telemetry::request_scope)
         .routes(move |cfg| {
@@ -362,7 +322,7 @@ impl Application {
         }
         let state = builder.build();
 
-        if downstreams.state_manager_is_http() && !stores.is_redis() {
+        if settings.state_manager_url.is_some() && !stores.is_redis() {
             tracing::warn!(
                 "STATE_MANAGER_URL is set without Redis: widget sends go to an in-memory \
                  outbound queue that no other service reads, so they are never delivered; \
@@ -398,9 +358,7 @@ impl Application {
         };
         if let Some(p) = &prometheus {
             crate::observability::websocket_source(p, &realtime.hub);
-            let mut breakers = downstreams.breakers.clone();
-            breakers.push(use_case_breaker);
-            crate::observability::circuit_source(p, breakers);
+            crate::observability::circuit_source(p, downstreams.breakers.clone());
         }
         // Start-up done: everything is wired (the listener already accepts).
         ready.store(true, std::sync::atomic::Ordering::Release);
