@@ -1,5 +1,5 @@
 //! The service with every HTTP adapter, against the HTTP sandbox of the whole platform
-//! (`portal_sandbox::serve`), both in-process on port 0 (issue 7): sign-in through the
+//! (`portal_sandbox::serve`), both in-process on port 0: sign-in through the
 //! sandbox's Genesys login, the Auth and Tenant Services over HTTP, the dashboard over the
 //! State Manager over HTTP, and the sandbox's fault injection (stale figures, then 503, then
 //! recovery). Memory stores: Redis is exercised elsewhere.

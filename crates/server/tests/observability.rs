@@ -1,4 +1,4 @@
-//! Issue 8 (observability), black-box over HTTP: `/metrics` parses as Prometheus text and
+//! Observability, black-box over HTTP: `/metrics` parses as Prometheus text and
 //! moves with requests (route templates, never raw paths, as labels); a request's log lines
 //! share its request ID; an incoming `traceparent` reaches the downstream (wiremock) with the
 //! same trace ID; `/health` reports circuit states, and an open one.
