@@ -9,16 +9,15 @@
 //! [`Dashboard::range`] reads a date range uncached. Each read is one call of the State
 //! Manager port; its deadline, retries and breaker are the outbound edge's.
 
-use crate::cache_aside::{CacheAside, CacheAsideConfig, CacheAsideError, Cached, ReadPorts};
-use crate::error::{DownstreamFailure, StoreError};
-use crate::model::{
-    BusEvent, DashboardStats, DateRange, Period, RawMetrics, TenantEvent, TenantId, success_rate,
+use crate::cache_aside::{
+    CacheAside, CacheAsideConfig, CacheAsideError, CacheInvalidation, Cached, ReadPorts,
 };
+use crate::error::{DownstreamFailure, StoreError};
+use crate::model::{DashboardStats, DateRange, Period, RawMetrics, TenantId, success_rate};
 use crate::ports::downstream::{StateManager, StateManagerError};
-use crate::ports::stores::{Cache, CacheKey, CacheKind};
+use crate::ports::stores::{CacheKey, CacheKind};
 use crate::ports::system::Clock;
-use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,67 +117,6 @@ impl From<CacheAsideError> for DashboardError {
             CacheAsideError::Unavailable(f) => DashboardError::Unavailable(f),
             CacheAsideError::Internal(m) => DashboardError::Internal(m),
         }
-    }
-}
-
-/// Makes a tenant's cached views stale when its traffic changes them (spec §13.1).
-#[derive(Clone)]
-pub struct CacheInvalidation {
-    cache: Arc<dyn Cache>,
-}
-
-impl std::fmt::Debug for CacheInvalidation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheInvalidation").finish_non_exhaustive()
-    }
-}
-
-impl CacheInvalidation {
-    /// Over `cache`.
-    pub fn new(cache: Arc<dyn Cache>) -> Self {
-        Self { cache }
-    }
-
-    /// Invalidates every kind in `kinds` for `tenant`; tries all, returns the first error.
-    pub async fn invalidate(
-        &self,
-        tenant: TenantId,
-        kinds: &[CacheKind],
-    ) -> Result<(), StoreError> {
-        let mut first_error = None;
-        for kind in kinds {
-            if let Err(e) = self.cache.invalidate(tenant, *kind).await {
-                tracing::warn!(tenant_id = %tenant, cache = kind.as_str(), error = %e, "cache invalidation failed");
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// The caches an event makes stale: a status change moves the metrics and a
-    /// conversation's last activity; a message changes the conversation list.
-    pub fn kinds_for(event: &TenantEvent) -> &'static [CacheKind] {
-        match event {
-            TenantEvent::Status { .. } => &[CacheKind::Metrics, CacheKind::Conversations],
-            TenantEvent::Message { .. } => &[CacheKind::Conversations],
-        }
-    }
-
-    /// Applies one event. Failures are logged: the entries still expire with their TTL.
-    pub async fn on_event(&self, event: &TenantEvent) {
-        let _ = self
-            .invalidate(event.tenant_id(), Self::kinds_for(event))
-            .await;
-    }
-
-    /// Applies every tenant event of the instance's bus subscription until it ends.
-    pub async fn run(&self, mut events: BoxStream<'static, BusEvent>) {
-        while let Some(event) = events.next().await {
-            if let BusEvent::Tenant(event) = event {
-                self.on_event(&event).await;
-            }
-        }
-        tracing::info!("event subscription ended; cache invalidation stopped");
     }
 }
 
@@ -307,8 +245,9 @@ fn into_failure(e: StateManagerError) -> DownstreamFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache_aside::test_support::{CountingTelemetry, FakeCache, FakeLock, TokioClock};
-    use crate::model::{MessageId, MessageStatus, MessageUpdate, StatusUpdate};
+    use crate::cache_aside::test_support::{
+        CountingTelemetry, FakeCache, FakeLock, TokioClock, message_event, status_event,
+    };
     use crate::ports::downstream::MockStateManager;
     use crate::ports::system::CacheResult;
     use std::sync::Mutex;
@@ -515,51 +454,6 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, DashboardError::Unavailable(_)));
-    }
-
-    fn status_event(tenant: TenantId) -> TenantEvent {
-        TenantEvent::Status {
-            tenant_id: tenant,
-            update: StatusUpdate {
-                message_id: MessageId::parse("m1").unwrap(),
-                status: MessageStatus::Delivered,
-                timestamp: time::OffsetDateTime::UNIX_EPOCH,
-                conversation_id: None,
-            },
-        }
-    }
-
-    fn message_event(tenant: TenantId) -> TenantEvent {
-        TenantEvent::Message {
-            tenant_id: tenant,
-            update: MessageUpdate {
-                direction: crate::model::Direction::Inbound,
-                conversation_id: crate::model::ConversationId::new_random(),
-                message_id: MessageId::parse("m2").unwrap(),
-                text: Some("hi".into()),
-                status: MessageStatus::Received,
-                timestamp: time::OffsetDateTime::UNIX_EPOCH,
-            },
-        }
-    }
-
-    #[tokio::test]
-    async fn bus_events_invalidate_only_their_tenants_caches() {
-        let cache = Arc::new(FakeCache::default());
-        let invalidation = CacheInvalidation::new(cache.clone());
-        let (t1, t2) = (TenantId::new_random(), TenantId::new_random());
-        let events = futures::stream::iter(vec![
-            BusEvent::Tenant(status_event(t1)),
-            BusEvent::Tenant(message_event(t1)),
-            BusEvent::SessionRevoked(crate::model::SessionKey::from_hex("ab".repeat(32))),
-            BusEvent::Tenant(message_event(t2)),
-        ])
-        .boxed();
-        invalidation.run(events).await;
-        assert_eq!(cache.generation(t1, CacheKind::Metrics), 1);
-        assert_eq!(cache.generation(t1, CacheKind::Conversations), 2);
-        assert_eq!(cache.generation(t2, CacheKind::Metrics), 0);
-        assert_eq!(cache.generation(t2, CacheKind::Conversations), 1);
     }
 
     #[tokio::test(start_paused = true)]
