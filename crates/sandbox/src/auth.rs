@@ -267,6 +267,16 @@ mod tests {
         }
     }
 
+    /// A sign-in as the service makes it: a code from the login page, then its exchange.
+    async fn signed_in(auth: &SimAuthService) -> TokenSet {
+        let code = auth
+            .issue_code(ACME_ADMIN_EMAIL, &pkce_challenge(VERIFIER), REDIRECT)
+            .unwrap();
+        auth.exchange_code(exchange(&code, VERIFIER, REDIRECT))
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_code_with_the_right_verifier_yields_tokens_for_the_user_once() {
         let (platform, _) = platform_at(FixedClock::demo_start());
@@ -418,28 +428,14 @@ mod tests {
         }
 
         // Refreshes remember the token they rotated out, only until it would have expired.
-        let code = auth
-            .issue_code(ACME_ADMIN_EMAIL, &challenge, REDIRECT)
-            .unwrap();
-        let mut refresh = auth
-            .exchange_code(exchange(&code, VERIFIER, REDIRECT))
-            .await
-            .unwrap()
-            .refresh_token
-            .unwrap();
+        let mut refresh = signed_in(&auth).await.refresh_token.unwrap();
         for _ in 0..3 {
             refresh = auth.refresh(&refresh).await.unwrap().refresh_token.unwrap();
         }
         assert_eq!(auth.stored_grants(), 3);
         clock.advance(REFRESH_TOKEN_TTL);
         assert!(auth.refresh(&refresh).await.is_err(), "expired");
-        let code = auth
-            .issue_code(ACME_ADMIN_EMAIL, &challenge, REDIRECT)
-            .unwrap();
-        let tokens = auth
-            .exchange_code(exchange(&code, VERIFIER, REDIRECT))
-            .await
-            .unwrap();
+        let tokens = signed_in(&auth).await;
         auth.refresh(&tokens.refresh_token.unwrap()).await.unwrap();
         assert_eq!(auth.stored_grants(), 1, "the expired spent tokens are gone");
 
@@ -462,13 +458,7 @@ mod tests {
     async fn tokens_are_only_good_for_their_kind_and_unforgeable() {
         let (platform, _) = platform_at(FixedClock::demo_start());
         let auth = platform.auth();
-        let code = auth
-            .issue_code(ACME_ADMIN_EMAIL, &pkce_challenge(VERIFIER), REDIRECT)
-            .unwrap();
-        let tokens = auth
-            .exchange_code(exchange(&code, VERIFIER, REDIRECT))
-            .await
-            .unwrap();
+        let tokens = signed_in(&auth).await;
         let access = tokens.access_token.expose_secret().to_owned();
         let refresh = tokens.refresh_token.unwrap().expose_secret().to_owned();
         assert_eq!(
