@@ -45,11 +45,3 @@ pub enum DownstreamFailure {
     #[error("protocol error: {0}")]
     Protocol(String),
 }
-
-impl DownstreamFailure {
-    /// Whether this failure says something about the service's health (counts against its
-    /// circuit breaker). A 4xx the caller caused does not.
-    pub fn is_service_fault(&self) -> bool {
-        !matches!(self, DownstreamFailure::CircuitOpen)
-    }
-}

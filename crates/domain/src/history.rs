@@ -4,11 +4,10 @@
 //! for 5 minutes) through [`CacheAside`] (single flight, lock, stale fallback, 503 when there
 //! is nothing). [`History::messages`] checks that the conversation belongs to the caller's
 //! tenant before reading its messages; [`conversation_for_tenant`] is that check on its own,
-//! for other use cases (widget send).
+//! for other use cases (widget send). Each read is one call of the State Manager port; its
+//! deadline, retries and breaker are the outbound edge's.
 
-use crate::cache_aside::{
-    CacheAside, CacheAsideConfig, CacheAsideError, Cached, Fetch, ReadPorts, RetryPolicy, guarded,
-};
+use crate::cache_aside::{CacheAside, CacheAsideConfig, CacheAsideError, Cached, ReadPorts};
 use crate::error::DownstreamFailure;
 use crate::model::{
     Conversation, ConversationId, ConversationPage, ConversationQuery, ConversationStatus,
@@ -16,7 +15,6 @@ use crate::model::{
 };
 use crate::ports::downstream::{StateManager, StateManagerError};
 use crate::ports::stores::CacheKey;
-use crate::resilience::CircuitBreaker;
 use futures::FutureExt;
 use serde::Serialize;
 use std::sync::Arc;
@@ -24,8 +22,6 @@ use std::time::Duration;
 
 /// How long a conversation-list page is served from the cache (spec §13.1).
 pub const CONVERSATIONS_FRESH_FOR: Duration = Duration::from_secs(300);
-/// Deadline of a State Manager conversation or message call (spec §3.1.3).
-pub const CONVERSATIONS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A refused query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,19 +164,11 @@ pub enum AccessError {
 /// that it is open). A mismatch is logged as a security event with both tenants.
 pub async fn conversation_for_tenant(
     state_manager: &dyn StateManager,
-    breaker: &CircuitBreaker,
     tenant: TenantId,
     id: ConversationId,
     require_active: bool,
 ) -> Result<Conversation, AccessError> {
-    let conversation = guarded(
-        breaker,
-        CONVERSATIONS_TIMEOUT,
-        RetryPolicy::default(),
-        || state_manager.conversation(id),
-    )
-    .await
-    .map_err(access_error)?;
+    let conversation = state_manager.conversation(id).await.map_err(access_error)?;
     if conversation.tenant_id != tenant {
         tracing::warn!(
             security_event = "tenant_mismatch",
@@ -208,9 +196,6 @@ fn access_error(e: StateManagerError) -> AccessError {
 pub struct History {
     threads: CacheAside<ConversationPage>,
     state_manager: Arc<dyn StateManager>,
-    /// Deadline and retries of the uncached reads (conversation, messages).
-    read_timeout: Duration,
-    read_retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for History {
@@ -222,12 +207,9 @@ impl std::fmt::Debug for History {
 }
 
 impl History {
-    /// Builds the use case with the spec's timings (5-minute cache, 5-second deadline).
+    /// Builds the use case with the spec's timings (pages cached 5 minutes).
     pub fn new(ports: ReadPorts) -> Self {
-        Self::with_config(
-            ports,
-            CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR, CONVERSATIONS_TIMEOUT),
-        )
+        Self::with_config(ports, CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR))
     }
 
     /// Builds the use case with explicit cache timings.
@@ -236,15 +218,12 @@ impl History {
             state_manager,
             cache,
             lock,
-            breaker,
             clock,
             telemetry,
         } = ports;
         Self {
-            threads: CacheAside::new(cache, lock, breaker, clock, telemetry, config),
+            threads: CacheAside::new(cache, lock, clock, telemetry, config),
             state_manager,
-            read_timeout: config.fetch_timeout,
-            read_retry: config.retry,
         }
     }
 
@@ -254,9 +233,8 @@ impl History {
         tenant: TenantId,
         query: ConversationQuery,
     ) -> Result<ThreadsPage, CacheAsideError> {
-        let state_manager = Arc::clone(&self.state_manager);
-        let fetch: Fetch<ConversationPage> = Arc::new(move || {
-            let state_manager = Arc::clone(&state_manager);
+        let fetch = || {
+            let state_manager = Arc::clone(&self.state_manager);
             async move {
                 tracing::info!(
                     tenant_id = %tenant,
@@ -276,7 +254,7 @@ impl History {
                     })
             }
             .boxed()
-        });
+        };
         let key = CacheKey::Conversations {
             tenant,
             page: query.page,
@@ -293,14 +271,7 @@ impl History {
         id: ConversationId,
         require_active: bool,
     ) -> Result<Conversation, AccessError> {
-        conversation_for_tenant(
-            self.state_manager.as_ref(),
-            self.threads.breaker(),
-            tenant,
-            id,
-            require_active,
-        )
-        .await
+        conversation_for_tenant(self.state_manager.as_ref(), tenant, id, require_active).await
     }
 
     /// A conversation's messages, after checking it belongs to `tenant` (spec §8.2).
@@ -311,14 +282,11 @@ impl History {
         id: ConversationId,
     ) -> Result<ConversationMessages, AccessError> {
         let conversation = self.conversation_for_tenant(tenant, id, false).await?;
-        let messages = guarded(
-            self.threads.breaker(),
-            self.read_timeout,
-            self.read_retry,
-            || self.state_manager.messages(id),
-        )
-        .await
-        .map_err(access_error)?;
+        let messages = self
+            .state_manager
+            .messages(id)
+            .await
+            .map_err(access_error)?;
         Ok(ConversationMessages {
             conversation_id: id,
             wa_id: conversation.wa_id,
@@ -333,28 +301,16 @@ mod tests {
     use crate::cache_aside::test_support::{CountingTelemetry, FakeCache, FakeLock, TokioClock};
     use crate::model::{Direction, MessageId, MessageStatus};
     use crate::ports::downstream::MockStateManager;
-    use crate::ports::system::NoopTelemetry;
-    use crate::resilience::BreakerConfig;
     use time::OffsetDateTime;
 
     fn history(sm: MockStateManager) -> History {
-        let mut config = CacheAsideConfig::new(CONVERSATIONS_FRESH_FOR, CONVERSATIONS_TIMEOUT);
-        config.retry = RetryPolicy::NONE;
-        History::with_config(
-            ReadPorts {
-                state_manager: Arc::new(sm),
-                cache: Arc::new(FakeCache::default()),
-                lock: Arc::new(FakeLock::default()),
-                breaker: Arc::new(CircuitBreaker::new(
-                    "state_manager",
-                    BreakerConfig::default(),
-                    Arc::new(NoopTelemetry),
-                )),
-                clock: Arc::new(TokioClock::new()),
-                telemetry: Arc::new(CountingTelemetry::default()),
-            },
-            config,
-        )
+        History::new(ReadPorts {
+            state_manager: Arc::new(sm),
+            cache: Arc::new(FakeCache::default()),
+            lock: Arc::new(FakeLock::default()),
+            clock: Arc::new(TokioClock::new()),
+            telemetry: Arc::new(CountingTelemetry::default()),
+        })
     }
 
     fn summary(n: u64) -> ConversationSummary {
@@ -507,6 +463,23 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, AccessError::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_failing_conversation_read_is_one_call_and_unavailable() {
+        let mut sm = MockStateManager::new();
+        sm.expect_conversation()
+            .times(1)
+            .returning(|_| Err(DownstreamFailure::Unavailable { status: Some(503) }.into()));
+        sm.expect_messages().never();
+        let err = history(sm)
+            .messages(TenantId::new_random(), ConversationId::new_random())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AccessError::Unavailable(DownstreamFailure::Unavailable { status: Some(503) })
+        );
     }
 
     #[tokio::test]

@@ -1,4 +1,11 @@
-//! The circuit breaker every downstream call goes through (spec §13.3, decisions §6).
+//! The circuit breaker state machine, and how a downstream port's error says "the call did not
+//! work" (spec §13.3, decisions §6, §10).
+//!
+//! Both are driven by the outbound edge only: `portal-outbound`'s `Guard` puts every call to a
+//! downstream (over HTTP or to an in-process simulator) through that downstream's one
+//! [`CircuitBreaker`], with a deadline and retries. Use cases never hold a breaker: they call
+//! their port once and read [`DownstreamFailure::CircuitOpen`] like any other failure. The
+//! breaker lives here, free of I/O, because `/health` (`portal-api`) reports its state.
 //!
 //! A count-based rolling window of the last `window` call outcomes. The breaker opens when at
 //! least `minimum_calls` are in the window and the failure rate reaches
@@ -8,6 +15,10 @@
 //!
 //! Time is `tokio::time::Instant`, so tests drive it with `tokio::time::pause()`.
 
+use crate::error::DownstreamFailure;
+use crate::ports::downstream::{
+    AuthServiceError, GenesysError, StateManagerError, TenantServiceError, WhatsAppError,
+};
 use crate::ports::system::{CircuitState, Telemetry};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -242,6 +253,40 @@ impl CircuitBreaker {
         }
     }
 }
+
+/// A downstream port's error: its business answers (a healthy call) or a [`DownstreamFailure`].
+pub trait DownstreamError: From<DownstreamFailure> {
+    /// The transport or service failure, if this is one (as opposed to a business answer such
+    /// as "not found", which counts as a healthy call).
+    fn failure(&self) -> Option<&DownstreamFailure>;
+}
+
+impl DownstreamError for DownstreamFailure {
+    fn failure(&self) -> Option<&DownstreamFailure> {
+        Some(self)
+    }
+}
+
+macro_rules! port_errors {
+    ($($error:ident),*) => {$(
+        impl DownstreamError for $error {
+            fn failure(&self) -> Option<&DownstreamFailure> {
+                match self {
+                    $error::Failure(f) => Some(f),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+port_errors!(
+    AuthServiceError,
+    TenantServiceError,
+    StateManagerError,
+    GenesysError,
+    WhatsAppError
+);
 
 #[cfg(test)]
 mod tests {

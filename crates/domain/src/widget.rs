@@ -1,6 +1,8 @@
 //! Agent widget sends (spec §9.2, decisions §6).
 //!
-//! A send is checked (the conversation exists, belongs to the agent's tenant and is active),
+//! A send is checked (the conversation exists, belongs to the agent's tenant and is active:
+//! [`conversation_for_tenant`], one call of the State Manager port, whose deadline, retries
+//! and breaker are the outbound edge's),
 //! made idempotent (`Idempotency-Key` over REST, `clientMessageId` over the socket: a retry
 //! returns the first result and never queues a second message) and appended to the outbound
 //! queue. A failed append leaves nothing behind: the idempotency claim is released and the
@@ -8,10 +10,9 @@
 
 use crate::crypto::sha256_hex;
 use crate::error::{DownstreamFailure, StoreError};
-use crate::model::{
-    ConversationId, ConversationStatus, MessageId, OutboundMessage, TenantId, UserId,
-};
-use crate::ports::downstream::{StateManager, StateManagerError};
+use crate::history::{AccessError, conversation_for_tenant};
+use crate::model::{ConversationId, MessageId, OutboundMessage, TenantId, UserId};
+use crate::ports::downstream::StateManager;
 use crate::ports::stores::{IdempotencyClaim, IdempotencyStore, OutboundQueue};
 use crate::ports::system::{Clock, Random, RandomExt};
 use serde::{Deserialize, Serialize};
@@ -182,29 +183,19 @@ impl Widget {
         agent: &UserId,
         request: SendRequest,
     ) -> Result<SendReceipt, SendError> {
-        let conversation = match self
-            .state_manager
-            .conversation(request.conversation_id)
-            .await
-        {
-            Ok(c) => c,
-            Err(StateManagerError::NotFound) => return Err(SendError::NotFound),
-            Err(StateManagerError::Failure(f)) => return Err(f.into()),
-        };
-        if conversation.tenant_id != tenant {
-            tracing::warn!(
-                security_event = "tenant_mismatch",
-                tenant_id = %tenant,
-                conversation_tenant_id = %conversation.tenant_id,
-                conversation_id = %request.conversation_id,
-                user_id = %agent,
-                "widget send to another tenant's conversation refused"
-            );
-            return Err(SendError::TenantMismatch);
-        }
-        if conversation.status != ConversationStatus::Active {
-            return Err(SendError::ConversationClosed);
-        }
+        let conversation = conversation_for_tenant(
+            self.state_manager.as_ref(),
+            tenant,
+            request.conversation_id,
+            true,
+        )
+        .await
+        .map_err(|e| match e {
+            AccessError::NotFound => SendError::NotFound,
+            AccessError::TenantMismatch => SendError::TenantMismatch,
+            AccessError::Closed => SendError::ConversationClosed,
+            AccessError::Unavailable(f) => f.into(),
+        })?;
 
         // Idempotency keys are scoped to the tenant and the agent, and stored hashed.
         let claim_key = request
@@ -278,8 +269,8 @@ impl Widget {
 mod tests {
     use super::*;
 
-    use crate::model::Conversation;
-    use crate::ports::downstream::MockStateManager;
+    use crate::model::{Conversation, ConversationStatus};
+    use crate::ports::downstream::{MockStateManager, StateManagerError};
     use crate::ports::stores::{MockIdempotencyStore, MockOutboundQueue};
     use crate::ports::system::SystemClock;
     use std::sync::Mutex;
@@ -431,6 +422,27 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, SendError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn a_failing_conversation_check_is_one_call_and_queues_nothing() {
+        let mut sm = MockStateManager::new();
+        sm.expect_conversation()
+            .times(1)
+            .returning(|_| Err(DownstreamFailure::Timeout.into()));
+        let mut q = MockOutboundQueue::new();
+        q.expect_enqueue().never();
+        let mut idem = MockIdempotencyStore::new();
+        idem.expect_claim().never();
+        let err = widget(sm, q, idem)
+            .send(
+                TenantId::new_random(),
+                &UserId::parse("a").unwrap(),
+                request(Some("k")),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::Unavailable(_)), "{err:?}");
     }
 
     #[tokio::test]

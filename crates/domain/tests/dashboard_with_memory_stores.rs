@@ -13,7 +13,6 @@ use portal_domain::model::{
 };
 use portal_domain::ports::downstream::{StateManager, StateManagerError};
 use portal_domain::ports::system::{NoopTelemetry, SystemClock};
-use portal_domain::resilience::{BreakerConfig, CircuitBreaker};
 use portal_memory::{MemoryCache, MemoryLock};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -87,7 +86,7 @@ struct Instances {
     histories: Vec<Arc<History>>,
 }
 
-/// `n` service instances: one shared cache and lock, one breaker each.
+/// `n` service instances: one shared cache and lock.
 fn instances(n: usize) -> Instances {
     let state_manager = Arc::new(SlowStateManager::default());
     let cache = Arc::new(MemoryCache::new());
@@ -95,16 +94,10 @@ fn instances(n: usize) -> Instances {
     let mut dashboards = Vec::new();
     let mut histories = Vec::new();
     for _ in 0..n {
-        let breaker = Arc::new(CircuitBreaker::new(
-            "state_manager",
-            BreakerConfig::default(),
-            Arc::new(NoopTelemetry),
-        ));
         let ports = ReadPorts {
             state_manager: state_manager.clone(),
             cache: cache.clone(),
             lock: lock.clone(),
-            breaker,
             clock: Arc::new(SystemClock),
             telemetry: Arc::new(NoopTelemetry),
         };

@@ -1,16 +1,14 @@
-//! [`Downstream`]: one downstream service and the loop every call to it goes through.
+//! [`Downstream`]: one downstream service over HTTP; each call goes through its [`Guard`].
 
 use crate::call::{Call, Reply};
 use crate::error::{CallError, ErrorBody};
+use crate::guard::{Guard, Operation};
 use crate::propagation::{self, Correlation};
-use crate::retry::RetryPolicy;
 use bytes::{Bytes, BytesMut};
-use portal_domain::ports::system::Telemetry;
 use portal_domain::resilience::CircuitBreaker;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
@@ -18,58 +16,37 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
-/// A downstream service: its name, base URL, the shared client, its circuit breaker, retry
-/// policy, body cap and telemetry. Cheap to share behind an `Arc` (or clone).
+/// A downstream service over HTTP: its base URL, the shared client, its [`Guard`] (deadline,
+/// retries, breaker, telemetry) and body cap. Cheap to share behind an `Arc` (or clone).
 #[derive(Clone)]
 pub struct Downstream {
-    /// Service name in logs, metrics and `/health` (`authService`, `stateManager`, ...).
-    name: &'static str,
     base_url: Url,
     client: reqwest::Client,
-    /// Shared with `/health` and metrics, which report its state.
-    breaker: Arc<CircuitBreaker>,
-    retry: RetryPolicy,
+    /// Every call goes through it; its breaker is shared with `/health` and metrics.
+    guard: Guard,
     /// Largest response body read; a longer one is [`CallError::TooLarge`].
     max_body_bytes: usize,
-    telemetry: Arc<dyn Telemetry>,
 }
 
 impl std::fmt::Debug for Downstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Downstream")
-            .field("name", &self.name)
             .field("base_url", &self.base_url.as_str())
-            .field("breaker", &self.breaker)
-            .field("retry", &self.retry)
+            .field("guard", &self.guard)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
 
 impl Downstream {
-    /// A downstream with the default retry policy and a 1 MiB body cap.
-    pub fn new(
-        name: &'static str,
-        base_url: Url,
-        client: reqwest::Client,
-        breaker: Arc<CircuitBreaker>,
-        telemetry: Arc<dyn Telemetry>,
-    ) -> Self {
+    /// The downstream `guard` names, at `base_url`, with a 1 MiB body cap.
+    pub fn new(base_url: Url, client: reqwest::Client, guard: Guard) -> Self {
         Self {
-            name,
             base_url,
             client,
-            breaker,
-            retry: RetryPolicy::default(),
+            guard,
             max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
-            telemetry,
         }
-    }
-
-    /// Replaces the retry policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
     }
 
     /// Replaces the body cap.
@@ -80,7 +57,7 @@ impl Downstream {
 
     /// The service name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.guard.service()
     }
 
     /// The base URL.
@@ -90,12 +67,7 @@ impl Downstream {
 
     /// The service's circuit breaker.
     pub fn breaker(&self) -> &Arc<CircuitBreaker> {
-        &self.breaker
-    }
-
-    /// The retry policy.
-    pub fn retry(&self) -> &RetryPolicy {
-        &self.retry
+        self.guard.breaker()
     }
 
     /// The shared HTTP client (the health probe calls around the breaker with it).
@@ -108,8 +80,9 @@ impl Downstream {
         join_url(&self.base_url, segments)
     }
 
-    /// Makes the call: breaker permit, correlation headers, per-attempt deadline, capped body,
-    /// retries for retryable calls. `Ok` only for a 2xx; everything else is classified.
+    /// Makes the call through the guard (breaker permit, per-attempt deadline, retries for
+    /// retryable calls) with correlation headers and a capped body. `Ok` only for a 2xx;
+    /// everything else is classified.
     pub async fn send(&self, call: Call) -> Result<Reply, CallError> {
         if let Some(reason) = call.invalid.clone() {
             return Err(CallError::InvalidRequest(reason));
@@ -117,103 +90,24 @@ impl Downstream {
         let span = tracing::info_span!(
             "downstream_call",
             otel.kind = "client",
-            service = self.name,
+            service = self.name(),
             operation = call.operation,
             http.method = %call.method,
         );
-        self.run(call).instrument(span).await
-    }
-
-    async fn run(&self, call: Call) -> Result<Reply, CallError> {
-        let max_attempts = if call.retryable {
-            self.retry.max_attempts.max(1)
-        } else {
-            1
-        };
-        // Computed inside the call's span, so an OTel parent makes this call a child span.
-        let correlation = propagation::outgoing();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let Ok(permit) = self.breaker.try_acquire() else {
-                self.telemetry.downstream_call(
-                    self.name,
-                    call.operation,
-                    "circuit_open",
-                    Duration::ZERO,
-                );
-                tracing::warn!(
-                    service = self.name,
-                    operation = call.operation,
-                    attempt,
-                    "circuit open: call not made"
-                );
-                return Err(CallError::CircuitOpen);
+        async {
+            // Computed inside the call's span, so an OTel parent makes this call a child span.
+            let correlation = propagation::outgoing();
+            let operation = Operation {
+                name: call.operation,
+                deadline: call.timeout,
+                idempotent: call.retryable,
             };
-            let started = Instant::now();
-            let result = self.attempt(&call, &correlation).await;
-            let elapsed = started.elapsed();
-            match &result {
-                Err(e) if e.is_service_fault() => permit.failure(),
-                _ => permit.success(),
-            }
-            let outcome = match &result {
-                Ok(_) => "success",
-                Err(e) => e.outcome(),
-            };
-            self.telemetry
-                .downstream_call(self.name, call.operation, outcome, elapsed);
-            let status = match &result {
-                Ok(r) => Some(r.status),
-                Err(e) => e.status(),
-            };
-            let elapsed_ms = elapsed.as_millis() as u64;
-
-            let err = match result {
-                Ok(reply) => {
-                    tracing::debug!(
-                        service = self.name,
-                        operation = call.operation,
-                        method = %call.method,
-                        status,
-                        attempt,
-                        elapsed_ms,
-                        "downstream call succeeded"
-                    );
-                    return Ok(reply);
-                }
-                Err(e) => e,
-            };
-
-            let retry_in = if attempt < max_attempts && err.is_retryable() {
-                match &err {
-                    CallError::RateLimited {
-                        retry_after: Some(after),
-                    } if *after > self.retry.max_retry_after => None,
-                    CallError::RateLimited {
-                        retry_after: Some(after),
-                    } => Some(*after),
-                    _ => Some(self.retry.backoff(attempt)),
-                }
-            } else {
-                None
-            };
-            tracing::warn!(
-                service = self.name,
-                operation = call.operation,
-                method = %call.method,
-                status,
-                attempt,
-                elapsed_ms,
-                outcome,
-                retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
-                "downstream call failed"
-            );
-            match retry_in {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(err),
-            }
+            self.guard
+                .run(operation, || self.attempt(&call, &correlation))
+                .await
         }
+        .instrument(span)
+        .await
     }
 
     async fn attempt(&self, call: &Call, correlation: &Correlation) -> Result<Reply, CallError> {
@@ -233,31 +127,25 @@ impl Downstream {
                 .body(body.clone());
         }
         let limit = self.max_body_bytes;
-        let exchange = async move {
-            let mut response = request.send().await.map_err(classify_transport)?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            if response.status().is_success() {
-                let body = read_capped(&mut response, limit).await?;
-                Ok(Reply {
-                    status,
-                    headers,
-                    body,
-                })
-            } else {
-                let retry_after = parse_retry_after(&headers);
-                // An error body that is too long or cut off only loses its explanation.
-                let body = match read_capped(&mut response, limit).await {
-                    Ok(bytes) => ErrorBody::from_bytes(&bytes),
-                    Err(CallError::Timeout) => return Err(CallError::Timeout),
-                    Err(_) => ErrorBody::default(),
-                };
-                Err(CallError::from_status(status, body, retry_after))
-            }
-        };
-        match tokio::time::timeout(call.timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Timeout),
+        let mut response = request.send().await.map_err(classify_transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        if response.status().is_success() {
+            let body = read_capped(&mut response, limit).await?;
+            Ok(Reply {
+                status,
+                headers,
+                body,
+            })
+        } else {
+            let retry_after = parse_retry_after(&headers);
+            // An error body that is too long or cut off only loses its explanation.
+            let body = match read_capped(&mut response, limit).await {
+                Ok(bytes) => ErrorBody::from_bytes(&bytes),
+                Err(CallError::Timeout) => return Err(CallError::Timeout),
+                Err(_) => ErrorBody::default(),
+            };
+            Err(CallError::from_status(status, body, retry_after))
         }
     }
 }

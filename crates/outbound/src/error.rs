@@ -231,6 +231,33 @@ impl CallError {
     }
 }
 
+impl crate::guard::Fault for CallError {
+    fn timeout() -> Self {
+        CallError::Timeout
+    }
+    fn circuit_open() -> Self {
+        CallError::CircuitOpen
+    }
+    fn is_service_fault(&self) -> bool {
+        CallError::is_service_fault(self)
+    }
+    fn is_retryable(&self) -> bool {
+        CallError::is_retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+    fn outcome(&self) -> &'static str {
+        CallError::outcome(self)
+    }
+    fn status(&self) -> Option<u16> {
+        CallError::status(self)
+    }
+}
+
 impl From<CallError> for DownstreamFailure {
     fn from(e: CallError) -> Self {
         e.into_failure()

@@ -6,11 +6,15 @@
 //! answer:
 //!
 //! - a pooled `reqwest` client over rustls ([`build_client`]);
-//! - a per-service [`Downstream`] that makes each [`Call`] with its own deadline, retries
-//!   idempotent calls (GET, PUT) on connect errors, timeouts, 502/503/504 and 429 with
-//!   exponential backoff and full jitter ([`RetryPolicy`]), goes through the domain's
-//!   [`CircuitBreaker`](portal_domain::resilience::CircuitBreaker), caps response bodies,
-//!   and reports every attempt to [`Telemetry`](portal_domain::ports::system::Telemetry);
+//! - [`Guard`]: the one place a downstream's deadline, retries and breaker live. It runs any
+//!   call: each attempt asks the downstream's
+//!   [`CircuitBreaker`](portal_domain::resilience::CircuitBreaker), has the operation's
+//!   deadline, and is reported to [`Telemetry`](portal_domain::ports::system::Telemetry);
+//!   idempotent operations are retried on connect errors, timeouts, 502/503/504 and 429 with
+//!   exponential backoff and full jitter ([`RetryPolicy`]). The HTTP adapters reach it
+//!   through [`Downstream`]; the server puts each in-process simulator's port behind one too;
+//! - a per-service [`Downstream`] that makes each [`Call`] through its guard, caps response
+//!   bodies and classifies the answer;
 //! - propagation of `X-Request-ID` and W3C `traceparent`/`tracestate` on every request, from
 //!   the current OpenTelemetry span or from the per-request [`context::RequestContext`] the
 //!   API layer sets with [`context::scope`];
@@ -27,7 +31,9 @@
 //! - [`call`]: [`Call`] (a request description) and [`Reply`] (a capped 2xx response).
 //! - [`error`]: [`CallError`] and [`ErrorBody`].
 //! - [`retry`]: [`RetryPolicy`] and the backoff computation.
-//! - [`downstream`]: [`Downstream`], the retry / breaker / telemetry loop.
+//! - [`guard`]: [`Guard`] (the breaker / deadline / retry / telemetry loop), [`Operation`] and
+//!   [`Fault`] (how an error tells the guard what happened).
+//! - [`downstream`]: [`Downstream`], an HTTP service behind its guard.
 //! - [`health`]: [`HealthCheck`], a downstream's `GET /health` as a health probe.
 //! - `testing` (feature `testing`): a ready-made `Downstream` for adapter tests.
 //!
@@ -39,6 +45,7 @@ pub mod call;
 pub mod context;
 pub mod downstream;
 pub mod error;
+pub mod guard;
 pub mod health;
 mod propagation;
 pub mod retry;
@@ -48,6 +55,7 @@ pub mod testing;
 pub use call::{Call, Reply};
 pub use downstream::{Downstream, join_url};
 pub use error::{CallError, ErrorBody};
+pub use guard::{Fault, Guard, Operation};
 pub use health::HealthCheck;
 pub use retry::RetryPolicy;
 

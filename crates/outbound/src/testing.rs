@@ -1,8 +1,8 @@
 //! Helpers for adapter tests (feature `testing`): a [`Downstream`] with fast retries.
 
-use crate::{ClientConfig, Downstream, RetryPolicy, build_client};
+use crate::{ClientConfig, Downstream, Guard, RetryPolicy, build_client};
 use portal_domain::ports::system::NoopTelemetry;
-use portal_domain::resilience::{BreakerConfig, CircuitBreaker};
+use portal_domain::resilience::BreakerConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -35,13 +35,6 @@ pub fn breaker_after(calls: u32) -> BreakerConfig {
 #[allow(clippy::expect_used)]
 pub fn downstream(name: &'static str, base_url: &str, breaker: BreakerConfig) -> Downstream {
     let client = build_client(&ClientConfig::default()).expect("client");
-    let breaker = Arc::new(CircuitBreaker::new(name, breaker, Arc::new(NoopTelemetry)));
-    Downstream::new(
-        name,
-        Url::parse(base_url).expect("base url"),
-        client,
-        breaker,
-        Arc::new(NoopTelemetry),
-    )
-    .with_retry(fast_retry())
+    let guard = Guard::new(name, breaker, Arc::new(NoopTelemetry)).with_retry(fast_retry());
+    Downstream::new(Url::parse(base_url).expect("base url"), client, guard)
 }

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
 use portal_domain::ports::system::{HealthProbe, NoopTelemetry};
-use portal_domain::resilience::{BreakerConfig, CircuitBreaker};
-use portal_outbound::{Call, ClientConfig, Downstream, HealthCheck, build_client};
+use portal_domain::resilience::BreakerConfig;
+use portal_outbound::{Call, ClientConfig, Downstream, Guard, HealthCheck, build_client};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -12,17 +12,10 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn downstream(server: &MockServer, breaker: BreakerConfig) -> Downstream {
-    let breaker = Arc::new(CircuitBreaker::new(
-        "authService",
-        breaker,
-        Arc::new(NoopTelemetry),
-    ));
     Downstream::new(
-        "authService",
         Url::parse(&format!("{}/base/", server.uri())).unwrap(),
         build_client(&ClientConfig::default()).unwrap(),
-        breaker,
-        Arc::new(NoopTelemetry),
+        Guard::new("authService", breaker, Arc::new(NoopTelemetry)),
     )
 }
 
@@ -72,15 +65,13 @@ async fn an_unreachable_service_is_unhealthy() {
         .unwrap()
         .port();
     let d = Downstream::new(
-        "authService",
         Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
         build_client(&ClientConfig::default()).unwrap(),
-        Arc::new(CircuitBreaker::new(
+        Guard::new(
             "authService",
             BreakerConfig::default(),
             Arc::new(NoopTelemetry),
-        )),
-        Arc::new(NoopTelemetry),
+        ),
     );
     let status = HealthCheck::new(&d).check().await;
     assert!(!status.ok);

@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
 use portal_domain::ports::system::{CircuitState, Telemetry};
-use portal_domain::resilience::{BreakerConfig, CircuitBreaker};
+use portal_domain::resilience::BreakerConfig;
 use portal_outbound::context::{self, RequestContext};
-use portal_outbound::{Call, CallError, ClientConfig, Downstream, RetryPolicy, build_client};
+use portal_outbound::{
+    Call, CallError, ClientConfig, Downstream, Guard, RetryPolicy, build_client,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
@@ -50,15 +52,8 @@ fn fast_retry() -> RetryPolicy {
 fn downstream_with(server: &MockServer, breaker: BreakerConfig) -> (Downstream, Arc<Recorder>) {
     let telemetry = Arc::new(Recorder::default());
     let client = build_client(&ClientConfig::default()).unwrap();
-    let breaker = Arc::new(CircuitBreaker::new("svc", breaker, telemetry.clone()));
-    let ds = Downstream::new(
-        "svc",
-        Url::parse(&server.uri()).unwrap(),
-        client,
-        breaker,
-        telemetry.clone(),
-    )
-    .with_retry(fast_retry());
+    let guard = Guard::new("svc", breaker, telemetry.clone()).with_retry(fast_retry());
+    let ds = Downstream::new(Url::parse(&server.uri()).unwrap(), client, guard);
     (ds, telemetry)
 }
 

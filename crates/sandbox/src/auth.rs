@@ -1,22 +1,33 @@
 //! The simulated Auth Service: authorization codes (issued by the login page), PKCE-checked
 //! exchange, profiles and rotating refresh tokens.
+//!
+//! It holds only what it must. Access and refresh tokens are signed (HMAC-SHA256 with a key
+//! of this process), carrying their user and expiry, so a sign-in leaves nothing behind once
+//! its code is exchanged: signing in and out any number of times does not grow the
+//! simulator. What it does keep expires: a pending code (until exchanged, or [`CODE_TTL`]),
+//! and a spent refresh token (until its own expiry, so a rotated-out token stays refused).
 
 use crate::demo::DemoUser;
-use crate::platform::{AccessGrant, IssuedCode, SimState};
+use crate::platform::{IssuedCode, SimState};
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portal_domain::DownstreamFailure;
-use portal_domain::crypto::{constant_time_eq, pkce_challenge, sha256_hex};
+use portal_domain::crypto::{TokenDeriver, b64url, constant_time_eq, pkce_challenge, sha256_hex};
 use portal_domain::model::{UserId, UserProfile};
 use portal_domain::ports::downstream::{AuthService, AuthServiceError, CodeExchange, TokenSet};
 use portal_domain::secret::{ExposeSecret, SecretString};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 /// How long an issued authorization code may be exchanged.
 pub const CODE_TTL: Duration = Duration::minutes(5);
 /// Lifetime of an access token.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
+/// Lifetime of a refresh token (longer than any session the service keeps by default; each
+/// refresh hands out a new one).
+pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
 
 /// Why the login page could not issue a code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,21 +51,67 @@ fn unavailable() -> AuthServiceError {
     AuthServiceError::Failure(DownstreamFailure::Unavailable { status: None })
 }
 
+/// The two kinds of signed token.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Access,
+    Refresh,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Access => "sim_at_",
+            Kind::Refresh => "sim_rt_",
+        }
+    }
+    /// Signing purpose: an access token never passes as a refresh token, nor the reverse.
+    fn purpose(self) -> &'static str {
+        match self {
+            Kind::Access => "sim-access-token",
+            Kind::Refresh => "sim-refresh-token",
+        }
+    }
+}
+
+/// What a valid token grants.
+struct Grant {
+    user: UserId,
+    expires_at: OffsetDateTime,
+}
+
 /// The simulated Auth Service.
 #[derive(Debug, Clone)]
 pub struct SimAuthService {
     state: Arc<SimState>,
+    /// Signs and checks the tokens (a key of this process: tokens die with it).
+    signer: TokenDeriver,
 }
 
 impl SimAuthService {
-    /// Over the shared state.
+    /// Over the shared state, with a fresh signing key.
     pub fn new(state: Arc<SimState>) -> Self {
-        Self { state }
+        let key = [
+            *uuid::Uuid::new_v4().as_bytes(),
+            *uuid::Uuid::new_v4().as_bytes(),
+        ]
+        .concat();
+        Self {
+            state,
+            signer: TokenDeriver::new(&key),
+        }
     }
 
     /// The demo user with this e-mail, if any.
     pub fn user_by_email(&self, email: &str) -> Option<DemoUser> {
         self.state.user_by_email(email)
+    }
+
+    /// How many sign-in records the simulator holds: codes waiting for their exchange and
+    /// spent refresh tokens not yet expired. Tokens in use are not stored.
+    pub fn stored_grants(&self) -> usize {
+        let inner = self.state.lock();
+        inner.codes.len() + inner.spent_refresh.len()
     }
 
     /// Issues a single-use authorization code for the user with `email`, bound to the PKCE
@@ -70,13 +127,13 @@ impl SimAuthService {
             .user_by_email(email)
             .ok_or(IssueCodeError::UnknownUser)?;
         let code = random_token("sim_code_").ok_or(IssueCodeError::Unavailable)?;
+        let now = self.state.now();
         let issued = IssuedCode {
             user: user.id,
             code_challenge: code_challenge.to_owned(),
             redirect_uri: redirect_uri.to_owned(),
-            expires_at: self.state.now() + CODE_TTL,
+            expires_at: now + CODE_TTL,
         };
-        let now = self.state.now();
         let mut inner = self.state.lock();
         // Abandoned logins must not grow the map forever.
         inner.codes.retain(|_, c| c.expires_at > now);
@@ -84,21 +141,45 @@ impl SimAuthService {
         Ok(SecretString::from(code))
     }
 
-    fn issue_tokens(&self, user: UserId) -> Result<TokenSet, AuthServiceError> {
-        let access = random_token("sim_at_").ok_or_else(unavailable)?;
-        let refresh = random_token("sim_rt_").ok_or_else(unavailable)?;
-        let expires_at = self.state.now() + ACCESS_TOKEN_TTL;
-        let now = self.state.now();
-        let mut inner = self.state.lock();
-        inner.access.retain(|_, g| g.expires_at > now);
-        inner.access.insert(
-            sha256_hex(access.as_bytes()),
-            AccessGrant {
-                user: user.clone(),
-                expires_at,
-            },
+    /// A token of `kind` for `user`, valid `ttl` from now (whole seconds): `prefix` +
+    /// `user.expiry.nonce` + `.` + signature. The nonce makes every token unique.
+    fn sign(&self, kind: Kind, user: &UserId, ttl: Duration) -> Option<(String, OffsetDateTime)> {
+        let expires_at = (self.state.now() + ttl).replace_nanosecond(0).ok()?;
+        let claims = format!(
+            "{}.{}.{}",
+            b64url(user.as_str().as_bytes()),
+            expires_at.unix_timestamp(),
+            random_token("")?
         );
-        inner.refresh.insert(sha256_hex(refresh.as_bytes()), user);
+        let signature = self.signer.derive(kind.purpose(), claims.as_bytes());
+        Some((format!("{}{claims}.{signature}", kind.prefix()), expires_at))
+    }
+
+    /// The grant of a token of `kind` that this simulator signed and that has not expired.
+    fn verify(&self, kind: Kind, token: &str) -> Option<Grant> {
+        let (claims, signature) = token.strip_prefix(kind.prefix())?.rsplit_once('.')?;
+        if !self
+            .signer
+            .verify(kind.purpose(), claims.as_bytes(), signature)
+        {
+            return None;
+        }
+        let mut parts = claims.split('.');
+        let user = String::from_utf8(URL_SAFE_NO_PAD.decode(parts.next()?).ok()?).ok()?;
+        let expires_at = OffsetDateTime::from_unix_timestamp(parts.next()?.parse().ok()?).ok()?;
+        (expires_at > self.state.now()).then_some(Grant {
+            user: UserId::parse(user).ok()?,
+            expires_at,
+        })
+    }
+
+    fn issue_tokens(&self, user: &UserId) -> Result<TokenSet, AuthServiceError> {
+        let (access, expires_at) = self
+            .sign(Kind::Access, user, ACCESS_TOKEN_TTL)
+            .ok_or_else(unavailable)?;
+        let (refresh, _) = self
+            .sign(Kind::Refresh, user, REFRESH_TOKEN_TTL)
+            .ok_or_else(unavailable)?;
         Ok(TokenSet {
             access_token: SecretString::from(access),
             refresh_token: Some(SecretString::from(refresh)),
@@ -125,18 +206,14 @@ impl AuthService for SimAuthService {
         if !valid {
             return Err(AuthServiceError::InvalidGrant);
         }
-        self.issue_tokens(issued.user)
+        self.issue_tokens(&issued.user)
     }
 
     async fn profile(&self, access_token: &SecretString) -> Result<UserProfile, AuthServiceError> {
-        let key = sha256_hex(access_token.expose_secret().as_bytes());
-        let now = self.state.now();
-        let inner = self.state.lock();
-        let grant = inner
-            .access
-            .get(&key)
-            .filter(|g| g.expires_at > now)
+        let grant = self
+            .verify(Kind::Access, access_token.expose_secret())
             .ok_or(AuthServiceError::Unauthorized)?;
+        let inner = self.state.lock();
         let user = inner
             .users
             .get(&grant.user)
@@ -151,15 +228,23 @@ impl AuthService for SimAuthService {
     }
 
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, AuthServiceError> {
-        let key = sha256_hex(refresh_token.expose_secret().as_bytes());
-        // Rotation: the presented refresh token stops working.
-        let user = self
-            .state
-            .lock()
-            .refresh
-            .remove(&key)
+        let grant = self
+            .verify(Kind::Refresh, refresh_token.expose_secret())
             .ok_or(AuthServiceError::InvalidGrant)?;
-        self.issue_tokens(user)
+        let now = self.state.now();
+        {
+            // Rotation: the presented refresh token stops working. Remembered until it would
+            // have expired anyway, then forgotten.
+            let mut inner = self.state.lock();
+            inner
+                .spent_refresh
+                .retain(|_, expires_at| *expires_at > now);
+            let key = sha256_hex(refresh_token.expose_secret().as_bytes());
+            if inner.spent_refresh.insert(key, grant.expires_at).is_some() {
+                return Err(AuthServiceError::InvalidGrant);
+            }
+        }
+        self.issue_tokens(&grant.user)
     }
 }
 
@@ -180,6 +265,16 @@ mod tests {
             code_verifier: secret(verifier),
             redirect_uri: redirect.to_owned(),
         }
+    }
+
+    /// A sign-in as the service makes it: a code from the login page, then its exchange.
+    async fn signed_in(auth: &SimAuthService) -> TokenSet {
+        let code = auth
+            .issue_code(ACME_ADMIN_EMAIL, &pkce_challenge(VERIFIER), REDIRECT)
+            .unwrap();
+        auth.exchange_code(exchange(&code, VERIFIER, REDIRECT))
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -310,5 +405,87 @@ mod tests {
             "the old refresh token was rotated out"
         );
         assert!(auth.refresh(&renewed.refresh_token.unwrap()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn signing_in_and_out_many_times_leaves_nothing_stored() {
+        let (platform, clock) = platform_at(FixedClock::demo_start());
+        let auth = platform.auth();
+        let challenge = pkce_challenge(VERIFIER);
+        for _ in 0..500 {
+            // What the service does per sign-in: a code from the login page, its exchange,
+            // the profile. (Logging out never reaches the Auth Service.)
+            let code = auth
+                .issue_code(ACME_ADMIN_EMAIL, &challenge, REDIRECT)
+                .unwrap();
+            assert_eq!(auth.stored_grants(), 1, "the pending code");
+            let tokens = auth
+                .exchange_code(exchange(&code, VERIFIER, REDIRECT))
+                .await
+                .unwrap();
+            auth.profile(&tokens.access_token).await.unwrap();
+            assert_eq!(auth.stored_grants(), 0, "nothing per signed-in user");
+        }
+
+        // Refreshes remember the token they rotated out, only until it would have expired.
+        let mut refresh = signed_in(&auth).await.refresh_token.unwrap();
+        for _ in 0..3 {
+            refresh = auth.refresh(&refresh).await.unwrap().refresh_token.unwrap();
+        }
+        assert_eq!(auth.stored_grants(), 3);
+        clock.advance(REFRESH_TOKEN_TTL);
+        assert!(auth.refresh(&refresh).await.is_err(), "expired");
+        let tokens = signed_in(&auth).await;
+        auth.refresh(&tokens.refresh_token.unwrap()).await.unwrap();
+        assert_eq!(auth.stored_grants(), 1, "the expired spent tokens are gone");
+
+        // Abandoned logins go with their code's expiry.
+        for _ in 0..50 {
+            auth.issue_code(ACME_ADMIN_EMAIL, &challenge, REDIRECT)
+                .unwrap();
+        }
+        clock.advance(CODE_TTL + Duration::seconds(1));
+        auth.issue_code(ACME_ADMIN_EMAIL, &challenge, REDIRECT)
+            .unwrap();
+        assert_eq!(
+            auth.stored_grants(),
+            2,
+            "one code and one spent refresh token"
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_are_only_good_for_their_kind_and_unforgeable() {
+        let (platform, _) = platform_at(FixedClock::demo_start());
+        let auth = platform.auth();
+        let tokens = signed_in(&auth).await;
+        let access = tokens.access_token.expose_secret().to_owned();
+        let refresh = tokens.refresh_token.unwrap().expose_secret().to_owned();
+        assert_eq!(
+            auth.refresh(&secret(&access)).await.unwrap_err(),
+            AuthServiceError::InvalidGrant,
+            "an access token is no refresh token"
+        );
+        assert_eq!(
+            auth.profile(&secret(&refresh)).await.unwrap_err(),
+            AuthServiceError::Unauthorized,
+            "nor the reverse"
+        );
+        // Another user's ID under the same signature, or the token of another simulator.
+        let forged = access.replacen(
+            &b64url(ACME_ADMIN_ID.as_bytes()),
+            &b64url(b"someone-else"),
+            1,
+        );
+        assert_ne!(forged, access);
+        assert_eq!(
+            auth.profile(&secret(&forged)).await.unwrap_err(),
+            AuthServiceError::Unauthorized
+        );
+        let (other, _) = platform_at(FixedClock::demo_start());
+        assert_eq!(
+            other.auth().profile(&secret(&access)).await.unwrap_err(),
+            AuthServiceError::Unauthorized
+        );
     }
 }

@@ -17,15 +17,16 @@
 //! - [`demo`]: the demo tenants, users, conversations and messages (the only place demo data
 //!   is written); fixed tenant and user IDs as constants.
 //! - [`platform`]: the shared [`SimState`] (one `std` mutex, one clock) and [`Platform`].
-//! - [`auth`]: [`SimAuthService`] (codes, PKCE, tokens, profiles).
+//! - [`auth`]: [`SimAuthService`] (codes, PKCE, signed tokens, profiles; nothing kept per
+//!   signed-in user).
 //! - [`tenant`]: the simulated Tenant Service, [`SimTenantService`].
 //! - [`state_manager`]: [`SimStateManager`], with metrics computed from the messages.
 //! - [`credentials`]: [`SimGenesys`], [`SimWhatsApp`] and the credential rules they share with
 //!   the Tenant Service (`invalid…` secrets are refused).
 //! - [`delivery`]: [`SimDelivery`], the outbound queue that "delivers" widget sends.
 //! - [`http`]: [`genesys_login`], the login page as an actix-web route.
-//! - [`serve`]: the HTTP sandbox of the whole platform ([`serve()`]), with fault injection;
-//!   the `portal-sandbox` binary runs it.
+//! - [`serve`]: the HTTP sandbox of the whole platform ([`serve()`]), one module per simulated
+//!   service, with fault injection; the `portal-sandbox` binary runs it.
 //! - [`redis_outbound`]: given a Redis URL, consumes the service's outbound Stream and delivers
 //!   each message with [`SimDelivery`], publishing its events on Redis Pub/Sub
 //!   ([`consume_outbound`]).

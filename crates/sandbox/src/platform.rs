@@ -46,13 +46,6 @@ pub(crate) struct IssuedCode {
     pub(crate) expires_at: OffsetDateTime,
 }
 
-/// An access token's grant.
-#[derive(Debug, Clone)]
-pub(crate) struct AccessGrant {
-    pub(crate) user: UserId,
-    pub(crate) expires_at: OffsetDateTime,
-}
-
 /// Everything the simulators share, behind one lock.
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
@@ -63,10 +56,9 @@ pub(crate) struct Inner {
     pub(crate) conversations: HashMap<ConversationId, DemoConversation>,
     /// Authorization codes by the SHA-256 of the code (the code itself is never stored).
     pub(crate) codes: HashMap<String, IssuedCode>,
-    /// Access tokens by SHA-256.
-    pub(crate) access: HashMap<String, AccessGrant>,
-    /// Refresh tokens by SHA-256.
-    pub(crate) refresh: HashMap<String, UserId>,
+    /// Refresh tokens rotated out, by SHA-256, until they expire (the tokens themselves are
+    /// signed, not stored).
+    pub(crate) spent_refresh: HashMap<String, OffsetDateTime>,
     /// Outbound queue entry IDs by message ID, so a repeated enqueue is not sent twice.
     pub(crate) outbound_entries: HashMap<String, String>,
     /// Sequence number of the last outbound queue entry.

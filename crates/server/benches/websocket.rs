@@ -1,4 +1,4 @@
-//! `just bench-ws`: the WebSocket benchmark of issue 5 on the embedded default, on a loopback
+//! `just bench-ws`: the WebSocket benchmark on the embedded default, on a loopback
 //! port. Prints figures against the targets; asserts nothing about time.
 //!
 //! Two processes: this one runs the **server** (the embedded default, one instance) and

@@ -1,5 +1,5 @@
 //! `just bench-redis`: load test of a cached `GET /api/v1/dashboard/stats` with a valid session
-//! against **Redis** (issue 6 item 6), compared with `redis-benchmark` GET on the same
+//! against **Redis**, compared with `redis-benchmark` GET on the same
 //! `redis-server` in the same run. Prints figures; asserts nothing about time.
 //!
 //! 1. Starts a throw-away `redis-server` (portal-redis's harness), the service on it with the

@@ -595,6 +595,53 @@ impl Settings {
         self.genesys_region.parse().unwrap_or(Region::UsEast1)
     }
 
+    /// Whether the Auth Service is simulated (no `AUTH_SERVICE_URL`); then so is the Genesys
+    /// login page, the only one whose codes the simulator accepts.
+    pub fn simulated_auth(&self) -> bool {
+        self.auth_service_url.is_none()
+    }
+
+    /// `BASE_URL` without its trailing `/`, or `http://{HOST}:{port}` (the bound port).
+    pub fn public_base_url(&self, port: u16) -> String {
+        match &self.base_url {
+            Some(b) => b.trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{port}", self.host),
+        }
+    }
+
+    /// `GENESYS_REDIRECT_URI`, or the callback under `base_url`.
+    pub fn redirect_uri(&self, base_url: &str) -> String {
+        self.genesys_redirect_uri
+            .clone()
+            .unwrap_or_else(|| format!("{base_url}/api/v1/auth/callback"))
+    }
+
+    /// `GENESYS_CLIENT_ID`, or the client the simulated login accepts.
+    pub fn client_id(&self) -> String {
+        self.genesys_client_id
+            .clone()
+            .unwrap_or_else(|| crate::startup::SANDBOX_CLIENT_ID.to_owned())
+    }
+
+    /// The Genesys authorize endpoint under `GENESYS_LOGIN_BASE_URL`, else under the simulated
+    /// login page (simulated Auth Service, served at `base_url`), else under the region's.
+    pub fn authorize_url(&self, base_url: &str) -> anyhow::Result<url::Url> {
+        let login_base = match (&self.genesys_login_base_url, self.simulated_auth()) {
+            (Some(b), _) => b.trim_end_matches('/').to_owned(),
+            (None, true) => format!("{base_url}{}", crate::startup::SANDBOX_LOGIN_PATH),
+            (None, false) => self.region().login_base_url(),
+        };
+        url::Url::parse(&format!("{login_base}/oauth/authorize"))
+            .map_err(|e| anyhow::anyhow!("GENESYS_LOGIN_BASE_URL: {e}"))
+    }
+
+    /// `COOKIE_SECURE`, else secure in production and behind https (`base_url`); plain-HTTP
+    /// local use may go without.
+    pub fn secure_cookies(&self, base_url: &str) -> bool {
+        self.cookie_secure
+            .unwrap_or(self.is_production() || base_url.starts_with("https://"))
+    }
+
     /// The trusted proxies (validated).
     pub fn proxies(&self) -> Vec<portal_api::TrustedProxy> {
         split_list(&self.trusted_proxies)

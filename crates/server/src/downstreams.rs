@@ -1,22 +1,23 @@
 //! The downstream ports: the HTTP adapters where a URL is configured, the simulators of the
-//! embedded default elsewhere (decisions §3).
+//! embedded default elsewhere (decisions §3), each behind its downstream's one [`Guard`]
+//! (deadline, retries, circuit breaker: decisions §10).
 //!
-//! One shared reqwest client (rustls with ring) and one [`CircuitBreaker`] per downstream
-//! (the State Manager's with the `STATE_MANAGER_BREAKER_*` settings, the others with the
-//! domain's defaults). The dashboard and history use cases keep their own breaker around the
-//! State Manager port: sharing one instance would count each call twice and let the use case's
-//! half-open probe starve the adapter's.
+//! One shared reqwest client (rustls with ring) for the HTTP adapters, whose
+//! [`Downstream`](portal_outbound::Downstream) runs every call through the guard; a simulator
+//! gets the same guard through [`Guarded`]. The State Manager's breaker has the
+//! `STATE_MANAGER_BREAKER_*` settings, the others the defaults. The use cases above call each
+//! port once: retrying or breaking there too would multiply what an outage costs.
 
+use crate::guarded::Guarded;
 use anyhow::Context;
 use portal_domain::ports::downstream::{
     AuthService, GenesysCloud, StateManager, TenantService, WhatsApp,
 };
 use portal_domain::ports::system::{HealthProbe, Telemetry};
 use portal_domain::resilience::{BreakerConfig, CircuitBreaker};
-use portal_outbound::{ClientConfig, Downstream, build_client};
+use portal_outbound::{ClientConfig, Downstream, Guard, HealthCheck, build_client};
 use std::sync::Arc;
 use url::Url;
-
 /// Where each downstream is. `None` = the simulator (or, for Genesys and Meta, the public
 /// endpoints are not overridden).
 #[derive(Debug, Clone, Default)]
@@ -53,9 +54,9 @@ impl DownstreamUrls {
     }
 }
 
-/// Every downstream port, wired.
+/// One port per downstream.
 #[derive(Clone)]
-pub struct Downstreams {
+pub struct Ports {
     /// Auth Service.
     pub auth_service: Arc<dyn AuthService>,
     /// Tenant Service.
@@ -66,10 +67,34 @@ pub struct Downstreams {
     pub genesys: Arc<dyn GenesysCloud>,
     /// Meta WhatsApp Cloud API.
     pub whatsapp: Arc<dyn WhatsApp>,
-    /// The State Manager adapter's breaker (for `/health` and metrics once they report it).
-    pub state_manager_breaker: Arc<CircuitBreaker>,
-    /// Every HTTP adapter's breaker (none for simulated services), for `/health`'s
-    /// `circuits` and the `portal_circuit_state` gauge.
+}
+
+impl Ports {
+    /// Every simulator of `platform` (unguarded: [`Downstreams::build`] guards them).
+    pub fn simulated(platform: &portal_sandbox::Platform) -> Self {
+        Self {
+            auth_service: platform.auth_service(),
+            tenant_service: platform.tenant_service(),
+            state_manager: platform.state_manager(),
+            genesys: platform.genesys(),
+            whatsapp: platform.whatsapp(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// Every downstream port, wired and guarded.
+#[derive(Clone)]
+pub struct Downstreams {
+    /// The ports, each behind its downstream's guard.
+    pub ports: Ports,
+    /// One breaker per downstream, simulated or not, for `/health`'s `circuits` and the
+    /// `portal_circuit_state` gauge.
     pub breakers: Vec<Arc<CircuitBreaker>>,
     /// Services served by an HTTP adapter (the rest are simulated), for the start-up log.
     pub http: Vec<&'static str>,
@@ -94,158 +119,168 @@ fn parse(name: &str, value: &str) -> anyhow::Result<Url> {
     Ok(url)
 }
 
-impl Downstreams {
-    /// Whether the State Manager is a remote service (then so is outbound delivery: see
-    /// [`crate::realtime::outbound_queue`]).
-    pub fn state_manager_is_http(&self) -> bool {
-        self.http.contains(&portal_state_manager::SERVICE)
+/// What wiring the ports accumulates: a guard (and its breaker) per downstream, the shared
+/// client, the health probes.
+struct Wiring {
+    telemetry: Arc<dyn Telemetry>,
+    state_manager_breaker: BreakerConfig,
+    client: Option<reqwest::Client>,
+    breakers: Vec<Arc<CircuitBreaker>>,
+    http: Vec<&'static str>,
+    probes: Vec<Arc<dyn HealthProbe>>,
+}
+
+impl Wiring {
+    /// The guard of `service` (its breaker is recorded for `/health` and metrics).
+    fn guard(&mut self, service: &'static str) -> Guard {
+        let config = if service == portal_state_manager::SERVICE {
+            self.state_manager_breaker
+        } else {
+            BreakerConfig::default()
+        };
+        let guard = Guard::new(service, config, self.telemetry.clone());
+        self.breakers.push(guard.breaker().clone());
+        guard
     }
 
-    /// Wires every port: HTTP adapters for what `urls` names, simulators of `platform` for
-    /// the rest. `state_manager_breaker` configures the State Manager's breaker; the others
-    /// use the domain's default breaker settings. Installs the rustls ring provider.
+    /// `service` over HTTP at `base`, behind its guard.
+    fn http(&mut self, service: &'static str, base: Url) -> anyhow::Result<Downstream> {
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => self
+                .client
+                .insert(build_client(&ClientConfig::default())?)
+                .clone(),
+        };
+        self.http.push(service);
+        let guard = self.guard(service);
+        Ok(Downstream::new(base, client, guard))
+    }
+
+    /// A platform service over HTTP (the `variable` URL), whose own `/health` is probed.
+    fn platform_service(
+        &mut self,
+        service: &'static str,
+        variable: &str,
+        url: &str,
+    ) -> anyhow::Result<Downstream> {
+        let downstream = self.http(service, parse(variable, url)?)?;
+        self.probes.push(Arc::new(HealthCheck::new(&downstream)));
+        Ok(downstream)
+    }
+}
+
+impl Downstreams {
+    /// Wires every port: HTTP adapters for what `urls` names, the `simulators` for the rest
+    /// (tests may have wrapped one), each behind its guard. `state_manager_breaker` configures the State Manager's breaker;
+    /// the others use the default breaker settings. Installs the rustls ring provider.
     pub fn build(
         urls: &DownstreamUrls,
-        platform: &portal_sandbox::Platform,
+        simulators: Ports,
         state_manager_breaker: BreakerConfig,
         telemetry: Arc<dyn Telemetry>,
     ) -> anyhow::Result<Self> {
         portal_outbound::install_crypto_provider();
-        let sm_breaker = Arc::new(CircuitBreaker::new(
-            portal_state_manager::SERVICE,
+        let mut w = Wiring {
+            telemetry,
             state_manager_breaker,
-            telemetry.clone(),
-        ));
-        let any_http = urls.auth_service.is_some()
-            || urls.tenant_service.is_some()
-            || urls.state_manager.is_some()
-            || urls.genesys_is_http()
-            || urls.meta_is_http();
-        let client = if any_http {
-            Some(build_client(&ClientConfig::default())?)
-        } else {
-            None
+            client: None,
+            breakers: Vec::new(),
+            http: Vec::new(),
+            probes: Vec::new(),
         };
-        let breakers = std::cell::RefCell::new(Vec::new());
-        let downstream = |name: &'static str, base: Url, breaker: Option<Arc<CircuitBreaker>>| {
-            let breaker = breaker.unwrap_or_else(|| {
-                Arc::new(CircuitBreaker::new(
-                    name,
-                    BreakerConfig::default(),
-                    telemetry.clone(),
-                ))
-            });
-            breakers.borrow_mut().push(breaker.clone());
-            Downstream::new(
-                name,
-                base,
-                client.clone().unwrap_or_default(),
-                breaker,
-                telemetry.clone(),
-            )
-        };
-        let mut http = Vec::new();
-        let mut probes: Vec<Arc<dyn HealthProbe>> = Vec::new();
-        let mut probed = |d: Downstream| {
-            probes.push(Arc::new(portal_outbound::HealthCheck::new(&d)));
-            d
-        };
-
         let auth_service: Arc<dyn AuthService> = match &urls.auth_service {
-            Some(u) => {
-                http.push(portal_auth_service::SERVICE);
-                let base = parse("AUTH_SERVICE_URL", u)?;
-                Arc::new(portal_auth_service::HttpAuthService::new(probed(
-                    downstream(portal_auth_service::SERVICE, base, None),
-                )))
-            }
-            None => platform.auth_service(),
+            Some(u) => Arc::new(portal_auth_service::HttpAuthService::new(
+                w.platform_service(portal_auth_service::SERVICE, "AUTH_SERVICE_URL", u)?,
+            )),
+            None => Guarded::new(
+                simulators.auth_service,
+                w.guard(portal_auth_service::SERVICE),
+            ),
         };
         let tenant_service: Arc<dyn TenantService> = match &urls.tenant_service {
-            Some(u) => {
-                http.push(portal_tenant_service::SERVICE);
-                let base = parse("TENANT_SERVICE_URL", u)?;
-                Arc::new(portal_tenant_service::HttpTenantService::new(probed(
-                    downstream(portal_tenant_service::SERVICE, base, None),
-                )))
-            }
-            None => platform.tenant_service(),
+            Some(u) => Arc::new(portal_tenant_service::HttpTenantService::new(
+                w.platform_service(portal_tenant_service::SERVICE, "TENANT_SERVICE_URL", u)?,
+            )),
+            None => Guarded::new(
+                simulators.tenant_service,
+                w.guard(portal_tenant_service::SERVICE),
+            ),
         };
         let state_manager: Arc<dyn StateManager> = match &urls.state_manager {
-            Some(u) => {
-                http.push(portal_state_manager::SERVICE);
-                let base = parse("STATE_MANAGER_URL", u)?;
-                Arc::new(portal_state_manager::HttpStateManager::new(probed(
-                    downstream(
-                        portal_state_manager::SERVICE,
-                        base,
-                        Some(sm_breaker.clone()),
-                    ),
-                )))
-            }
-            None => platform.state_manager(),
+            Some(u) => Arc::new(portal_state_manager::HttpStateManager::new(
+                w.platform_service(portal_state_manager::SERVICE, "STATE_MANAGER_URL", u)?,
+            )),
+            None => Guarded::new(
+                simulators.state_manager,
+                w.guard(portal_state_manager::SERVICE),
+            ),
         };
         let genesys: Arc<dyn GenesysCloud> = if urls.genesys_is_http() {
-            http.push(portal_genesys::SERVICE);
-            let login_base = urls
-                .genesys_login_base
-                .as_deref()
-                .map(|u| parse("GENESYS_LOGIN_BASE_URL", u))
-                .transpose()?;
-            let api_base = urls
-                .genesys_api_base
-                .as_deref()
-                .map(|u| parse("GENESYS_API_BASE_URL", u))
-                .transpose()?;
-            // The adapter picks each call's host itself (the overrides, else the tenant's
-            // region); the downstream's base is only a label.
-            let label = match login_base.clone().or_else(|| api_base.clone()) {
-                Some(url) => url,
-                None => parse("GENESYS_REGIONAL", "https://login.mypurecloud.com")?,
-            };
-            Arc::new(portal_genesys::HttpGenesysCloud::new(
-                downstream(portal_genesys::SERVICE, label, None),
-                portal_genesys::Endpoints {
-                    login_base,
-                    api_base,
-                },
-            ))
+            genesys(urls, &mut w)?
         } else {
-            platform.genesys()
+            Guarded::new(simulators.genesys, w.guard(portal_genesys::SERVICE))
         };
         let whatsapp: Arc<dyn WhatsApp> = if urls.meta_is_http() {
-            http.push(portal_whatsapp::SERVICE);
-            let base = parse(
-                "META_GRAPH_BASE_URL",
-                urls.meta_graph_base
-                    .as_deref()
-                    .unwrap_or(portal_whatsapp::DEFAULT_GRAPH_BASE_URL),
-            )?;
-            let mut adapter = portal_whatsapp::HttpWhatsApp::new(downstream(
-                portal_whatsapp::SERVICE,
-                base,
-                None,
-            ));
-            if let Some(v) = urls.meta_graph_version.as_deref().filter(|v| !v.is_empty()) {
-                adapter = adapter.with_version(v);
-            }
-            Arc::new(adapter)
+            whatsapp(urls, &mut w)?
         } else {
-            platform.whatsapp()
+            Guarded::new(simulators.whatsapp, w.guard(portal_whatsapp::SERVICE))
         };
-
         Ok(Self {
-            auth_service,
-            tenant_service,
-            state_manager,
-            genesys,
-            whatsapp,
-            state_manager_breaker: sm_breaker,
-            breakers: breakers.into_inner(),
-            http,
-            probes,
+            ports: Ports {
+                auth_service,
+                tenant_service,
+                state_manager,
+                genesys,
+                whatsapp,
+            },
+            breakers: w.breakers,
+            http: w.http,
+            probes: w.probes,
         })
     }
+}
+
+/// Genesys Cloud over HTTP: the overridden hosts, else each tenant's region.
+fn genesys(urls: &DownstreamUrls, w: &mut Wiring) -> anyhow::Result<Arc<dyn GenesysCloud>> {
+    let login_base = urls
+        .genesys_login_base
+        .as_deref()
+        .map(|u| parse("GENESYS_LOGIN_BASE_URL", u))
+        .transpose()?;
+    let api_base = urls
+        .genesys_api_base
+        .as_deref()
+        .map(|u| parse("GENESYS_API_BASE_URL", u))
+        .transpose()?;
+    // The adapter picks each call's host itself (the overrides, else the tenant's region);
+    // the downstream's base is only a label.
+    let label = match login_base.clone().or_else(|| api_base.clone()) {
+        Some(url) => url,
+        None => parse("GENESYS_REGIONAL", "https://login.mypurecloud.com")?,
+    };
+    Ok(Arc::new(portal_genesys::HttpGenesysCloud::new(
+        w.http(portal_genesys::SERVICE, label)?,
+        portal_genesys::Endpoints {
+            login_base,
+            api_base,
+        },
+    )))
+}
+
+/// Meta's Graph API over HTTP (`META_GRAPH_BASE_URL`, `META_GRAPH_VERSION`).
+fn whatsapp(urls: &DownstreamUrls, w: &mut Wiring) -> anyhow::Result<Arc<dyn WhatsApp>> {
+    let base = parse(
+        "META_GRAPH_BASE_URL",
+        urls.meta_graph_base
+            .as_deref()
+            .unwrap_or(portal_whatsapp::DEFAULT_GRAPH_BASE_URL),
+    )?;
+    let mut adapter = portal_whatsapp::HttpWhatsApp::new(w.http(portal_whatsapp::SERVICE, base)?);
+    if let Some(v) = urls.meta_graph_version.as_deref().filter(|v| !v.is_empty()) {
+        adapter = adapter.with_version(v);
+    }
+    Ok(Arc::new(adapter))
 }
 
 #[cfg(test)]
@@ -253,63 +288,60 @@ mod tests {
     use super::*;
     use portal_domain::ports::system::{NoopTelemetry, SystemClock};
 
-    #[test]
-    fn nothing_configured_means_every_simulator() {
+    const EVERY_SERVICE: [&str; 5] = [
+        "authService",
+        "tenantService",
+        "stateManager",
+        "genesysCloud",
+        "metaGraph",
+    ];
+
+    fn build(urls: &DownstreamUrls) -> anyhow::Result<Downstreams> {
         let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
-        let d = Downstreams::build(
-            &DownstreamUrls::default(),
-            &platform,
+        Downstreams::build(
+            urls,
+            Ports::simulated(&platform),
             BreakerConfig::default(),
             Arc::new(NoopTelemetry),
         )
-        .unwrap();
+    }
+
+    fn breaker_names(d: &Downstreams) -> Vec<&'static str> {
+        d.breakers.iter().map(|b| b.name()).collect()
+    }
+
+    #[test]
+    fn nothing_configured_means_every_simulator_each_behind_one_breaker() {
+        let d = build(&DownstreamUrls::default()).unwrap();
         assert!(d.http.is_empty());
-        assert!(!d.state_manager_is_http(), "delivery stays simulated");
+        assert!(d.probes.is_empty());
+        assert_eq!(breaker_names(&d), EVERY_SERVICE);
     }
 
     #[test]
     fn each_url_switches_its_port_to_http_and_bad_urls_are_refused() {
-        let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
         let urls = DownstreamUrls {
             state_manager: Some("http://127.0.0.1:9090".into()),
             meta_graph_base: Some("http://127.0.0.1:9090/meta".into()),
             ..Default::default()
         };
-        let d = Downstreams::build(
-            &urls,
-            &platform,
-            BreakerConfig::default(),
-            Arc::new(NoopTelemetry),
-        )
-        .unwrap();
+        let d = build(&urls).unwrap();
         assert_eq!(d.http, vec!["stateManager", "metaGraph"]);
-        assert!(d.state_manager_is_http(), "delivery goes to the real queue");
+        assert_eq!(d.probes.len(), 1, "the State Manager's own /health");
+        assert_eq!(breaker_names(&d), EVERY_SERVICE, "one breaker each, still");
 
         // The real Genesys Cloud of each tenant's region, without overriding its hosts.
         let regional = DownstreamUrls {
             genesys_regional: true,
             ..Default::default()
         };
-        let d = Downstreams::build(
-            &regional,
-            &platform,
-            BreakerConfig::default(),
-            Arc::new(NoopTelemetry),
-        )
-        .unwrap();
-        assert_eq!(d.http, vec!["genesysCloud"]);
+        assert_eq!(build(&regional).unwrap().http, vec!["genesysCloud"]);
 
         let bad = DownstreamUrls {
             auth_service: Some("ftp://example.com".into()),
             ..Default::default()
         };
-        let err = Downstreams::build(
-            &bad,
-            &platform,
-            BreakerConfig::default(),
-            Arc::new(NoopTelemetry),
-        )
-        .unwrap_err();
+        let err = build(&bad).unwrap_err();
         assert!(err.to_string().contains("AUTH_SERVICE_URL"), "{err}");
     }
 }

@@ -7,7 +7,9 @@
 //! - [`telemetry`]: JSON logging, OTLP span export, the per-request trace/request context.
 //! - [`observability`]: the Prometheus recorder and its scrape-time sources.
 //! - [`downstreams`]: [`Downstreams`](downstreams::Downstreams): the HTTP adapters where URLs
-//!   are configured, the simulators elsewhere.
+//!   are configured, the simulators elsewhere, each behind its downstream's guard.
+//! - [`guarded`]: [`Guarded`](guarded::Guarded): a simulated port behind the same guard
+//!   (deadline, retries, breaker) as an HTTP adapter.
 //! - [`realtime`]: [`Realtime`](realtime::Realtime): the instance's WebSocket hub (one event-bus
 //!   subscription), the widget-send use case, the going-away close at shutdown.
 //! - [`startup`]: [`Application`](startup::Application): binds, wires adapters into
@@ -21,6 +23,7 @@
 
 pub mod configuration;
 pub mod downstreams;
+pub mod guarded;
 pub mod observability;
 pub mod realtime;
 pub mod startup;

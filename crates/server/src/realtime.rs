@@ -1,8 +1,10 @@
-//! Issue 5's wiring: the instance's WebSocket [`Hub`] fed by **one** event-bus subscription,
-//! the widget-send use case, and the going-away close of every socket at shutdown.
+//! The real-time wiring: the instance's WebSocket [`Hub`] fed by **one** event-bus
+//! subscription, the widget-send use case, and the going-away close of every socket at
+//! shutdown.
 //!
 //! The widget and the sockets use the State Manager port the server wired (the HTTP adapter
-//! when `STATE_MANAGER_URL` is set) and the outbound queue chosen by [`outbound_queue`]:
+//! when `STATE_MANAGER_URL` is set, else the simulator; guarded either way) and the outbound
+//! queue chosen by [`outbound_queue`]:
 //! - State Manager simulated in process (embedded default, with or without Redis): the
 //!   simulator's delivery, which records the send in the simulated State Manager and publishes
 //!   `message_update` and `sent`/`delivered`/`read` on the event bus (decisions §3);
@@ -11,9 +13,11 @@
 //!   `portal-sandbox` given a Redis URL) publishes the status events on the tenant channels.
 
 use crate::configuration::Settings;
+use crate::startup::Overrides;
+use crate::stores::Stores;
 use portal_api::routes::ws::RealtimeSettings;
 use portal_domain::ports::downstream::StateManager;
-use portal_domain::ports::stores::{EventBus, IdempotencyStore, OutboundQueue};
+use portal_domain::ports::stores::{EventBus, OutboundQueue};
 use portal_domain::ports::system::{Clock, Random};
 use portal_domain::realtime::{CloseReason, Hub};
 use portal_domain::widget::Widget;
@@ -42,50 +46,35 @@ impl std::fmt::Debug for Realtime {
     }
 }
 
-/// The outbound queue widget sends go to: the simulator's delivery (publishing on `bus`)
-/// while the State Manager is simulated in this process, the store's real queue (`stores_queue`:
-/// the Redis Stream, or the in-memory queue) once the State Manager is a remote service, since
-/// only the platform behind it can deliver, record and announce the message.
-pub fn outbound_queue(
-    state_manager_is_http: bool,
-    stores_queue: Arc<dyn OutboundQueue>,
+/// The outbound queue widget sends go to: the simulator's delivery (publishing on the event
+/// bus) while the State Manager is simulated in this process, the store's real queue (the
+/// Redis Stream, or the in-memory queue) once it is a remote service (`STATE_MANAGER_URL`),
+/// since only the platform behind it can deliver, record and announce the message.
+fn outbound_queue(
+    settings: &Settings,
+    stores: &Stores,
     platform: &portal_sandbox::Platform,
-    bus: Arc<dyn EventBus>,
 ) -> Arc<dyn OutboundQueue> {
-    if state_manager_is_http {
-        stores_queue
-    } else {
-        platform.delivery(bus)
-    }
-}
-
-/// What the widget use case talks to.
-#[derive(Clone)]
-pub struct WidgetPorts {
-    /// The State Manager the server wired (simulator or HTTP adapter).
-    pub state_manager: Arc<dyn StateManager>,
-    /// See [`outbound_queue`].
-    pub queue: Arc<dyn OutboundQueue>,
-    /// Widget-send idempotency records.
-    pub idempotency: Arc<dyn IdempotencyStore>,
-}
-
-impl std::fmt::Debug for WidgetPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WidgetPorts").finish_non_exhaustive()
+    match settings.state_manager_url {
+        Some(_) => stores.outbound.clone(),
+        None => platform.delivery(stores.event_bus.clone()),
     }
 }
 
 impl Realtime {
-    /// Builds the hub and the widget, and starts the task dispatching the bus subscription
-    /// to the hub. A failed subscription is logged: sockets still open, but receive no events.
+    /// Builds the hub and the widget (over the wired State Manager and [`outbound_queue`],
+    /// which `overrides` may wrap), and starts the task dispatching the bus subscription to
+    /// the hub. A failed subscription is logged: sockets still open, but receive no events.
     pub async fn wire(
         settings: &Settings,
-        bus: Arc<dyn EventBus>,
-        ports: WidgetPorts,
+        stores: &Stores,
+        state_manager: Arc<dyn StateManager>,
+        platform: &portal_sandbox::Platform,
+        overrides: &Overrides,
         random: Arc<dyn Random>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let bus = stores.event_bus.clone();
         let hub = Hub::new(settings.ws_queue_capacity);
         match bus.subscribe().await {
             Ok(events) => {
@@ -95,10 +84,15 @@ impl Realtime {
                 tracing::error!(error = %e, "no event subscription: WebSockets receive no events")
             }
         }
+        let queue = outbound_queue(settings, stores, platform);
+        let queue = match &overrides.wrap_outbound {
+            Some(wrap) => wrap(queue),
+            None => queue,
+        };
         let widget = Arc::new(Widget::new(
-            ports.state_manager,
-            ports.queue,
-            ports.idempotency,
+            state_manager,
+            queue,
+            stores.idempotency.clone(),
             random,
             clock,
         ));

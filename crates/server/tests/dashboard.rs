@@ -1,4 +1,4 @@
-//! Black-box tests of the dashboard and history endpoints (issue 4) over loopback against the
+//! Black-box tests of the dashboard and history endpoints over loopback against the
 //! embedded default, signed in as two tenants' admins (Acme and Globex).
 //!
 //! The State Manager port is wrapped to count (and, on demand, fail) its calls, and the cache

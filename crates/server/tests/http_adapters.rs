@@ -1,5 +1,5 @@
 //! The service with every HTTP adapter, against the HTTP sandbox of the whole platform
-//! (`portal_sandbox::serve`), both in-process on port 0 (issue 7): sign-in through the
+//! (`portal_sandbox::serve`), both in-process on port 0: sign-in through the
 //! sandbox's Genesys login, the Auth and Tenant Services over HTTP, the dashboard over the
 //! State Manager over HTTP, and the sandbox's fault injection (stale figures, then 503, then
 //! recovery). Memory stores: Redis is exercised elsewhere.
@@ -15,7 +15,7 @@ use portal_domain::ports::system::SystemClock;
 use portal_domain::secret::SecretString;
 use portal_sandbox::demo::{ACME_ADMIN_EMAIL, acme_tenant_id};
 use portal_server::Settings;
-use portal_server::downstreams::{DownstreamUrls, Downstreams};
+use portal_server::downstreams::{DownstreamUrls, Downstreams, Ports};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -216,7 +216,7 @@ async fn genesys_and_meta_adapters_against_the_sandbox() {
     let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
     let d = Downstreams::build(
         &every_url(&sandbox),
-        &platform,
+        Ports::simulated(&platform),
         Default::default(),
         Arc::new(portal_domain::ports::system::NoopTelemetry),
     )
@@ -234,17 +234,20 @@ async fn genesys_and_meta_adapters_against_the_sandbox() {
     let region = portal_domain::model::Region::EuWest1;
 
     let token = d
+        .ports
         .genesys
         .client_credentials(region, "client-1", &SecretString::from("s3cret"))
         .await
         .unwrap();
     let org = d
+        .ports
         .genesys
         .organization(region, &token.access_token)
         .await
         .unwrap();
     assert!(!org.id.is_empty() && !org.name.is_empty());
     let refused = d
+        .ports
         .genesys
         .client_credentials(region, "client-1", &SecretString::from("invalid-secret"))
         .await;
@@ -254,12 +257,14 @@ async fn genesys_and_meta_adapters_against_the_sandbox() {
     );
 
     let phone = d
+        .ports
         .whatsapp
         .phone_number("1234567890", &SecretString::from("token"))
         .await
         .unwrap();
     assert_eq!(phone.id, "1234567890");
     let bad_token = d
+        .ports
         .whatsapp
         .phone_number("1234567890", &SecretString::from("invalid-token"))
         .await;
@@ -268,6 +273,7 @@ async fn genesys_and_meta_adapters_against_the_sandbox() {
         "{bad_token:?}"
     );
     let unknown = d
+        .ports
         .whatsapp
         .phone_number("not-a-number", &SecretString::from("token"))
         .await;
@@ -278,6 +284,7 @@ async fn genesys_and_meta_adapters_against_the_sandbox() {
 
     // The Tenant Service's credential check over HTTP.
     let verdict = d
+        .ports
         .tenant_service
         .validate_credentials(
             &portal_domain::ports::downstream::CredentialCheck::Genesys {

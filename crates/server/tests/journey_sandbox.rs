@@ -1,4 +1,4 @@
-//! The README's demo journey with nothing simulated inside the service (issue 7 "end to end"):
+//! The README's demo journey with nothing simulated inside the service (end to end):
 //! a real `redis-server` (stores, Pub/Sub, the outbound Stream), the platform sandbox served
 //! in-process over HTTP and consuming the Stream, and the service with Redis stores and every
 //! downstream URL (Auth, Tenant, State Manager, Genesys login and API, Meta Graph) pointed at

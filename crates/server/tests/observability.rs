@@ -1,4 +1,4 @@
-//! Issue 8 (observability), black-box over HTTP: `/metrics` parses as Prometheus text and
+//! Observability, black-box over HTTP: `/metrics` parses as Prometheus text and
 //! moves with requests (route templates, never raw paths, as labels); a request's log lines
 //! share its request ID; an incoming `traceparent` reaches the downstream (wiremock) with the
 //! same trace ID; `/health` reports circuit states, and an open one.
@@ -366,11 +366,25 @@ async fn health_reports_circuit_states_and_an_open_one() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["store"], "ok");
     assert!(body["details"]["store"]["latencyMs"].is_u64(), "{body}");
-    assert_eq!(body["circuits"]["state_manager"], "closed", "{body}");
+    // One circuit per downstream, simulated ones included, named as the service.
+    let circuits = body["circuits"].as_object().unwrap();
+    let names: Vec<&str> = circuits.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "authService",
+            "genesysCloud",
+            "metaGraph",
+            "stateManager",
+            "tenantService"
+        ],
+        "{body}"
+    );
+    assert!(circuits.values().all(|s| s == "closed"), "{body}");
     let metrics = scrape(&app).await;
     assert!(
         metrics.iter().any(|s| s.name == "portal_circuit_state"
-            && s.labels.get("service").map(String::as_str) == Some("state_manager")
+            && s.labels.get("service").map(String::as_str) == Some("stateManager")
             && s.value == 0.0),
         "a closed circuit is exported before any transition"
     );
@@ -381,7 +395,7 @@ async fn health_reports_circuit_states_and_an_open_one() {
     for _ in 0..10 {
         app.client.get(app.url(STATS)).send().await.unwrap();
         let (_, body) = health(&app).await;
-        if body["circuits"]["state_manager"] == "open" {
+        if body["circuits"]["stateManager"] == "open" {
             open = true;
             break;
         }
@@ -392,8 +406,9 @@ async fn health_reports_circuit_states_and_an_open_one() {
     );
     let (status, body) = health(&app).await;
     assert_eq!(
-        body["circuits"]["stateManager"], "open",
-        "the HTTP adapter's own breaker is listed too: {body}"
+        body["circuits"].as_object().unwrap().len(),
+        5,
+        "one breaker per downstream, not a second one for the State Manager: {body}"
     );
     assert_eq!(
         status, 200,
@@ -404,7 +419,7 @@ async fn health_reports_circuit_states_and_an_open_one() {
         value(
             &metrics,
             "portal_circuit_state",
-            &[("service", "state_manager")]
+            &[("service", "stateManager")]
         ),
         2.0,
         "the gauge says open"

@@ -1,4 +1,4 @@
-//! Several application instances on one Redis (issue 6 "many instances" and degraded mode):
+//! Several application instances on one Redis (many instances, and degraded mode):
 //! sessions and logout are shared, the sign-in rate limit is shared, and a Redis outage fails
 //! closed with 503 and recovers by itself without restarting the application.
 //!

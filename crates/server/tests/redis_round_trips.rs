@@ -1,7 +1,6 @@
-//! Redis round trips of a cached `GET /api/v1/dashboard/stats` with a valid session (issue 6
-//! items 1 and 6): at most 2 per request (the session read with the API rate-limit hit
-//! pipelined into it, then the cache read), and the per-user API limit still shared by every
-//! instance.
+//! Redis round trips of a cached `GET /api/v1/dashboard/stats` with a valid session: at most 2
+//! per request (the session read with the API rate-limit hit pipelined into it, then the cache
+//! read), and the per-user API limit still shared by every instance.
 //!
 //! # How round trips are counted
 //! Against a real `redis-server` (portal-redis's harness), from `INFO` deltas around 100

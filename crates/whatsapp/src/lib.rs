@@ -31,6 +31,9 @@ pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
 /// Default Graph API version.
 pub const DEFAULT_API_VERSION: &str = "v18.0";
 
+/// Default deadline of the phone-number lookup.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 const FIELDS: &str = "id,display_phone_number,verified_name,quality_rating";
 
 /// Meta's Graph API over HTTP.
@@ -49,7 +52,7 @@ impl HttpWhatsApp {
         Self {
             downstream,
             version: DEFAULT_API_VERSION.to_owned(),
-            timeout: Duration::from_secs(10),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
