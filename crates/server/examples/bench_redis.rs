@@ -93,7 +93,7 @@ async fn run() -> anyhow::Result<()> {
     let settings = Settings {
         port: 0,
         workers: Some(server_workers),
-        redis_url: Some(SecretString::from(redis.url())),
+        redis: portal_server::configuration::RedisConfig::single(redis.url()),
         cookie_secret: Some(SecretString::from(
             "bench-redis-cookie-secret-0123456789abcdef",
         )),

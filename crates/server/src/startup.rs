@@ -207,7 +207,7 @@ impl Application {
         let frontend_url = Url::parse(&settings.frontend_url).context("FRONTEND_URL")?;
 
         // Stores: Redis when configured (crate::stores), in memory otherwise.
-        let stores = crate::stores::Stores::from_settings(&settings)?;
+        let stores = crate::stores::Stores::from_settings(&settings).await?;
         let stores = match &overrides.wrap_stores {
             Some(wrap) => wrap(stores),
             None => stores,

@@ -61,7 +61,7 @@ async fn spawn() -> Rig {
 
     let (url, base) = (redis.url(), sandbox.clone());
     let app = helpers::spawn_app_with(move |s| Settings {
-        redis_url: Some(SecretString::from(url)),
+        redis: portal_server::configuration::RedisConfig::single(url),
         cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
         auth_service_url: Some(base.clone()),

@@ -56,12 +56,14 @@ async fn spawn_instance_with(
     let mut settings = Settings {
         port: 0,
         workers: Some(1),
-        redis_url: Some(SecretString::from(redis.url())),
+        redis: portal_server::configuration::RedisConfig {
+            // Short deadlines: an outage answers quickly.
+            connect_timeout_ms: 300,
+            command_timeout_ms: 300,
+            ..portal_server::configuration::RedisConfig::single(redis.url())
+        },
         cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
-        // Short deadlines: an outage answers quickly.
-        redis_connect_timeout_ms: 300,
-        redis_command_timeout_ms: 300,
         ..Settings::default()
     };
     tweak(&mut settings);

@@ -42,7 +42,7 @@ async fn spawn(redis: &RedisServer, api_limit: u32) -> String {
     let settings = Settings {
         port: 0,
         workers: Some(1),
-        redis_url: Some(SecretString::from(redis.url())),
+        redis: portal_server::configuration::RedisConfig::single(redis.url()),
         cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
         rate_limit_api_max: api_limit,
