@@ -678,6 +678,26 @@ async fn query<T: redis::FromRedisValue>(server: &RedisServer, cmd: &redis::Cmd)
         .ok()
 }
 
+/// Whether every replica of `master` has applied everything `master` has written.
+async fn replicated(master: &RedisServer) -> bool {
+    let Some(info) = query::<String>(master, redis::cmd("INFO").arg("replication")).await else {
+        return false;
+    };
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    let Some(offset) = field("master_repl_offset:") else {
+        return false;
+    };
+    let replicas: Vec<&str> = info.lines().filter(|l| l.starts_with("slave")).collect();
+    !replicas.is_empty()
+        && replicas
+            .iter()
+            .all(|l| l.contains("state=online") && l.contains(&format!("offset={offset},")))
+}
+
 /// Polls `cond` until it holds (panics after `within`).
 async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
 where
@@ -990,6 +1010,26 @@ impl RedisCluster {
         .await;
     }
 
+    /// Waits until every master's writes have reached its replica.
+    ///
+    /// # Panics
+    /// If they do not within 15 s.
+    pub async fn wait_replicated(&self) {
+        eventually("every replica is in sync", WAIT, || async {
+            for node in self.running() {
+                let Some(repl) = query::<String>(node, redis::cmd("INFO").arg("replication")).await
+                else {
+                    return false;
+                };
+                if repl.contains("role:master") && !replicated(node).await {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+    }
+
     /// CPU ticks of every node so far.
     pub fn cpu_ticks(&self) -> u64 {
         self.nodes.iter().map(RedisServer::cpu_ticks).sum()
@@ -1138,6 +1178,14 @@ impl RedisSentinel {
         })
         .await;
         self.failed_over = !self.failed_over;
+    }
+
+    /// Waits until the master's writes have reached the replica.
+    ///
+    /// # Panics
+    /// If they do not within 15 s.
+    pub async fn wait_replicated(&self) {
+        eventually("the replica is in sync", WAIT, || replicated(self.master())).await;
     }
 
     /// Stops the master (keeping its data) and starts it again.

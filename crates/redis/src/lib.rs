@@ -409,8 +409,16 @@ impl RedisStores {
                 }
             };
             result.map_err(|e| {
-                if is_connection_error(&e) {
-                    self.forget(&conn);
+                match conn {
+                    // A Cluster connection repairs a node's connection but learns a new slot
+                    // map only when a keyed command is redirected: a quiet instance (not ready,
+                    // so sent no traffic) would never see the promoted replica. Start afresh
+                    // from the seeds instead; commands in flight keep the old one.
+                    Conn::Cluster(_) => {
+                        self.shared().take();
+                    }
+                    Conn::Node(_) if is_connection_error(&e) => self.forget(&conn),
+                    Conn::Node(_) => {}
                 }
                 "ping failed"
             })

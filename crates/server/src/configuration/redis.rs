@@ -81,6 +81,11 @@ pub struct RedisConfig {
     #[serde(rename = "redis_pubsub")]
     #[garde(custom(pubsub_mode))]
     pub pubsub: String,
+    /// `REDIS_KEY_PREFIX`: prepended to every key (not to Pub/Sub channels or the outbound
+    /// stream), so several deployments can share one Redis.
+    #[serde(rename = "redis_key_prefix")]
+    #[garde(inner(length(min = 1, max = 64), custom(no_braces)))]
+    pub key_prefix: Option<String>,
     /// `REDIS_POOL_SIZE`: connections the single-node pool may open at once (16).
     #[serde(rename = "redis_pool_size")]
     #[garde(range(min = 1, max = 1024))]
@@ -114,6 +119,7 @@ impl Default for RedisConfig {
             client_cert_file: None,
             client_key_file: None,
             pubsub: "classic".into(),
+            key_prefix: None,
             pool_size: 16,
             connect_timeout_ms: 2000,
             command_timeout_ms: 1000,
@@ -148,6 +154,17 @@ fn readable(value: &str, _: &()) -> garde::Result {
     std::fs::File::open(value)
         .map(drop)
         .map_err(|e| garde::Error::new(format!("cannot read {value}: {e}")))
+}
+
+/// A brace in the prefix would become the keys' hash tag and put every key in one slot.
+fn no_braces(value: &str, _: &()) -> garde::Result {
+    if value.contains(['{', '}']) {
+        Err(garde::Error::new(
+            "must not contain { or } (it would become the keys' hash tag)",
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 fn pubsub_mode(value: &str, _: &()) -> garde::Result {
@@ -276,6 +293,7 @@ impl RedisConfig {
         } else {
             PubSubMode::Classic
         };
+        redis.key_prefix = self.key_prefix.clone();
         redis.pool_size = self.pool_size;
         redis.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
         redis.command_timeout = Duration::from_millis(self.command_timeout_ms);
