@@ -361,7 +361,10 @@ async fn server_mode(conn: &mut MultiplexedConnection) -> redis::RedisResult<Str
 
 fn is_unknown_command(e: &redis::RedisError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
-    text.contains("unknown command") || text.contains("unknown subcommand")
+    text.contains("unknown command")
+        || text.contains("unknown subcommand")
+        // The `redis` crate's own check of a Sentinel (`ROLE`).
+        || text.contains("does not point to a sentinel")
 }
 
 fn is_cluster_disabled(e: &redis::RedisError) -> bool {

@@ -43,6 +43,11 @@ impl Deployment {
         }
     }
 
+    /// Three masters of the test's own (tests that count every command).
+    pub async fn own_cluster() -> Self {
+        Self::Cluster(RedisCluster::start(false, Security::default()).await)
+    }
+
     /// Three masters with a replica each (failover tests).
     pub async fn cluster_with_replicas() -> Self {
         Self::Cluster(RedisCluster::start(true, Security::default()).await)
