@@ -213,7 +213,9 @@ impl RateLimiter for FallbackRateLimiter {
             match self.primary.hit(key, policy, cost).await {
                 Ok(decision) => return Ok(decision),
                 Err(e) => {
-                    tracing::warn!(error = %e, "shared rate limiter failed; limiting in process");
+                    // Counted by the store (`portal_redis_refused_total`); the health monitor
+                    // logs the outage once.
+                    tracing::debug!(error = %e, "shared rate limiter failed; limiting in process");
                 }
             }
         }
