@@ -3,6 +3,8 @@
 //! failed request, sharded Pub/Sub (delivery, and resubscription after a slot move), and the
 //! session read and limit hit of `get_and_hit` travelling together on a Cluster.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use portal_contract::fixtures;

@@ -9,6 +9,7 @@
 //! deployment would), on deployments of portal-redis's harness (`redis_support`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+#![allow(clippy::print_stdout)] // measured figures, shown with --nocapture
 
 use async_trait::async_trait;
 use futures::StreamExt;

@@ -24,6 +24,7 @@
 //!   slack for background noise; 3 round trips per request would add 100).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+#![allow(clippy::print_stdout)] // measured figures, shown with --nocapture
 
 use portal_domain::secret::SecretString;
 use portal_server::{Application, Settings};
