@@ -908,6 +908,37 @@ impl RedisCluster {
         killed
     }
 
+    /// Index of the node holding a client with pattern subscriptions (a classic subscriber).
+    ///
+    /// # Panics
+    /// If none does.
+    pub async fn subscribed_node(&self) -> usize {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.is_running() {
+                continue;
+            }
+            let clients: Option<String> = query(node, redis::cmd("CLIENT").arg("LIST")).await;
+            if clients.is_some_and(|c| c.lines().any(|l| !l.contains(" psub=0 "))) {
+                return i;
+            }
+        }
+        panic!("test harness: no node has a pattern subscriber");
+    }
+
+    /// Kills node `index` (SIGKILL) and waits until the cluster is healthy again (its replica
+    /// promoted, if it was a master).
+    ///
+    /// # Panics
+    /// If the cluster does not recover within 15 s.
+    pub async fn kill_node(&mut self, index: usize) {
+        if let Some(node) = self.nodes.get_mut(index) {
+            node.kill();
+        }
+        // Until the others have noticed, they still say ok: wait for them to see it failed.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        eventually("the cluster recovers", WAIT, || self.healthy_now()).await;
+    }
+
     /// Whether every running node says `cluster_state:ok` and a running master serves every
     /// slot.
     async fn healthy_now(&self) -> bool {

@@ -360,3 +360,43 @@ async fn on_a_cluster_the_session_read_does_not_wait_for_the_limit_hit() {
     assert_eq!(got, Some(session));
     assert!(decision.is_some());
 }
+
+#[tokio::test]
+async fn a_classic_subscription_on_a_cluster_moves_to_another_node_when_its_node_dies() {
+    let mut cluster = RedisCluster::start(true, Security::default()).await;
+    let stores = RedisStores::connect(RedisSettings::cluster(cluster.seeds())).unwrap();
+    let mut events = stores.subscribe().await.unwrap();
+    let subscribed = cluster.subscribed_node().await;
+    cluster.kill_node(subscribed).await;
+
+    // Published after the node died: arrives once the subscription has moved.
+    let tenant = TenantId::new_random();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let event = fixtures::message_event(tenant);
+        if stores.publish(&event).await.is_ok() {
+            let got = tokio::time::timeout(Duration::from_millis(500), async {
+                loop {
+                    match events.next().await {
+                        Some(BusEvent::Tenant(e)) if e == event => return true,
+                        Some(_) => {}
+                        None => return false,
+                    }
+                }
+            })
+            .await;
+            if got == Ok(true) {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event after the subscribed node died"
+        );
+    }
+    assert_ne!(
+        cluster.subscribed_node().await,
+        subscribed,
+        "subscribed elsewhere"
+    );
+}
