@@ -12,6 +12,10 @@ run:
 dev:
     bash scripts/dev.sh
 
+# `just dev` on a local 3-master Redis Cluster (throw-away nodes from port 7000, joined with redis-cli --cluster create) and two instances; Ctrl-C stops all
+dev-cluster:
+    bash scripts/dev-cluster.sh
+
 # Run every test (installs redis-server when missing)
 test:
     bash scripts/test.sh

@@ -12,7 +12,9 @@
 # Ctrl-C stops everything this script started.
 #
 # Overrides: DEV_PORTS="8081 8082" (instance ports), DEV_REDIS_PORT (default: first free from
-# 6390), SANDBOX_PORT, SANDBOX_FAULTS (JSON, see docs/configuration.md), REDIS_URL.
+# 6390), SANDBOX_PORT, SANDBOX_FAULTS (JSON, see docs/configuration.md), REDIS_URL, or
+# REDIS_CLUSTER_NODES with SANDBOX_REDIS_URL (the node holding the outbound stream; what
+# scripts/dev-cluster.sh sets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +47,10 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-if [ -n "${REDIS_URL:-}" ]; then
+if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
+  redis_note="(cluster: $REDIS_CLUSTER_NODES)"
+  export SANDBOX_REDIS_CLUSTER_NODES="$REDIS_CLUSTER_NODES"
+elif [ -n "${REDIS_URL:-}" ]; then
   redis_note="(yours)"
 else
   command -v redis-server >/dev/null 2>&1 || { echo "redis-server is not installed (apt-get install redis-server), or set REDIS_URL" >&2; exit 1; }
@@ -63,7 +68,7 @@ else
 fi
 
 sandbox="http://127.0.0.1:${sandbox_port}"
-SANDBOX_PORT="$sandbox_port" SANDBOX_REDIS_URL="$REDIS_URL" "$bin_dir/portal-sandbox" &
+SANDBOX_PORT="$sandbox_port" SANDBOX_REDIS_URL="${SANDBOX_REDIS_URL:-$REDIS_URL}" "$bin_dir/portal-sandbox" &
 pids+=($!)
 wait_listening "$sandbox_port" portal-sandbox
 
@@ -83,7 +88,7 @@ for p in "${ports[@]}"; do
 done
 for p in "${ports[@]}"; do wait_listening "$p" agent-portal; done
 
-echo "redis:     $REDIS_URL $redis_note"
+echo "redis:     ${REDIS_URL:-} $redis_note"
 echo "sandbox:   $sandbox  (faults: $sandbox/_admin/faults)"
 for p in "${ports[@]}"; do
   echo "instance:  http://127.0.0.1:$p  (sign in: http://127.0.0.1:$p/api/v1/auth/login?login_hint=admin@acme.example)"

@@ -305,6 +305,12 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match (&self.cause, status.is_server_error()) {
+            // A dependency that is down (Redis, a circuit open): its own monitor logs each
+            // change of state once and counts the refusals; a line per request would flood
+            // the logs during an outage (issue 12).
+            (Some(cause), true) if self.code == ErrorCode::ServiceUnavailable => {
+                tracing::debug!(code = self.code.as_str(), %status, cause = %cause, "request refused: dependency unavailable")
+            }
             (Some(cause), true) => {
                 tracing::error!(code = self.code.as_str(), %status, cause = %cause, "request failed")
             }

@@ -29,7 +29,7 @@ impl Cache for RedisStores {
         let entry_key = self.keys().cache(key);
         let gen_key = self.keys().cache_generation(key.tenant(), key.kind());
         let (raw, generation): (Option<String>, Option<String>) = self
-            .query("cache get", redis::cmd("MGET").arg(entry_key).arg(gen_key))
+            .read("cache get", redis::cmd("MGET").arg(entry_key).arg(gen_key))
             .await?;
         let generation = match generation {
             Some(g) => g.parse().map_err(|_| error::corrupt("cache generation"))?,

@@ -1,9 +1,14 @@
-//! [`RedisHealth`]: a background task PINGs Redis every interval (500 ms by default), so the
-//! service knows within about a second when Redis goes away or comes back (degraded mode,
-//! `/readyz`), without waiting for a request to fail.
+//! [`RedisHealth`]: a background task PINGs Redis every interval (500 ms by default) **through
+//! the connection the requests use** (every master of a Cluster), so the service knows within
+//! about a second when Redis goes away or comes back (degraded mode, `/readyz`), without waiting
+//! for a request to fail; and a connection broken by a restart or failover is replaced by the
+//! ping, before `/readyz` turns green, not by the next request.
+//!
+//! Each change of state is logged once (`redis is unreachable` / `redis is reachable`); the
+//! operations refused meanwhile are counted, not logged ([`RedisHealth::refused_total`]).
 
+use crate::RedisStores;
 use async_trait::async_trait;
-use deadpool_redis::Pool;
 use portal_domain::ports::system::{HealthProbe, HealthStatus};
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +23,8 @@ const MAX_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct State {
     healthy: AtomicBool,
+    /// Whether an outage was logged yet (the first one is logged even with no success before).
+    seen_down: AtomicBool,
     /// Latency of the last successful ping, in microseconds.
     latency_us: AtomicU64,
 }
@@ -34,7 +41,8 @@ impl Drop for TaskGuard {
 /// Redis liveness, refreshed in the background. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisHealth {
-    pool: Pool,
+    /// Held weakly: the health monitor does not keep the stores alive.
+    stores: std::sync::Weak<crate::Inner>,
     state: Arc<State>,
     timeout: Duration,
     _task: Arc<TaskGuard>,
@@ -48,45 +56,52 @@ impl fmt::Debug for RedisHealth {
     }
 }
 
-async fn ping(pool: &Pool, timeout: Duration) -> Result<Duration, &'static str> {
-    let started = Instant::now();
-    let attempt = async {
-        let mut conn = pool.get().await.map_err(|_| "no connection")?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|_| "ping failed")
+/// Why Redis is unhealthy (the topology mismatch's own message, or a short reason).
+async fn ping(
+    stores: &std::sync::Weak<crate::Inner>,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let Some(stores) = RedisStores::from_weak(stores) else {
+        return Err("stopped".into());
     };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(_)) => Ok(started.elapsed()),
-        Ok(Err(reason)) => Err(reason),
-        Err(_) => Err("timeout"),
+    let started = Instant::now();
+    match stores.ping(timeout).await {
+        Ok(()) => Ok(started.elapsed()),
+        Err(reason) => Err(stores
+            .mismatch()
+            .map_or_else(|| reason.to_owned(), |m| format!("wrong topology: {m}"))),
     }
 }
 
 impl RedisHealth {
     /// Starts pinging. Unhealthy until the first ping answers.
-    pub(crate) fn start(pool: Pool, interval: Duration, command_timeout: Duration) -> Self {
+    pub(crate) fn start(
+        stores: &RedisStores,
+        interval: Duration,
+        command_timeout: Duration,
+    ) -> Self {
+        let stores = stores.weak();
         let timeout = command_timeout.min(MAX_PING_TIMEOUT);
         let state = Arc::new(State {
             healthy: AtomicBool::new(false),
+            seen_down: AtomicBool::new(false),
             latency_us: AtomicU64::new(0),
         });
         let task = tokio::spawn({
-            let pool = pool.clone();
+            let stores = stores.clone();
             let state = state.clone();
             async move {
                 let mut ticker = tokio::time::interval(interval);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticker.tick().await;
-                    let result = ping(&pool, timeout).await;
+                    let result = ping(&stores, timeout).await;
                     record(&state, &result);
                 }
             }
         });
         Self {
-            pool,
+            stores,
             state,
             timeout,
             _task: Arc::new(TaskGuard(task)),
@@ -104,12 +119,17 @@ impl RedisHealth {
     }
     /// The connection pool's usage now: `(size, available, waiting)` (`/metrics`).
     pub fn pool_status(&self) -> (usize, usize, usize) {
-        let s = self.pool.status();
-        (s.size, s.available, s.waiting)
+        RedisStores::from_weak(&self.stores).map_or((0, 0, 0), |s| s.pool_status())
+    }
+
+    /// Store operations refused so far because Redis was unreachable, timed out or in a
+    /// failover (`portal_redis_refused_total`): during an outage they are counted, not logged.
+    pub fn refused_total(&self) -> u64 {
+        RedisStores::from_weak(&self.stores).map_or(0, |s| s.refused_total())
     }
 }
 
-fn record(state: &State, result: &Result<Duration, &'static str>) {
+fn record(state: &State, result: &Result<Duration, String>) {
     let was = state.healthy.load(Ordering::Relaxed);
     match result {
         Ok(latency) => {
@@ -124,8 +144,9 @@ fn record(state: &State, result: &Result<Duration, &'static str>) {
         }
         Err(reason) => {
             state.healthy.store(false, Ordering::Relaxed);
-            if was {
-                tracing::warn!(reason, "redis is unreachable");
+            // Also the first failure after start-up, so a Redis that never answered is logged.
+            if was || !state.seen_down.swap(true, Ordering::Relaxed) {
+                tracing::warn!(reason = %reason, "redis is unreachable");
             }
         }
     }
@@ -143,7 +164,7 @@ impl HealthProbe for RedisHealth {
 
     async fn check(&self) -> HealthStatus {
         let started = Instant::now();
-        let result = ping(&self.pool, self.timeout).await;
+        let result = ping(&self.stores, self.timeout).await;
         record(&self.state, &result);
         match result {
             Ok(latency) => HealthStatus {
@@ -154,7 +175,7 @@ impl HealthProbe for RedisHealth {
             Err(reason) => HealthStatus {
                 ok: false,
                 latency: started.elapsed(),
-                detail: Some(reason.to_owned()),
+                detail: Some(reason),
             },
         }
     }

@@ -71,6 +71,25 @@ impl Keys {
 pub(crate) const REVOCATION_CHANNEL: &str = "portal.sessions.revoked";
 /// Patterns of tenant event channels (what other services publish).
 pub(crate) const TENANT_PATTERNS: [&str; 2] = ["tenant.*.messages", "tenant.*.status"];
+/// Partition channels of sharded Pub/Sub (`REDIS_PUBSUB=sharded`): a tenant's events go to
+/// `tenant.shard.{<h>}`, `<h>` the last hex digit of its ID, so 16 channels whose hash tags
+/// spread them over the Cluster's shards (as Centrifugo's sharded Pub/Sub partitions do). Each
+/// instance `SSUBSCRIBE`s all of them; each message (`<tenant channel> <payload>`) travels
+/// only within the shard owning its partition.
+pub(crate) const SHARD_PARTITIONS: &str = "0123456789abcdef";
+
+/// The sharded Pub/Sub channel carrying `tenant`'s events (see [`SHARD_PARTITIONS`]); what
+/// another service must `SPUBLISH` to when the deployment uses `REDIS_PUBSUB=sharded`.
+pub fn shard_channel(tenant: TenantId) -> String {
+    let id = tenant.to_string();
+    let last = id.chars().last().unwrap_or('0').to_ascii_lowercase();
+    partition_channel(last)
+}
+
+pub(crate) fn partition_channel(partition: char) -> String {
+    format!("tenant.shard.{{{partition}}}")
+}
+
 /// The outbound message stream (not prefixed: the Outbound service consumes it).
 pub(crate) const OUTBOUND_STREAM: &str = "outbound.message";
 /// Approximate cap of the outbound stream.
@@ -80,6 +99,17 @@ pub(crate) const OUTBOUND_MAXLEN: usize = 100_000;
 mod tests {
     use super::*;
     use portal_domain::model::Period;
+
+    #[test]
+    fn a_tenant_maps_to_one_of_sixteen_partition_channels() {
+        let t: TenantId = "0b7e6f4e-3c1a-4f7e-9a55-2f4c8d1e000a".parse().unwrap();
+        assert_eq!(shard_channel(t), "tenant.shard.{a}");
+        let all: std::collections::HashSet<_> =
+            SHARD_PARTITIONS.chars().map(partition_channel).collect();
+        for _ in 0..100 {
+            assert!(all.contains(&shard_channel(TenantId::new_random())));
+        }
+    }
 
     #[test]
     fn keys_share_the_tenant_hash_tag() {

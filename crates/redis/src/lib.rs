@@ -11,11 +11,27 @@
 //! `metrics:{<tenant>}:week`, ...), so multi-key reads such as the cache's entry + generation
 //! `MGET` stay in one slot.
 //!
-//! Needs Redis 6.2 or later (`GETDEL`, `TIME` inside scripts). Key
-//! names are Cluster-ready; the pool itself is a single-endpoint (or Sentinel-fronted) pool.
+//! Needs Redis 6.2 or later (`GETDEL`, `TIME` inside scripts); sharded Pub/Sub needs 7.
+//!
+//! # Topologies
+//! One node (`REDIS_URL`), a Cluster (seed nodes) or a Sentinel-managed master, each with ACL
+//! user, password, TLS and client certificates ([`RedisSettings`]). Every command runs on one
+//! shared connection (`conn`): a multiplexed connection to the node or master, or the `redis`
+//! crate's own cluster connection, which follows `MOVED`/`ASK` and failovers. No command spans
+//! two Cluster slots: multi-key commands and scripts use keys of one hash tag, and the few
+//! operations over several sessions send one command per key on a Cluster (`per_key`).
+//!
+//! # Failures
+//! A broken connection to a node is dropped and replaced; the health monitor pings through the
+//! same connection every 500 ms, so after a restart or failover it is replaced before
+//! `/readyz` turns green and no request pays for finding it dead. A read that fails on a
+//! broken connection is retried once on a fresh one. An outage logs one line per state change
+//! (the health monitor); each refused operation is counted ([`RedisHealth::refused_total`]).
 //!
 //! # Layout
-//! - [`config`]: [`RedisSettings`] and [`url_from_parts`] (the `REDIS_HOST`/... variables).
+//! - [`config`]: [`RedisSettings`], [`Topology`] and [`url_from_parts`] (the `REDIS_HOST`/...
+//!   variables).
+//! - `conn`: the shared connection per topology and the topology check of a new connection.
 //! - `keys`: key and channel names.
 //! - `session`, `onboarding`, `cache`, `coordination` (one-time tokens, lock, rate limiter,
 //!   idempotency), `bus` (pub/sub and the outbound stream): the port implementations.
@@ -29,6 +45,7 @@
 mod bus;
 mod cache;
 pub mod config;
+mod conn;
 mod coordination;
 mod error;
 pub mod health;
@@ -39,18 +56,23 @@ mod session;
 #[cfg(feature = "test-harness")]
 mod harness;
 
-pub use config::{RedisSettings, url_from_parts};
+pub use config::{PubSubMode, RedisSettings, Topology, parse_node, url_from_parts};
 #[cfg(feature = "test-harness")]
-pub use harness::{RedisCounters, RedisServer};
+pub use harness::{
+    ACL_PASSWORD, ACL_USER, RedisCluster, RedisCounters, RedisSentinel, RedisServer,
+    SENTINEL_MASTER, Security, TlsFiles, settings_for,
+};
 pub use health::RedisHealth;
+pub use keys::shard_channel;
 
-use deadpool_redis::Pool;
+use conn::{Conn, Connector, Opened};
 use keys::Keys;
 use portal_domain::StoreError;
-use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, ScriptInvocation};
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -61,144 +83,291 @@ pub struct RedisStores {
 }
 
 struct Inner {
-    /// Multiplexed connections for every command except pub/sub.
-    pool: Pool,
-    /// Opens the dedicated pub/sub connection, which is not pooled.
-    client: redis::Client,
+    /// Opens the shared connection (and the pub/sub one) for the configured topology.
+    connector: Connector,
     keys: Keys,
-    /// Bounds waiting for a pooled connection (and opening the pub/sub one).
+    /// Bounds opening a connection.
     connect_timeout: Duration,
-    /// With `connect_timeout`, the deadline of one operation, pool wait included.
+    /// With `connect_timeout`, the deadline of one operation, connecting included.
     command_timeout: Duration,
+    /// Classic or sharded Pub/Sub.
+    pubsub: config::PubSubMode,
     /// The instance's single pub/sub subscription, shared by every `subscribe` caller.
     bus: tokio::sync::Mutex<Option<bus::Subscription>>,
-    /// A multiplexed connection (taken from the pool once) shared by every command. Checking a
-    /// connection out of the pool for each command would cost deadpool-redis's recycle check
-    /// (`UNWATCH` + `PING`), one more round trip per command. Dropped on a connection error or
-    /// a timeout, so the next command takes a fresh one from the pool. Safe to share: no
-    /// command here uses `WATCH` or blocks (`MULTI` pipelines are sent in one piece).
-    shared: std::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The connection every command shares (multiplexed; a Cluster's holds one per node).
+    /// Checking a connection out of a pool per command would cost deadpool-redis's recycle
+    /// check, one more round trip per command. A node's connection is dropped on a connection
+    /// error or a timeout, so the next command opens a fresh one; a Cluster connection repairs
+    /// its node connections itself and is kept. Safe to share: no command here uses `WATCH` or
+    /// blocks (`MULTI` pipelines are sent in one piece).
+    shared: std::sync::Mutex<Option<Conn>>,
+    /// Serialises opening the shared connection: during a reconnect storm one connection is
+    /// opened, not one per waiting request.
+    connecting: tokio::sync::Mutex<()>,
+    /// Set when Redis answered but is not the configured topology (e.g. a Cluster node given as
+    /// `REDIS_URL`): the message says which setting to use. Never cleared.
+    mismatch: OnceLock<String>,
+    /// Operations refused because Redis was unreachable, timed out or refused a connection
+    /// (`portal_redis_refused_total`).
+    refused: AtomicU64,
 }
 
 impl fmt::Debug for RedisStores {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStores")
             .field("keys", &self.inner.keys)
-            .field("pool", &self.inner.pool.status())
+            .field("pool", &self.pool_status())
             .finish_non_exhaustive()
     }
 }
 
+/// Whether an error means the connection itself may be broken (as opposed to a command error).
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        // A master demoted to replica (Sentinel failover): ask the Sentinels again.
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+}
+
 impl RedisStores {
-    /// Builds the pool. Connections are opened lazily: this fails only on a malformed URL, so a
-    /// service can start while Redis is still coming up (the health monitor says when it is).
+    /// Builds the clients. Connections are opened lazily: this fails only on malformed settings
+    /// (or an unreadable certificate file), so a service can start while Redis is still coming
+    /// up (the health monitor says when it is). [`RedisStores::check_topology`] connects once.
     pub fn connect(settings: RedisSettings) -> Result<Self, StoreError> {
-        let pool = config::pool(&settings)?;
-        let client = config::client(&settings)?;
+        if settings.pubsub == config::PubSubMode::Sharded
+            && !matches!(settings.topology, Topology::Cluster { .. })
+        {
+            return Err(StoreError::Unavailable(
+                "REDIS_PUBSUB=sharded needs a Cluster (REDIS_CLUSTER_NODES)".into(),
+            ));
+        }
+        let connector = Connector::new(&settings)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                pool,
-                client,
+                connector,
                 keys: Keys::new(settings.key_prefix.as_deref()),
                 connect_timeout: settings.connect_timeout,
                 command_timeout: settings.command_timeout,
+                pubsub: settings.pubsub,
                 bus: tokio::sync::Mutex::new(None),
                 shared: std::sync::Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+                mismatch: OnceLock::new(),
+                refused: AtomicU64::new(0),
             }),
         })
     }
 
-    /// A health monitor pinging this deployment every `interval`.
+    /// Connects once (within the connect deadline) and checks that Redis is the configured
+    /// topology. `Err` with a message naming the right setting on a mismatch (start-up refuses
+    /// it); `Ok` when Redis answered as expected **or** did not answer (the service then starts
+    /// degraded and every later connection is checked the same way).
+    pub async fn check_topology(&self) -> Result<(), String> {
+        match self.conn("connect").await {
+            Ok(_) => Ok(()),
+            Err(_) => match self.inner.mismatch.get() {
+                Some(m) => Err(m.clone()),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// A health monitor pinging this deployment every `interval` through the shared connection.
     pub fn health(&self, interval: Duration) -> RedisHealth {
-        RedisHealth::start(
-            self.inner.pool.clone(),
-            interval,
-            self.inner.command_timeout,
-        )
+        RedisHealth::start(self, interval, self.inner.command_timeout)
     }
 
     pub(crate) fn keys(&self) -> &Keys {
         &self.inner.keys
     }
 
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.inner.connector, Connector::Cluster { .. })
+    }
+
+    pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn from_weak(inner: &std::sync::Weak<Inner>) -> Option<Self> {
+        inner.upgrade().map(|inner| Self { inner })
+    }
+
+    /// Operations refused so far because Redis was unreachable.
+    pub(crate) fn refused_total(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// Why Redis is unusable for good, when it answered as another topology.
+    pub(crate) fn mismatch(&self) -> Option<&str> {
+        self.inner.mismatch.get().map(String::as_str)
+    }
+
+    pub(crate) fn pool_status(&self) -> (usize, usize, usize) {
+        self.inner.connector.pool_status(self.shared().is_some())
+    }
+
     fn deadline(&self) -> Duration {
         self.inner.connect_timeout + self.inner.command_timeout
     }
 
-    fn shared(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
         self.inner
             .shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The shared multiplexed connection, taking one from the pool when there is none.
-    async fn conn(&self, op: &'static str) -> Result<MultiplexedConnection, StoreError> {
+    /// The shared connection, opening one when there is none.
+    async fn conn(&self, op: &'static str) -> Result<Conn, StoreError> {
         if let Some(conn) = self.shared().clone() {
             return Ok(conn);
         }
-        let pooled = self.inner.pool.get().await.map_err(|e| match e {
-            deadpool_redis::PoolError::Backend(e) => error::unavailable(op, &e),
-            deadpool_redis::PoolError::Timeout(_) => error::timed_out(op),
-            _ => error::no_connection(op),
-        })?;
-        let conn = deadpool_redis::Connection::take(pooled);
-        *self.shared() = Some(conn.clone());
-        Ok(conn)
+        if let Some(m) = self.inner.mismatch.get() {
+            return Err(StoreError::Unavailable(format!("redis {op}: {m}")));
+        }
+        let _one_at_a_time = self.inner.connecting.lock().await;
+        if let Some(conn) = self.shared().clone() {
+            return Ok(conn);
+        }
+        let opened = tokio::time::timeout(self.inner.connect_timeout, self.inner.connector.open())
+            .await
+            .unwrap_or_else(|_| Opened::Unavailable(error::timed_out(op)));
+        match opened {
+            Opened::Ok(conn) => {
+                *self.shared() = Some(conn.clone());
+                Ok(conn)
+            }
+            Opened::Unavailable(e) => Err(e),
+            Opened::Mismatch(m) => {
+                if self.inner.mismatch.set(m.clone()).is_ok() {
+                    tracing::error!(problem = %m, "redis is not the configured topology");
+                }
+                Err(StoreError::Unavailable(format!("redis {op}: {m}")))
+            }
+        }
     }
 
-    /// Forgets the shared connection after a failure that may have broken it.
-    fn failed(&self, op: &'static str, e: &redis::RedisError) -> StoreError {
-        if e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_timeout()
-            || e.is_unrecoverable_error()
-        {
+    /// Forgets the shared connection after a failure that may have broken it (a node's; a
+    /// Cluster connection repairs itself).
+    fn forget(&self, conn: &Conn) {
+        if let Conn::Node(_) = conn {
             self.shared().take();
         }
-        error::unavailable(op, e)
     }
 
-    fn timed_out(&self, op: &'static str) -> StoreError {
-        self.shared().take();
-        error::timed_out(op)
+    fn refuse(&self, e: StoreError) -> StoreError {
+        self.inner.refused.fetch_add(1, Ordering::Relaxed);
+        e
     }
 
-    /// Runs one command (or a `MULTI` pipeline) under the deadline.
+    /// Runs one operation on the shared connection under the deadline. `read`: the operation
+    /// changes nothing, so after a connection error it is retried once on a fresh connection
+    /// (a connection found dead costs no failed request).
+    async fn run<T, F, Fut>(&self, op: &'static str, read: bool, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            let mut tries = if read { 2 } else { 1 };
+            loop {
+                tries -= 1;
+                let conn = self.conn(op).await?;
+                match f(conn.clone()).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if is_connection_error(&e) => {
+                        self.forget(&conn);
+                        if tries == 0 || !matches!(conn, Conn::Node(_)) {
+                            return Err(error::unavailable(op, &e));
+                        }
+                    }
+                    Err(e) => return Err(error::unavailable(op, &e)),
+                }
+            }
+        };
+        match tokio::time::timeout(self.deadline(), attempt)
+            .instrument(store_span(op))
+            .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.refuse(e)),
+            Err(_) => {
+                if let Some(conn) = self.shared().clone() {
+                    self.forget(&conn);
+                }
+                Err(self.refuse(error::timed_out(op)))
+            }
+        }
+    }
+
+    /// Runs one command (or a `MULTI` pipeline) that writes, under the deadline.
     pub(crate) async fn query<T: FromRedisValue>(
         &self,
         op: &'static str,
         cmd: &redis::Cmd,
     ) -> Result<T, StoreError> {
-        let fut = async {
-            let mut conn = self.conn(op).await?;
-            cmd.query_async::<T>(&mut conn)
-                .await
-                .map_err(|e| self.failed(op, &e))
-        };
-        tokio::time::timeout(self.deadline(), fut)
-            .instrument(store_span(op))
-            .await
-            .map_err(|_| self.timed_out(op))?
+        self.run(op, false, |mut c| async move {
+            cmd.query_async::<T>(&mut c).await
+        })
+        .await
     }
 
-    /// Runs a pipeline under the deadline.
+    /// Runs one command that only reads (retried once on a fresh connection).
+    pub(crate) async fn read<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        self.run(op, true, |mut c| async move {
+            cmd.query_async::<T>(&mut c).await
+        })
+        .await
+    }
+
+    /// Runs a pipeline under the deadline (its commands must share one slot on a Cluster).
     pub(crate) async fn pipe<T: FromRedisValue>(
         &self,
         op: &'static str,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        let fut = async {
-            let mut conn = self.conn(op).await?;
-            pipe.query_async::<T>(&mut conn)
-                .await
-                .map_err(|e| self.failed(op, &e))
-        };
-        tokio::time::timeout(self.deadline(), fut)
-            .instrument(store_span(op))
-            .await
-            .map_err(|_| self.timed_out(op))?
+        self.run(op, false, |mut c| async move {
+            pipe.query_async::<T>(&mut c).await
+        })
+        .await
+    }
+
+    /// One command per key, each on its own key's slot: one pipeline (one round trip) on a
+    /// single node, concurrent commands on a Cluster (where a pipeline may not span slots).
+    pub(crate) async fn per_key<T: FromRedisValue + Send>(
+        &self,
+        op: &'static str,
+        read: bool,
+        cmds: &[redis::Cmd],
+    ) -> Result<Vec<T>, StoreError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.is_cluster() {
+            let each = cmds.iter().map(|cmd| {
+                self.run(op, read, move |mut c| async move {
+                    cmd.query_async::<T>(&mut c).await
+                })
+            });
+            return futures::future::try_join_all(each).await;
+        }
+        let mut pipe = redis::pipe();
+        for cmd in cmds {
+            pipe.add_command(cmd.clone());
+        }
+        self.run(op, read, |mut c| {
+            let pipe = &pipe;
+            async move { pipe.query_async::<Vec<T>>(&mut c).await }
+        })
+        .await
     }
 
     /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) under the deadline.
@@ -207,17 +376,62 @@ impl RedisStores {
         op: &'static str,
         script: ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let fut = async {
-            let mut conn = self.conn(op).await?;
-            script
-                .invoke_async::<T>(&mut conn)
-                .await
-                .map_err(|e| self.failed(op, &e))
+        let script = &script;
+        self.run(op, false, |mut c| async move {
+            script.invoke_async::<T>(&mut c).await
+        })
+        .await
+    }
+
+    /// `PING` through the shared connection (every master of a Cluster): what the health
+    /// monitor and `/readyz` ask.
+    pub(crate) async fn ping(&self, timeout: Duration) -> Result<(), &'static str> {
+        let attempt = async {
+            let conn = self.conn("ping").await.map_err(|_| "no connection")?;
+            let result = match conn.clone() {
+                Conn::Node(mut c) => redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .map(drop),
+                Conn::Cluster(mut c) => {
+                    use redis::cluster_routing::{
+                        MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
+                    };
+                    c.route_command(
+                        redis::cmd("PING"),
+                        RoutingInfo::MultiNode((
+                            MultipleNodeRoutingInfo::AllMasters,
+                            Some(ResponsePolicy::AllSucceeded),
+                        )),
+                    )
+                    .await
+                    .map(drop)
+                }
+            };
+            result.map_err(|e| {
+                match conn {
+                    // A Cluster connection repairs a node's connection but learns a new slot
+                    // map only when a keyed command is redirected: a quiet instance (not ready,
+                    // so sent no traffic) would never see the promoted replica. Start afresh
+                    // from the seeds instead; commands in flight keep the old one.
+                    Conn::Cluster(_) => {
+                        self.shared().take();
+                    }
+                    Conn::Node(_) if is_connection_error(&e) => self.forget(&conn),
+                    Conn::Node(_) => {}
+                }
+                "ping failed"
+            })
         };
-        tokio::time::timeout(self.deadline(), fut)
-            .instrument(store_span(op))
-            .await
-            .map_err(|_| self.timed_out(op))?
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(conn) = self.shared().clone() {
+                    self.forget(&conn);
+                }
+                Err("timeout")
+            }
+        }
     }
 }
 

@@ -55,7 +55,7 @@ impl OnboardingStore for RedisStores {
         tenant: TenantId,
     ) -> Result<Option<Versioned<OnboardingState>>, StoreError> {
         let raw: Option<String> = self
-            .query(
+            .read(
                 "onboarding load",
                 redis::cmd("GET").arg(self.keys().onboarding(tenant)),
             )

@@ -2,7 +2,9 @@
 //! `session:{<sha256>}`, and a SET per user (`user_sessions:{<userId>}`) of session hashes.
 //!
 //! The session and the index live in different Cluster slots, so they are written by separate
-//! commands: the index first (a dangling member is pruned on read), then the session.
+//! commands: the index first (a dangling member is pruned on read), then the session. The
+//! operations over all of a user's sessions send one command per session key (`per_key`: one
+//! pipeline on a single node, concurrent commands on a Cluster).
 
 use crate::{RedisStores, error, millis};
 use async_trait::async_trait;
@@ -82,21 +84,31 @@ impl RedisStores {
         self.eval::<i64>("session index", inv).await.map(drop)
     }
 
+    /// `<verb> session:{<member>}` for each index member.
+    fn session_cmds(&self, verb: &str, members: &[String]) -> Vec<redis::Cmd> {
+        members
+            .iter()
+            .map(|m| {
+                let mut cmd = redis::cmd(verb);
+                cmd.arg(self.keys().session(&SessionKey::from_hex(m.as_str())));
+                cmd
+            })
+            .collect()
+    }
+
     /// Reads the user's index and drops the members whose session is gone.
     async fn live_members(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         let index = self.keys().user_sessions(user);
         let members: Vec<String> = self
-            .query("session index", redis::cmd("SMEMBERS").arg(&index))
+            .read("session index", redis::cmd("SMEMBERS").arg(&index))
             .await?;
-        if members.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for m in &members {
-            pipe.cmd("EXISTS")
-                .arg(self.keys().session(&SessionKey::from_hex(m.as_str())));
-        }
-        let exists: Vec<bool> = self.pipe("session index", &pipe).await?;
+        let exists: Vec<bool> = self
+            .per_key(
+                "session index",
+                true,
+                &self.session_cmds("EXISTS", &members),
+            )
+            .await?;
         let (live, dead): (Vec<_>, Vec<_>) = members
             .into_iter()
             .zip(exists)
@@ -149,7 +161,7 @@ impl SessionStore for RedisStores {
 
     async fn get(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
         let (data, activity): (Option<String>, Option<String>) = self
-            .query(
+            .read(
                 "session get",
                 redis::cmd("HMGET")
                     .arg(self.keys().session(key))
@@ -160,17 +172,27 @@ impl SessionStore for RedisStores {
         decode(data, activity)
     }
 
-    /// One pipeline, one round trip: `HMGET` of the session and `EVALSHA` of the rate script.
-    /// The pipeline ignores per-command errors so that a `NOSCRIPT` (script cache flushed)
-    /// only costs the limiter part: it is then retried alone through [`RateLimiter::hit`],
-    /// which loads the script; if that fails too, the decision is `None` and the caller
-    /// applies the limit its own way. A session-read error fails the call (fail closed).
+    /// One round trip: `HMGET` of the session and `EVALSHA` of the rate script, pipelined on a
+    /// single node. The pipeline ignores per-command errors so that a `NOSCRIPT` (script cache
+    /// flushed) only costs the limiter part: it is then retried alone through
+    /// [`RateLimiter::hit`], which loads the script; if that fails too, the decision is `None`
+    /// and the caller applies the limit its own way. A session-read error fails the call (fail
+    /// closed).
+    ///
+    /// On a Cluster the session and the user's limit live in different slots (usually on
+    /// different masters), so the two commands go out at the same time instead, each to its
+    /// own master: still one round trip of latency.
     async fn get_and_hit(
         &self,
         key: &SessionKey,
         rate_key: &str,
         policy: RatePolicy,
     ) -> Result<(Option<Session>, Option<RateDecision>), StoreError> {
+        if self.is_cluster() {
+            let (session, decision) =
+                futures::join!(SessionStore::get(self, key), self.hit(rate_key, policy, 1));
+            return Ok((session?, decision.ok()));
+        }
         let mut pipe = redis::pipe();
         pipe.ignore_errors()
             .cmd("HMGET")
@@ -242,17 +264,18 @@ impl SessionStore for RedisStores {
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         let index = self.keys().user_sessions(user);
         let members: Vec<String> = self
-            .query("session delete all", redis::cmd("SMEMBERS").arg(&index))
+            .read("session delete all", redis::cmd("SMEMBERS").arg(&index))
             .await?;
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for m in &members {
-            pipe.cmd("DEL")
-                .arg(self.keys().session(&SessionKey::from_hex(m.as_str())));
-        }
-        let deleted: Vec<i64> = self.pipe("session delete all", &pipe).await?;
+        let deleted: Vec<i64> = self
+            .per_key(
+                "session delete all",
+                false,
+                &self.session_cmds("DEL", &members),
+            )
+            .await?;
         let mut srem = redis::cmd("SREM");
         srem.arg(&index);
         for m in &members {

@@ -58,7 +58,7 @@ pub use credentials::{SimGenesys, SimWhatsApp};
 pub use delivery::SimDelivery;
 pub use http::genesys_login;
 pub use platform::{Platform, SimState, TenantRecord};
-pub use redis_outbound::{OutboundConsumer, consume_outbound};
+pub use redis_outbound::{OutboundConsumer, consume_outbound, consume_outbound_with};
 pub use serve::{Fault, Faults, Options, Route, Sandbox, serve};
 pub use state_manager::SimStateManager;
 pub use tenant::SimTenantService;

@@ -45,13 +45,28 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .filter(|u| !u.trim().is_empty());
     // Kept alive for the life of the process.
-    let consumer = match redis_url {
-        Some(url) => Some(
+    // On a Redis Cluster (`SANDBOX_REDIS_CLUSTER_NODES`), SANDBOX_REDIS_URL is the node holding
+    // the stream and the events are published through the cluster.
+    let cluster = std::env::var("SANDBOX_REDIS_CLUSTER_NODES")
+        .ok()
+        .filter(|n| !n.trim().is_empty());
+    let consumer = match (redis_url, cluster) {
+        (Some(url), Some(nodes)) => {
+            let bus = portal_redis::RedisSettings::cluster(
+                nodes.split(',').map(|n| n.trim().to_owned()).collect(),
+            );
+            Some(
+                portal_sandbox::consume_outbound_with(SecretString::from(url), bus, &platform)
+                    .await
+                    .context("SANDBOX_REDIS_URL/SANDBOX_REDIS_CLUSTER_NODES")?,
+            )
+        }
+        (Some(url), None) => Some(
             portal_sandbox::consume_outbound(SecretString::from(url), &platform)
                 .await
                 .context("SANDBOX_REDIS_URL/REDIS_URL")?,
         ),
-        None => None,
+        (None, _) => None,
     };
     let sandbox = portal_sandbox::serve(listener, platform, options)?;
     tracing::info!(

@@ -72,10 +72,21 @@ pub async fn consume_outbound(
     url: SecretString,
     platform: &Platform,
 ) -> Result<OutboundConsumer, StartError> {
+    let bus = portal_redis::RedisSettings::new(url.clone());
+    consume_outbound_with(url, bus, platform).await
+}
+
+/// Like [`consume_outbound`], with the stream read from the node at `url` (on a Redis Cluster:
+/// the master owning `outbound.message`) and the events published through `bus` (any
+/// topology).
+pub async fn consume_outbound_with(
+    url: SecretString,
+    bus: portal_redis::RedisSettings,
+    platform: &Platform,
+) -> Result<OutboundConsumer, StartError> {
     use secrecy::ExposeSecret;
     let client = redis::Client::open(url.expose_secret()).map_err(|_| StartError::BadUrl)?;
-    let stores = portal_redis::RedisStores::connect(portal_redis::RedisSettings::new(url))
-        .map_err(|_| StartError::BadUrl)?;
+    let stores = portal_redis::RedisStores::connect(bus).map_err(|_| StartError::BadUrl)?;
     let delivery = platform.delivery(Arc::new(RetryingBus(stores)));
     let consumer = format!("sandbox-{}", std::process::id());
     let first = match connect(&client).await {

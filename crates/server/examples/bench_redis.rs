@@ -16,6 +16,13 @@
 //!    requests' commands.
 //! 3. `redis-benchmark -p <port> -t get -n 200000 -c 50 -q` and the same with `-P 1` (the
 //!    default pipelining of 1, spelled out) → GET requests/s and the ratio service ÷ Redis.
+//! 4. The same closed loop on a 3-master Redis Cluster (issue 12; `BENCH_CLUSTER=false` skips
+//!    it): requests/s, p50/p99, commands and round trips of latency per cached request (the
+//!    session `HMGET` and the limit `EVALSHA` go out together, to their two masters, then the
+//!    `MGET`), socket reads summed over the masters.
+//!
+//! Both runs print the Redis CPU per request: `utime + stime` of every `redis-server` (from
+//! `/proc/<pid>/stat`) over the run, divided by the requests.
 //!
 //! The load generator (reqwest, in this process), the service (`BENCH_SERVER_WORKERS`, 1
 //! worker) and `redis-server` share the machine's cores.
@@ -25,7 +32,8 @@
 mod support;
 
 use portal_domain::secret::SecretString;
-use portal_redis::{RedisCounters, RedisServer};
+use portal_redis::{RedisCluster, RedisCounters, RedisServer, Security};
+use portal_server::configuration::RedisConfig;
 use portal_server::{Application, Settings};
 use reqwest::{Client, StatusCode};
 use std::collections::HashMap;
@@ -82,18 +90,31 @@ fn main() -> anyhow::Result<()> {
         .block_on(run())
 }
 
-async fn run() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 on Linux).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One closed-loop run of the cached request on `redis`; prints its figures, returns req/s.
+async fn measure(
+    label: &str,
+    redis: RedisConfig,
+    mut counters: RedisCounters,
+    cpu_ticks: impl Fn() -> u64,
+) -> anyhow::Result<f64> {
     let secs = env("BENCH_SECS", 10u64);
     let connections = env("BENCH_CONNECTIONS", 64usize);
     let server_workers = env("BENCH_SERVER_WORKERS", 1usize);
     let client_threads = env("BENCH_CLIENT_THREADS", 2usize);
-
-    let redis = RedisServer::start().await;
     let settings = Settings {
         port: 0,
         workers: Some(server_workers),
-        redis_url: Some(SecretString::from(redis.url())),
+        redis,
         cookie_secret: Some(SecretString::from(
             "bench-redis-cookie-secret-0123456789abcdef",
         )),
@@ -127,8 +148,7 @@ async fn run() -> anyhow::Result<()> {
     let cookie = sign_in(&base, "admin@acme.example").await;
     let url = format!("{base}/api/v1/dashboard/stats?period=today");
     println!(
-        "bench-redis: service on redis-server (port {}), {server_workers} server worker(s), {client_threads} client thread(s), {connections} connections, {secs} s",
-        redis.port()
+        "\n{label}: {server_workers} server worker(s), {client_threads} client thread(s), {connections} connections, {secs} s"
     );
     // Warm the cache key and the instance's session → user memo.
     let warm = Client::new();
@@ -136,9 +156,10 @@ async fn run() -> anyhow::Result<()> {
         get(&warm, &url, &cookie).await;
     }
 
-    let mut counters = RedisCounters::open(&redis).await;
     let before = redis_counters(&mut counters).await;
+    let cpu_before = cpu_ticks();
     let (rate, lat) = max_rate(&url, &cookie, connections, secs).await;
+    let cpu = cpu_ticks() - cpu_before;
     let after = redis_counters(&mut counters).await;
     let n = lat.len() as f64;
     let d = |k: &str| delta(&after, &before, k);
@@ -155,17 +176,23 @@ async fn run() -> anyhow::Result<()> {
     ];
     let in_script: u64 = IN_SCRIPT.iter().map(|k| d(k)).sum();
     // Sent by the service, minus the health monitor's (`PING`, and `UNWATCH` of the pool's
-    // recycle check) and ours (`INFO`).
+    // recycle check), the cluster client's topology reads and ours (`INFO`).
     let commands: u64 = after
         .keys()
-        .filter(|k| !matches!(k.as_str(), "reads" | "ping" | "info" | "unwatch"))
+        .filter(|k| {
+            !matches!(
+                k.as_str(),
+                "reads" | "ping" | "info" | "unwatch" | "cluster"
+            )
+        })
         .filter(|k| !IN_SCRIPT.contains(&k.as_str()))
         .map(|k| d(k))
         .sum();
+    // The session read and the limit hit travel together (one pipeline on a node, sent at once
+    // to their two masters on a Cluster): one round trip of latency.
     let round_trips = commands - evalsha.min(hmget);
-    // Our two INFOs of `after` were read in the window (and counted as `info` calls).
+    // Our INFOs of `after` were read in the window (and counted as `info` calls).
     let reads = d("reads").saturating_sub(d("ping") + d("info"));
-    println!("\n[1] cached GET /dashboard/stats on Redis, closed loop");
     println!("    requests:             {}", lat.len());
     println!("    throughput:           {rate:.0} requests/s");
     println!(
@@ -181,13 +208,35 @@ async fn run() -> anyhow::Result<()> {
         in_script as f64 / n
     );
     println!(
-        "    redis round trips:    {:.3} per request (HMGET+EVALSHA pipelined = 1, MGET = 1)",
+        "    redis round trips:    {:.3} per request of latency (session read + limit hit together = 1, MGET = 1)",
         round_trips as f64 / n
     );
     println!(
-        "    redis socket reads:   {:.3} per request (lower than round trips under load: concurrent requests share writes)",
+        "    redis socket reads:   {:.3} per request, summed over the nodes (under load concurrent requests share reads)",
         reads as f64 / n
     );
+    println!(
+        "    redis CPU:            {:.1} µs per request (utime+stime of every redis-server: {:.2} s)",
+        cpu as f64 / clock_ticks() / n * 1e6,
+        cpu as f64 / clock_ticks()
+    );
+    Ok(rate)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let redis = RedisServer::start().await;
+    let counters = RedisCounters::open(&redis).await;
+    let rate = measure(
+        &format!(
+            "[1] cached GET /dashboard/stats on one redis-server (port {})",
+            redis.port()
+        ),
+        RedisConfig::single(redis.url()),
+        counters,
+        || redis.cpu_ticks(),
+    )
+    .await?;
 
     println!("\n[2] redis-benchmark GET on the same redis-server");
     for extra in [&[][..], &["-P", "1"][..]] {
@@ -204,6 +253,18 @@ async fn run() -> anyhow::Result<()> {
             ),
             Err(why) => println!("    redis-benchmark {label}: NOT RUN: {why}"),
         }
+    }
+
+    if env("BENCH_CLUSTER", true) {
+        let cluster = RedisCluster::start(false, Security::default()).await;
+        let counters = RedisCounters::open_all(cluster.nodes()).await;
+        measure(
+            "[3] cached GET /dashboard/stats on a 3-master Redis Cluster",
+            RedisConfig::cluster(&cluster.seeds()),
+            counters,
+            || cluster.cpu_ticks(),
+        )
+        .await?;
     }
     Ok(())
 }

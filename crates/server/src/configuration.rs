@@ -3,6 +3,10 @@
 //! in a file, the same names in lower case. Validated with garde; every problem is reported at
 //! once.
 
+mod redis;
+
+pub use redis::RedisConfig;
+
 use garde::Validate;
 use portal_domain::auth::RateLimits;
 use portal_domain::model::Region;
@@ -72,33 +76,10 @@ pub struct Settings {
     #[garde(inner(url))]
     pub state_manager_url: Option<String>,
 
-    /// `REDIS_URL`: every store on Redis (unset, with no `REDIS_HOST`: in-memory stores).
+    /// Every `REDIS_*` setting (read from the same sources; see [`redis`]).
+    #[serde(skip)]
     #[garde(skip)]
-    pub redis_url: Option<SecretString>,
-    /// `REDIS_HOST`.
-    #[garde(skip)]
-    pub redis_host: Option<String>,
-    /// `REDIS_PORT`.
-    #[garde(skip)]
-    pub redis_port: Option<u16>,
-    /// `REDIS_PASSWORD`.
-    #[garde(skip)]
-    pub redis_password: Option<SecretString>,
-    /// `REDIS_DB`.
-    #[garde(skip)]
-    pub redis_db: Option<u32>,
-    /// `REDIS_TLS`: `rediss://` when the URL is built from `REDIS_HOST`.
-    #[garde(skip)]
-    pub redis_tls: bool,
-    /// `REDIS_POOL_SIZE`: pooled connections per instance (16).
-    #[garde(range(min = 1, max = 1024))]
-    pub redis_pool_size: usize,
-    /// `REDIS_CONNECT_TIMEOUT_MS`: deadline to connect or get a pooled connection (2000).
-    #[garde(range(min = 10, max = 60_000))]
-    pub redis_connect_timeout_ms: u64,
-    /// `REDIS_COMMAND_TIMEOUT_MS`: deadline of one command (1000).
-    #[garde(range(min = 10, max = 60_000))]
-    pub redis_command_timeout_ms: u64,
+    pub redis: RedisConfig,
 
     /// `ENCRYPTION_KEY`: 64 hex characters (AES-256). Generated when absent (embedded default).
     #[garde(custom(hex_key_rule))]
@@ -218,15 +199,7 @@ impl Default for Settings {
             auth_service_url: None,
             tenant_service_url: None,
             state_manager_url: None,
-            redis_url: None,
-            redis_host: None,
-            redis_port: None,
-            redis_password: None,
-            redis_db: None,
-            redis_tls: false,
-            redis_pool_size: 16,
-            redis_connect_timeout_ms: 2000,
-            redis_command_timeout_ms: 1000,
+            redis: RedisConfig::default(),
             encryption_key: None,
             encryption_key_id: "k1".into(),
             encryption_previous_keys: None,
@@ -371,8 +344,8 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// The field names serde's derive gives `Settings` (a deserializer that only records them).
-fn field_names() -> &'static [&'static str] {
+/// The field names serde's derive gives `T` (a deserializer that only records them).
+fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     use serde::de::{Error as _, Visitor};
     struct Fields(&'static [&'static str]);
     impl<'de> serde::Deserializer<'de> for &mut Fields {
@@ -396,7 +369,7 @@ fn field_names() -> &'static [&'static str] {
         }
     }
     let mut fields = Fields(&[]);
-    let _ = Settings::deserialize(&mut fields);
+    let _ = T::deserialize(&mut fields);
     fields.0
 }
 
@@ -429,7 +402,11 @@ impl Settings {
             .add_source(environment)
             .build()
             .map_err(|e| ConfigError(vec![e.to_string()]))?;
-        let settings: Settings = raw
+        let mut settings: Settings = raw
+            .clone()
+            .try_deserialize()
+            .map_err(|e| ConfigError(vec![e.to_string()]))?;
+        settings.redis = raw
             .try_deserialize()
             .map_err(|e| ConfigError(vec![e.to_string()]))?;
         settings.validated()
@@ -444,6 +421,7 @@ impl Settings {
                 .map(|(path, e)| format!("{}: {}", path.to_string().to_uppercase(), e.message()))
                 .collect(),
         };
+        problems.extend(self.redis.problems());
         if self.is_production() {
             problems.extend(self.production_problems());
         }
@@ -466,7 +444,7 @@ impl Settings {
             }
         };
         require(
-            "REDIS_URL (or REDIS_HOST)",
+            "REDIS_URL (or REDIS_HOST, REDIS_CLUSTER_NODES, REDIS_SENTINELS)",
             self.wants_redis(),
             " (unset: in-memory stores, not shared between instances, lost on restart)",
         );
@@ -512,11 +490,6 @@ impl Settings {
                     "COOKIE_SECRET: a placeholder (one repeated character), not a secret".into(),
                 );
             }
-        }
-        if self.redis_url.is_some() && self.redis_password.is_some() {
-            problems.push(
-                "REDIS_PASSWORD: ignored because REDIS_URL is set (put the password in REDIS_URL, or use REDIS_HOST)".into(),
-            );
         }
         if self.cookie_secure == Some(false) {
             problems.push(
@@ -579,8 +552,9 @@ impl Settings {
     /// Every setting's variable name (upper case), read from the struct's own field list, so
     /// the deployment files can be checked against it.
     pub fn variables() -> Vec<String> {
-        field_names()
+        field_names::<Settings>()
             .iter()
+            .chain(field_names::<RedisConfig>())
             .map(|f| f.to_ascii_uppercase())
             .collect()
     }
@@ -695,7 +669,7 @@ impl Settings {
 
     /// Whether any Redis setting is present.
     pub fn wants_redis(&self) -> bool {
-        self.redis_url.is_some() || self.redis_host.is_some()
+        self.redis.is_set()
     }
 }
 
@@ -775,10 +749,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.encryption_key.unwrap().expose_secret(), key);
-        assert_eq!(s.redis_password.unwrap().expose_secret(), "007");
+        assert_eq!(s.redis.password.unwrap().expose_secret(), "007");
         assert_eq!(s.genesys_client_id.as_deref(), Some("0042"));
         assert_eq!(s.port, 9000);
-        assert!(s.redis_tls);
+        assert!(s.redis.tls);
         assert!((s.state_manager_breaker_failure_rate - 0.25).abs() < f64::EPSILON);
     }
 

@@ -23,6 +23,7 @@ pub fn recorder(stores: &Stores) -> PrometheusTelemetry {
             recorder.add_source(move |scrape| {
                 let (size, available, waiting) = health.pool_status();
                 scrape.redis_pool(size, available, waiting);
+                scrape.redis_refused(health.refused_total());
             });
             recorder
         }

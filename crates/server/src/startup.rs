@@ -99,7 +99,7 @@ impl Application {
             .with_context(|| format!("cannot bind {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
         let base_url = settings.public_base_url(port);
-        let stores = stores(&settings, &overrides)?;
+        let stores = stores(&settings, &overrides).await?;
         let prometheus = settings
             .metrics_enabled
             .then(|| Arc::new(crate::observability::recorder(&stores)));
@@ -172,8 +172,8 @@ impl Application {
 }
 
 /// The store ports: Redis when configured, in memory otherwise ([`Stores::from_settings`]).
-fn stores(settings: &Settings, overrides: &Overrides) -> anyhow::Result<Stores> {
-    let stores = Stores::from_settings(settings)?;
+async fn stores(settings: &Settings, overrides: &Overrides) -> anyhow::Result<Stores> {
+    let stores = Stores::from_settings(settings).await?;
     Ok(match &overrides.wrap_stores {
         Some(wrap) => wrap(stores),
         None => stores,

@@ -1,11 +1,15 @@
-//! Which store adapters back the ports: the in-memory ones (embedded default) or Redis
-//! (`REDIS_URL`, or `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`/`REDIS_DB`/`REDIS_TLS`).
+//! Which store adapters back the ports: the in-memory ones (embedded default) or Redis (one
+//! node, a Cluster or a Sentinel-managed master: [`crate::configuration::RedisConfig`]).
 //!
 //! [`Stores`] has the same field names as `portal_memory::MemoryStores`, so the wiring in
 //! [`crate::startup`] reads the same either way.
 //!
 //! With Redis:
-//! - every port comes from one `portal_redis::RedisStores` (one pool per instance);
+//! - every port comes from one `portal_redis::RedisStores` (one shared connection per
+//!   instance, plus the Pub/Sub one);
+//! - start-up connects once and refuses a Redis that is not the configured topology (a Cluster
+//!   node or a Sentinel given as `REDIS_URL`, ...); an unreachable Redis is not refused (the
+//!   service starts degraded);
 //! - the `redis` health probe is registered (`/health` shows it, `/readyz` depends on it);
 //! - the rate limiter is a [`FallbackRateLimiter`]: Redis while it is healthy, an in-process
 //!   limiter while it is not (degraded mode, spec 003), so sign-in stays rate-limited
@@ -91,11 +95,16 @@ impl Stores {
         }
     }
 
-    /// Every port on Redis. Needs a Tokio runtime (the health monitor is a task). Does not
-    /// wait for Redis: connections open lazily, and until the first ping answers the service
-    /// is "degraded" (fails closed, limits in process).
-    pub fn redis(settings: RedisSettings) -> Result<Self, StoreError> {
+    /// Every port on Redis. Needs a Tokio runtime (the health monitor is a task). Tries to
+    /// connect once (within the connect deadline) to check the topology, and refuses a
+    /// mismatch; otherwise does not wait for Redis: until the first ping answers the service is
+    /// "degraded" (fails closed, limits in process).
+    pub async fn redis(settings: RedisSettings) -> Result<Self, StoreError> {
         let redis = RedisStores::connect(settings)?;
+        redis
+            .check_topology()
+            .await
+            .map_err(StoreError::Unavailable)?;
         let health = redis.health(REDIS_PING_INTERVAL);
         let shared = Arc::new(redis);
         Ok(Self {
@@ -114,10 +123,13 @@ impl Stores {
     }
 
     /// Redis when the settings name it, memory otherwise.
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        match redis_settings(settings) {
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        match settings.redis.settings() {
             Some(redis) => {
-                Self::redis(redis).map_err(|e| anyhow::anyhow!("REDIS_URL/REDIS_HOST: {e}"))
+                let topology = redis.topology.name();
+                Self::redis(redis)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Redis ({topology}): {e}"))
             }
             None => Ok(Self::memory()),
         }
@@ -127,27 +139,6 @@ impl Stores {
     pub fn is_redis(&self) -> bool {
         self.redis_health.is_some()
     }
-}
-
-/// The Redis connection settings, when any Redis variable is set. `REDIS_URL` wins over the
-/// parts.
-pub fn redis_settings(settings: &Settings) -> Option<RedisSettings> {
-    let url = match (&settings.redis_url, &settings.redis_host) {
-        (Some(url), _) => url.clone(),
-        (None, Some(host)) => portal_redis::url_from_parts(
-            host,
-            settings.redis_port.unwrap_or(6379),
-            settings.redis_password.as_ref(),
-            settings.redis_db.unwrap_or(0),
-            settings.redis_tls,
-        ),
-        (None, None) => return None,
-    };
-    let mut redis = RedisSettings::new(url);
-    redis.pool_size = settings.redis_pool_size;
-    redis.connect_timeout = Duration::from_millis(settings.redis_connect_timeout_ms);
-    redis.command_timeout = Duration::from_millis(settings.redis_command_timeout_ms);
-    Some(redis)
 }
 
 /// The in-memory stores always answer.
@@ -222,7 +213,9 @@ impl RateLimiter for FallbackRateLimiter {
             match self.primary.hit(key, policy, cost).await {
                 Ok(decision) => return Ok(decision),
                 Err(e) => {
-                    tracing::warn!(error = %e, "shared rate limiter failed; limiting in process");
+                    // Counted by the store (`portal_redis_refused_total`); the health monitor
+                    // logs the outage once.
+                    tracing::debug!(error = %e, "shared rate limiter failed; limiting in process");
                 }
             }
         }
@@ -272,48 +265,6 @@ mod tests {
     }
 
     #[test]
-    fn no_redis_variable_means_memory() {
-        assert!(redis_settings(&load(&[])).is_none());
-        assert!(!Stores::memory().is_redis());
-    }
-
-    #[test]
-    fn redis_parts_build_the_url_and_the_tuning_applies() {
-        use portal_domain::secret::ExposeSecret;
-        let r = redis_settings(&load(&[
-            ("REDIS_HOST", "cache.internal"),
-            ("REDIS_PORT", "6380"),
-            ("REDIS_PASSWORD", "p@ss word"),
-            ("REDIS_DB", "2"),
-            ("REDIS_TLS", "true"),
-            ("REDIS_POOL_SIZE", "4"),
-            ("REDIS_CONNECT_TIMEOUT_MS", "250"),
-            ("REDIS_COMMAND_TIMEOUT_MS", "150"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            r.url.expose_secret(),
-            "rediss://:p%40ss%20word@cache.internal:6380/2"
-        );
-        assert_eq!(r.pool_size, 4);
-        assert_eq!(r.connect_timeout, Duration::from_millis(250));
-        assert_eq!(r.command_timeout, Duration::from_millis(150));
-        assert!(!format!("{r:?}").contains("p@ss"), "no password in Debug");
-    }
-
-    #[test]
-    fn redis_url_wins_over_the_parts() {
-        use portal_domain::secret::ExposeSecret;
-        let r = redis_settings(&load(&[
-            ("REDIS_URL", "redis://127.0.0.1:7000/0"),
-            ("REDIS_HOST", "ignored"),
-        ]))
-        .unwrap();
-        assert_eq!(r.url.expose_secret(), "redis://127.0.0.1:7000/0");
-        assert_eq!(r.pool_size, 16);
-    }
-
-    #[test]
     fn a_zero_pool_is_refused() {
         let env = [("REDIS_POOL_SIZE", "0")]
             .iter()
@@ -326,9 +277,10 @@ mod tests {
     #[tokio::test]
     async fn a_malformed_redis_url_is_refused_without_echoing_it() {
         let err = Stores::from_settings(&load(&[("REDIS_URL", "http://user:hunter2@x")]))
+            .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("REDIS_URL"), "{err}");
+        assert!(err.contains("Redis (single)"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
 

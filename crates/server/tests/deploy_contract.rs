@@ -215,10 +215,27 @@ async fn compose_environment_is_known_and_starts_the_service() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (image_env, entrypoint) = dockerfile();
     let compose = deploy_file("compose.yaml");
-    let portal_env = block(&compose, "x-portal-env: &portal-env");
-    assert!(portal_env.contains_key("REDIS_URL"), "{portal_env:?}");
+    let mut portal_env = block(&compose, "x-portal-env: &portal-env");
     assert_all_known("Dockerfile ENV", &image_env);
     assert_all_known("compose.yaml x-portal-env", &portal_env);
+    // One block per Redis topology, each naming exactly one (issue 12).
+    for (anchor, setting) in [
+        ("x-redis-single: &redis-single", "REDIS_URL"),
+        ("x-redis-sentinel: &redis-sentinel", "REDIS_SENTINELS"),
+        ("x-redis-cluster: &redis-cluster", "REDIS_CLUSTER_NODES"),
+    ] {
+        let redis = block(&compose, anchor);
+        assert!(redis.contains_key(setting), "{anchor}: {redis:?}");
+        assert_all_known(anchor, &redis);
+        let mut merged = portal_env.clone();
+        merged.extend(redis);
+        merged.insert("ENCRYPTION_KEY".into(), random_hex());
+        merged.insert("COOKIE_SECRET".into(), random_hex());
+        if let Err(e) = Settings::load_from(Some(merged.into_iter().collect())) {
+            panic!("{anchor} with x-portal-env is refused: {e}");
+        }
+    }
+    portal_env.extend(block(&compose, "x-redis-single: &redis-single"));
 
     // The image's environment, overridden by compose's; hosts swapped for test ones.
     let redis = RedisServer::start().await;
@@ -292,8 +309,11 @@ async fn kubernetes_configmap_and_secret_satisfy_the_production_profile() {
         "terminationGracePeriodSeconds {termination} <= preStop {pre_stop} + grace {grace}"
     );
 
-    // Image ENV < ConfigMap < Secret; hosts swapped for test ones, secrets generated.
-    let redis = RedisServer::start().await;
+    // Image ENV < ConfigMap < Secret; hosts swapped for test ones, secrets generated. Redis is
+    // what the ConfigMap describes: Sentinels, TLS with required client certificates, ACL
+    // users (the harness's user and files in place of the cluster's).
+    let tls = std::sync::Arc::new(portal_redis::TlsFiles::generate());
+    let redis = portal_redis::RedisSentinel::start(portal_redis::Security::tls(tls.clone())).await;
     let mut env = image_env;
     env.extend(configmap);
     env.extend(secret);
@@ -308,10 +328,22 @@ async fn kubernetes_configmap_and_secret_satisfy_the_production_profile() {
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         "http://127.0.0.1:1".into(),
     );
-    env.insert("REDIS_HOST".into(), "127.0.0.1".into());
-    env.insert("REDIS_PORT".into(), redis.port().to_string());
-    env.insert("REDIS_TLS".into(), "false".into()); // the test Redis has no TLS...
-    env.remove("REDIS_PASSWORD"); // ...and no password
+    assert!(env.contains_key("REDIS_SENTINELS") && env["REDIS_TLS"] == "true");
+    env.insert("REDIS_SENTINELS".into(), redis.sentinels().join(","));
+    env.insert(
+        "REDIS_SENTINEL_MASTER".into(),
+        portal_redis::SENTINEL_MASTER.into(),
+    );
+    for user in ["REDIS_USERNAME", "REDIS_SENTINEL_USERNAME"] {
+        env.insert(user.into(), portal_redis::ACL_USER.into());
+    }
+    for password in ["REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"] {
+        env.insert(password.into(), portal_redis::ACL_PASSWORD.into());
+    }
+    let (cert, key) = tls.client();
+    env.insert("REDIS_CA_FILE".into(), tls.ca().display().to_string());
+    env.insert("REDIS_CLIENT_CERT_FILE".into(), cert.display().to_string());
+    env.insert("REDIS_CLIENT_KEY_FILE".into(), key.display().to_string());
     env.insert("ENCRYPTION_KEY".into(), random_hex());
     env.insert("COOKIE_SECRET".into(), random_hex());
     env.insert("GENESYS_CLIENT_ID".into(), "portal-client".into());

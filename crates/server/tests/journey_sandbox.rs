@@ -6,19 +6,25 @@
 //! sign-in through the sandbox's Genesys login page → the five onboarding steps for the
 //! new-company user → dashboard → history → a socket → widget send → the socket receives
 //! `message_update` and `sent`/`delivered`/`read`, which travelled sandbox → Redis → service.
+//!
+//! Run on each Redis topology (issue 12: one node, a 3-master Cluster, a Sentinel-managed
+//! master), with two instances: the widget send goes through one, the socket listening for
+//! its events is on the other.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "redis_support/mod.rs"]
+mod redis_support;
 
 use futures::StreamExt;
 use helpers::{FRONTEND, TestApp, new_client, set_cookie};
 use portal_domain::ports::system::SystemClock;
 use portal_domain::secret::SecretString;
-use portal_redis::RedisServer;
 use portal_sandbox::demo::{ACME_ADMIN_EMAIL, acme_tenant_id};
 use portal_server::Settings;
+use redis_support::Deployment;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -36,19 +42,26 @@ type Ws =
 
 struct Rig {
     app: TestApp,
+    /// A second instance on the same Redis (the socket of step 4 is there).
+    other: TestApp,
     sandbox: String,
     platform: portal_sandbox::Platform,
-    /// Kept alive: the Redis server, the sandbox's Stream consumer.
-    _redis: RedisServer,
+    /// Kept alive: the Redis deployment, the sandbox's Stream consumer.
+    _redis: Deployment,
     _consumer: portal_sandbox::OutboundConsumer,
 }
 
-async fn spawn() -> Rig {
-    let redis = RedisServer::start().await;
+async fn spawn(redis: Deployment) -> Rig {
     let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
-    let consumer = portal_sandbox::consume_outbound(SecretString::from(redis.url()), &platform)
-        .await
-        .expect("the sandbox consumes the outbound Stream");
+    // The sandbox reads the Stream on the node holding it and publishes through the topology.
+    let stream_node = redis.node_url_for("outbound.message").await;
+    let consumer = portal_sandbox::consume_outbound_with(
+        SecretString::from(stream_node),
+        redis.settings(),
+        &platform,
+    )
+    .await
+    .expect("the sandbox consumes the outbound Stream");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let sandbox = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let served = portal_sandbox::serve(
@@ -59,9 +72,9 @@ async fn spawn() -> Rig {
     .expect("the sandbox starts");
     tokio::spawn(served.server);
 
-    let (url, base) = (redis.url(), sandbox.clone());
-    let app = helpers::spawn_app_with(move |s| Settings {
-        redis_url: Some(SecretString::from(url)),
+    let (config, base) = (redis.config(), sandbox.clone());
+    let settings = move |s: Settings| Settings {
+        redis: config.clone(),
         cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
         auth_service_url: Some(base.clone()),
@@ -72,10 +85,12 @@ async fn spawn() -> Rig {
         meta_graph_base_url: Some(format!("{base}/meta")),
         meta_graph_version: Some("v19.0".to_owned()),
         ..s
-    })
-    .await;
+    };
+    let app = helpers::spawn_app_with(settings.clone()).await;
+    let other = helpers::spawn_app_with(settings).await;
     Rig {
         app,
+        other,
         sandbox,
         platform,
         _redis: redis,
@@ -129,8 +144,9 @@ impl Rig {
             .unwrap()
     }
 
+    /// A socket on the **other** instance.
     async fn socket(&self, b: &Browser, tenant: &str) -> Ws {
-        let port = self.app.address.rsplit(':').next().unwrap();
+        let port = self.other.address.rsplit(':').next().unwrap();
         let mut req = format!("ws://127.0.0.1:{port}/tenant/{tenant}/portal")
             .into_client_request()
             .unwrap();
@@ -170,9 +186,14 @@ async fn event_about(ws: &mut Ws, name: &str, message_id: &str) -> Value {
     }
 }
 
-#[tokio::test]
-async fn the_demo_journey_over_redis_and_every_http_adapter_against_the_sandbox() {
-    let rig = spawn().await;
+on_topologies!(journey:
+    the_demo_journey_over_redis_and_every_http_adapter_against_the_sandbox => Deployment::single(),
+    the_demo_journey_on_a_redis_cluster => Deployment::cluster(),
+    the_demo_journey_on_a_sentinel_managed_master => Deployment::sentinel(),
+);
+
+async fn journey(redis: Deployment) {
+    let rig = spawn(redis).await;
 
     // 1. The new-company user signs in through the sandbox's Genesys login: no tenant yet.
     let newco = rig.sign_in(NEW_USER).await;
@@ -275,7 +296,7 @@ async fn the_demo_journey_over_redis_and_every_http_adapter_against_the_sandbox(
     assert_eq!(before["wa_id"], first["wa_id"]);
     let count_before = before["messages"].as_array().unwrap().len();
 
-    // 4. A live socket, then a widget send over REST.
+    // 4. A live socket on the other instance, then a widget send over REST on this one.
     let mut ws = rig.socket(&admin, &acme).await;
     let res = admin
         .client
@@ -290,7 +311,8 @@ async fn the_demo_journey_over_redis_and_every_http_adapter_against_the_sandbox(
     assert_eq!(sent["status"], "queued", "{sent}");
     let message_id = sent["message_id"].as_str().unwrap().to_owned();
 
-    // 5. The events travelled sandbox → Redis Pub/Sub → this instance → the socket, in order.
+    // 5. The events travelled sandbox → Redis Pub/Sub → the other instance → the socket, in
+    //    order.
     let update = event_about(&mut ws, "message_update", &message_id).await;
     assert_eq!(update["data"]["type"], "outbound", "{update}");
     assert_eq!(update["data"]["text"], "Hello from the journey");

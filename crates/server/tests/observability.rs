@@ -480,7 +480,7 @@ async fn on_redis_the_pool_gauges_are_exported() {
     let redis = portal_redis::RedisServer::start().await;
     let url = redis.url();
     let app = spawn_app_with(move |s| Settings {
-        redis_url: Some(portal_domain::secret::SecretString::from(url)),
+        redis: portal_server::configuration::RedisConfig::single(url),
         ..s
     })
     .await;

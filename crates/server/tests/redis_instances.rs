@@ -1,11 +1,15 @@
-//! Several application instances on one Redis (many instances, and degraded mode):
-//! sessions and logout are shared, the sign-in rate limit is shared, and a Redis outage fails
-//! closed with 503 and recovers by itself without restarting the application.
+//! Several application instances on one Redis (many instances, every topology
+//! and degraded mode): sessions and logout are shared, the sign-in rate limit is shared, events
+//! cross instances, a cold key costs one State Manager call, on one node **and** on a Redis
+//! Cluster; a restart of Redis (every topology) and a failover (Cluster, Sentinel) are followed
+//! without restarting the application and without a 500; a Redis outage fails closed with 503
+//! and recovers by itself.
 //!
-//! Each test starts its own `redis-server` (portal-redis's harness) and real instances on
-//! port 0, all with the same `COOKIE_SECRET` and `ENCRYPTION_KEY` (as a deployment would).
+//! Real instances on port 0, all with the same `COOKIE_SECRET` and `ENCRYPTION_KEY` (as a
+//! deployment would), on deployments of portal-redis's harness (`redis_support`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+#![allow(clippy::print_stdout)] // measured figures, shown with --nocapture
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -19,11 +23,15 @@ use portal_domain::secret::SecretString;
 use portal_redis::RedisServer;
 use portal_sandbox::demo::acme_tenant_id;
 use portal_server::{Application, Overrides, Settings};
+use redis_support::Deployment;
 use reqwest::{Client, StatusCode, header};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+#[path = "redis_support/mod.rs"]
+mod redis_support;
 
 const COOKIE_SECRET: &str = "multi-instance-test-cookie-secret-0123456789";
 const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -43,12 +51,40 @@ impl Instance {
     }
 }
 
-async fn spawn_instance(redis: &RedisServer, tweak: impl FnOnce(&mut Settings)) -> Instance {
+async fn spawn_instance(redis: &Deployment, tweak: impl FnOnce(&mut Settings)) -> Instance {
     spawn_instance_with(redis, tweak, Overrides::default()).await
 }
 
+/// An instance on the node `server` (the outage tests stop and freeze it).
+async fn spawn_on(server: &RedisServer) -> Instance {
+    let config = portal_server::configuration::RedisConfig::single(server.url());
+    spawn_configured(config, |_| {}, Overrides::default()).await
+}
+
 async fn spawn_instance_with(
-    redis: &RedisServer,
+    redis: &Deployment,
+    tweak: impl FnOnce(&mut Settings),
+    overrides: Overrides,
+) -> Instance {
+    // A Cluster connection opens one connection per node first: a wider connect deadline on a
+    // loaded test machine.
+    let wide = redis.name() != "single";
+    spawn_configured(
+        redis.config(),
+        |s| {
+            if wide {
+                s.redis.connect_timeout_ms = 1000;
+                s.redis.command_timeout_ms = 1000;
+            }
+            tweak(s);
+        },
+        overrides,
+    )
+    .await
+}
+
+async fn spawn_configured(
+    config: portal_server::configuration::RedisConfig,
     tweak: impl FnOnce(&mut Settings),
     overrides: Overrides,
 ) -> Instance {
@@ -56,12 +92,14 @@ async fn spawn_instance_with(
     let mut settings = Settings {
         port: 0,
         workers: Some(1),
-        redis_url: Some(SecretString::from(redis.url())),
+        redis: portal_server::configuration::RedisConfig {
+            // Short deadlines: an outage answers quickly.
+            connect_timeout_ms: 300,
+            command_timeout_ms: 300,
+            ..config
+        },
         cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
-        // Short deadlines: an outage answers quickly.
-        redis_connect_timeout_ms: 300,
-        redis_command_timeout_ms: 300,
         ..Settings::default()
     };
     tweak(&mut settings);
@@ -147,9 +185,12 @@ async fn error_code(res: reqwest::Response) -> String {
     body["code"].as_str().unwrap_or_default().to_owned()
 }
 
-#[tokio::test]
-async fn a_session_made_on_one_instance_is_valid_on_the_others_and_logout_is_seen_by_all() {
-    let redis = RedisServer::start().await;
+on_topologies!(sessions_and_logout_are_shared:
+    a_session_made_on_one_instance_is_valid_on_the_others_and_logout_is_seen_by_all => Deployment::single(),
+    on_a_cluster_a_session_made_on_one_instance_is_valid_on_the_others_and_logout_is_seen_by_all => Deployment::cluster(),
+);
+
+async fn sessions_and_logout_are_shared(redis: Deployment) {
     let a = spawn_instance(&redis, |_| {}).await;
     let b = spawn_instance(&redis, |_| {}).await;
     let c = spawn_instance(&redis, |_| {}).await;
@@ -184,9 +225,12 @@ async fn a_session_made_on_one_instance_is_valid_on_the_others_and_logout_is_see
     }
 }
 
-#[tokio::test]
-async fn the_sign_in_rate_limit_is_shared_across_instances() {
-    let redis = RedisServer::start().await;
+on_topologies!(sign_in_limit_is_shared:
+    the_sign_in_rate_limit_is_shared_across_instances => Deployment::single(),
+    on_a_cluster_the_sign_in_rate_limit_is_shared_across_instances => Deployment::cluster(),
+);
+
+async fn sign_in_limit_is_shared(redis: Deployment) {
     let limited = |s: &mut Settings| s.rate_limit_auth_max = 6;
     let instances = [
         spawn_instance(&redis, limited).await,
@@ -224,8 +268,8 @@ async fn the_sign_in_rate_limit_is_shared_across_instances() {
 #[tokio::test]
 async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     let mut redis = RedisServer::start().await;
-    let a = spawn_instance(&redis, |_| {}).await;
-    let b = spawn_instance(&redis, |_| {}).await;
+    let a = spawn_on(&redis).await;
+    let b = spawn_on(&redis).await;
     let health = wait_for_health(&a, StatusCode::OK).await;
     assert_eq!(health["checks"]["redis"], "ok", "{health}");
 
@@ -319,9 +363,12 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     assert_eq!(status["completedSteps"], serde_json::json!([1]), "{status}");
 }
 
-#[tokio::test]
-async fn a_websocket_on_one_instance_receives_an_event_published_on_another() {
-    let redis = RedisServer::start().await;
+on_topologies!(events_cross_instances:
+    a_websocket_on_one_instance_receives_an_event_published_on_another => Deployment::single(),
+    on_a_cluster_a_websocket_on_one_instance_receives_an_event_published_on_another => Deployment::cluster(),
+);
+
+async fn events_cross_instances(redis: Deployment) {
     let a = spawn_instance(&redis, |_| {}).await;
     let b = spawn_instance(&redis, |_| {}).await;
     let cookie = sign_in(&a, "agent@acme.example").await;
@@ -411,9 +458,12 @@ impl StateManager for CountingStateManager {
     }
 }
 
-#[tokio::test]
-async fn a_cold_dashboard_key_under_load_on_every_instance_costs_one_state_manager_call() {
-    let redis = RedisServer::start().await;
+on_topologies!(one_call_per_cold_key:
+    a_cold_dashboard_key_under_load_on_every_instance_costs_one_state_manager_call => Deployment::single(),
+    on_a_cluster_a_cold_dashboard_key_under_load_on_every_instance_costs_one_state_manager_call => Deployment::cluster(),
+);
+
+async fn one_call_per_cold_key(redis: Deployment) {
     let metrics = Arc::new(AtomicUsize::new(0));
     let mut instances = Vec::new();
     for _ in 0..3 {
@@ -462,7 +512,7 @@ async fn a_cold_dashboard_key_under_load_on_every_instance_costs_one_state_manag
 #[tokio::test]
 async fn a_hung_redis_answers_503_within_the_deadline_and_recovers() {
     let redis = RedisServer::start().await;
-    let a = spawn_instance(&redis, |_| {}).await;
+    let a = spawn_on(&redis).await;
     wait_for_health(&a, StatusCode::OK).await;
     let cookie = sign_in(&a, "agent@acme.example").await;
 
@@ -484,4 +534,158 @@ async fn a_hung_redis_answers_503_within_the_deadline_and_recovers() {
         assert!(back.elapsed() < NOTICE, "did not recover after thaw");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+on_topologies!(restart_is_followed:
+    after_redis_restarts_and_readyz_turns_200_the_next_request_succeeds => Deployment::single(),
+    on_a_cluster_after_redis_restarts_and_readyz_turns_200_the_next_request_succeeds => Deployment::cluster_with_replicas(),
+    on_sentinel_after_redis_restarts_and_readyz_turns_200_the_next_request_succeeds => Deployment::sentinel(),
+);
+
+/// Issue 12: the first request after a restart used to pay for discovering the dead
+/// connection (503 "connection lost" while `/readyz` already said 200). The health monitor
+/// pings through the request connection, so once `/readyz` is 200 that connection works.
+async fn restart_is_followed(mut redis: Deployment) {
+    let a = spawn_instance(&redis, |_| {}).await;
+    wait_for_health(&a, StatusCode::OK).await;
+    let cookie = sign_in(&a, "agent@acme.example").await;
+    redis.wait_replicated().await;
+    assert_eq!(me(&a, &cookie).await.status(), StatusCode::OK);
+
+    redis.restart().await;
+    // Wait for readiness only, sending nothing else...
+    let client = plain_client();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = client.get(a.url("/readyz")).send().await.unwrap();
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: never ready again",
+            redis.name()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...then the very next request succeeds, on the session written before the restart.
+    let res = me(&a, &cookie).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}: the first request after /readyz turned 200",
+        redis.name()
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["email"], "agent@acme.example");
+}
+
+on_topologies!(failover_is_followed:
+    on_a_cluster_killing_a_master_fails_over_with_503s_only_and_recovers_without_a_restart => Deployment::cluster_with_replicas(),
+    on_sentinel_killing_the_master_fails_over_with_503s_only_and_recovers_without_a_restart => Deployment::sentinel(),
+);
+
+/// Issue 12 item 4: kill the master holding the tenant's dashboard cache (and, on Sentinel, the
+/// only master) under load on two instances. During the switch protected requests get 503,
+/// never 500 (and never get in without a session); within 10 s of the promotion every request
+/// works again with no restart, and the session written before survives.
+async fn failover_is_followed(mut redis: Deployment) {
+    let a = spawn_instance(&redis, |s| s.rate_limit_api_max = 100_000).await;
+    let b = spawn_instance(&redis, |s| s.rate_limit_api_max = 100_000).await;
+    wait_for_health(&a, StatusCode::OK).await;
+    wait_for_health(&b, StatusCode::OK).await;
+    let cookie = sign_in(&a, "admin@acme.example").await;
+    let stats = "/api/v1/dashboard/stats?period=week";
+    let get = |instance: &Instance, path: &str| {
+        plain_client()
+            .get(instance.url(path))
+            .header(header::COOKIE, &cookie)
+            .timeout(Duration::from_secs(5))
+            .send()
+    };
+    assert_eq!(get(&a, stats).await.unwrap().status(), StatusCode::OK);
+    redis.wait_replicated().await;
+
+    // Load on both instances until told to stop: every status is recorded.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u16>::new()));
+    let load = {
+        let (stop, seen, cookie) = (stop.clone(), seen.clone(), cookie.clone());
+        let urls = [
+            a.url(stats),
+            b.url("/api/v1/auth/me"),
+            b.url(stats),
+            a.url("/api/v1/auth/me"),
+        ];
+        tokio::spawn(async move {
+            let client = plain_client();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let url = &urls[i % urls.len()];
+                i += 1;
+                let res = client
+                    .get(url)
+                    .header(header::COOKIE, &cookie)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                let status = res.map(|r| r.status().as_u16()).unwrap_or(0);
+                seen.lock().unwrap().push(status);
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let key = format!("metrics:{{{}}}:week", acme_tenant_id());
+    redis.fail_over(&key).await;
+    let promoted = Instant::now();
+
+    // Everything works again on both instances, within 10 s of the promotion.
+    for instance in [&a, &b] {
+        loop {
+            let (s, m) = (
+                get(instance, stats).await,
+                get(instance, "/api/v1/auth/me").await,
+            );
+            let ok = |r: &Result<reqwest::Response, reqwest::Error>| {
+                r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)
+            };
+            if ok(&s) && ok(&m) {
+                let body: serde_json::Value = m.unwrap().json().await.unwrap();
+                assert_eq!(body["email"], "admin@acme.example", "the session survived");
+                break;
+            }
+            assert!(
+                promoted.elapsed() < Duration::from_secs(10),
+                "{}: {} not recovered 10 s after the promotion",
+                redis.name(),
+                instance.address
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let recovered = promoted.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let unexpected: Vec<u16> = seen
+        .iter()
+        .copied()
+        .filter(|s| ![200, 503].contains(s))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{}: only 200 and 503 during a failover, saw {unexpected:?} among {} requests",
+        redis.name(),
+        seen.len()
+    );
+    assert!(seen.len() > 10, "the load ran: {}", seen.len());
+    println!(
+        "{}: {} requests during the failover: {} × 200, {} × 503; recovered {:?} after the promotion",
+        redis.name(),
+        seen.len(),
+        seen.iter().filter(|s| **s == 200).count(),
+        seen.iter().filter(|s| **s == 503).count(),
+        recovered
+    );
 }

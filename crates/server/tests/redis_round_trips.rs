@@ -1,6 +1,13 @@
-//! Redis round trips of a cached `GET /api/v1/dashboard/stats` with a valid session: at most 2
-//! per request (the session read with the API rate-limit hit pipelined into it, then the cache
-//! read), and the per-user API limit still shared by every instance.
+//! Redis round trips of a cached `GET /api/v1/dashboard/stats` with a valid session: at most 2 per request (the session read with the API
+//! rate-limit hit pipelined into it, then the cache read), and the per-user API limit still
+//! shared by every instance, on one node, a Sentinel-managed master and a Cluster.
+//!
+//! On a Cluster the session and the user's limit live in different slots (usually on two
+//! masters): the two commands go out at the same time, each to its master (one round trip of
+//! latency, two socket reads when the masters differ), then the cache read. The test checks
+//! the commands (no `MOVED` retry, no `CROSSSLOT`, one of each per request) and at most 3 reads
+//! per request summed over the nodes; portal-redis's `tests/topologies.rs` checks, with one
+//! master paused, that the session read does not wait for the limit hit.
 //!
 //! # How round trips are counted
 //! Against a real `redis-server` (portal-redis's harness), from `INFO` deltas around 100
@@ -16,13 +23,17 @@
 //!   slack for background noise; 3 round trips per request would add 100).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+#![allow(clippy::print_stdout)] // measured figures, shown with --nocapture
 
 use portal_domain::secret::SecretString;
-use portal_redis::{RedisCounters, RedisServer};
 use portal_server::{Application, Settings};
+use redis_support::Deployment;
 use reqwest::{Client, StatusCode, header};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+#[path = "redis_support/mod.rs"]
+mod redis_support;
 
 const COOKIE_SECRET: &str = "round-trip-test-cookie-secret-0123456789abcd";
 const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -36,12 +47,12 @@ fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>) -> HashMap
         .collect()
 }
 
-async fn spawn(redis: &RedisServer, api_limit: u32) -> String {
+async fn spawn(redis: &Deployment, api_limit: u32) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings {
         port: 0,
         workers: Some(1),
-        redis_url: Some(SecretString::from(redis.url())),
+        redis: redis.config(),
         cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
         rate_limit_api_max: api_limit,
@@ -111,9 +122,14 @@ async fn stats(client: &Client, address: &str, cookie: &str) -> StatusCode {
     status
 }
 
-#[tokio::test]
-async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
-    let redis = RedisServer::start().await;
+on_topologies!(round_trips:
+    a_cached_dashboard_request_costs_at_most_two_redis_round_trips => Deployment::single(),
+    on_sentinel_a_cached_dashboard_request_costs_at_most_two_redis_round_trips => Deployment::sentinel(),
+    on_a_cluster_a_cached_dashboard_request_costs_two_round_trips_of_latency => Deployment::own_cluster(),
+);
+
+async fn round_trips(redis: Deployment) {
+    let cluster = redis.name() == "cluster";
     let address = spawn(&redis, 10_000).await;
     let cookie = sign_in(&address).await;
     let client = Client::new();
@@ -123,7 +139,8 @@ async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
     }
 
     const N: u64 = 100;
-    let mut counters = RedisCounters::open(&redis).await;
+    let mut counters = redis.counters().await;
+    let nodes = counters.nodes();
     let calls_before = counters.command_calls().await;
     let reads_before = counters.reads_processed().await;
     for _ in 0..N {
@@ -137,7 +154,7 @@ async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
     // Our INFOs, in order: commandstats (before), stats (before), stats (after), commandstats
     // (after). A command is counted in commandstats once it has run, so the delta holds the
     // first three; the reads delta holds only the third (a read is counted when it happens).
-    assert_eq!(calls.remove("info"), Some(3), "{calls:?}");
+    assert_eq!(calls.remove("info"), Some(3 * nodes), "{calls:?}");
     assert_eq!(
         calls.get("hmget"),
         Some(&N),
@@ -168,6 +185,8 @@ async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
         .keys()
         .filter(|c| !["hmget", "evalsha", "mget"].contains(&c.as_str()))
         .filter(|c| !IN_SCRIPT.contains(&c.as_str()))
+        // The cluster client's own topology queries (`CLUSTER SLOTS`/`NODES`), if any.
+        .filter(|c| !(cluster && c.as_str() == "cluster"))
         .collect();
     assert!(
         others.is_empty(),
@@ -179,7 +198,7 @@ async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
     // subtracted without being in the window: an undercount of at most a PING or two, which
     // cannot hide a third round trip per request.)
     let reads = reads_after - reads_before;
-    let round_trips = reads.saturating_sub(pings + 1);
+    let round_trips = reads.saturating_sub(pings + nodes);
     println!(
         "{N} cached requests: {} commands, {round_trips} round trips ({:.2} per request)",
         3 * N,
@@ -187,15 +206,20 @@ async fn a_cached_dashboard_request_costs_at_most_two_redis_round_trips() {
     );
     // A few reads of slack: Redis also counts a read for a new health-check connection or a
     // read event that found nothing; a third round trip per request would add N.
+    let per_request = if cluster { 3 } else { 2 };
     assert!(
-        round_trips <= 2 * N + 5,
-        "{round_trips} round trips for {N} cached requests (pings {pings}, reads {reads})"
+        round_trips <= per_request * N + 5 * nodes,
+        "{}: {round_trips} reads for {N} cached requests (pings {pings}, reads {reads})",
+        redis.name()
     );
 }
 
-#[tokio::test]
-async fn the_per_user_api_limit_is_shared_across_instances() {
-    let redis = RedisServer::start().await;
+on_topologies!(api_limit_is_shared:
+    the_per_user_api_limit_is_shared_across_instances => Deployment::single(),
+    on_a_cluster_the_per_user_api_limit_is_shared_across_instances => Deployment::cluster(),
+);
+
+async fn api_limit_is_shared(redis: Deployment) {
     const LIMIT: u32 = 10;
     let a = spawn(&redis, LIMIT).await;
     let b = spawn(&redis, LIMIT).await;

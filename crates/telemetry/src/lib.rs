@@ -14,7 +14,9 @@
 //! `portal_circuit_state{service}` (0 closed, 1 half-open, 2 open: the last transition
 //! reported under that name, or the state a [`Source`] reads at scrape time), `portal_websocket_connections`,
 //! `portal_websocket_slow_consumers_total`, `portal_rate_limited_total{scope}`, and
-//! `portal_redis_pool_{size,available,waiting}` when the server registers a Redis pool source.
+//! `portal_redis_pool_{size,available,waiting}` and `portal_redis_refused_total` (store
+//! operations refused because Redis was unreachable: an outage is counted, not logged per
+//! request) when the server registers a Redis source.
 //!
 //! Gauges that mirror someone else's state (WebSocket connections, Redis pool, slow consumers)
 //! are filled at scrape time by the [`Source`]s the server adds with
@@ -111,11 +113,12 @@ impl Scrape<'_> {
 
     /// Total slow consumers dropped since start (a monotonic count; the counter follows it).
     pub fn websocket_slow_consumers(&self, total: u64) {
-        let c = &self.metrics.ws_slow_consumers;
-        let seen = c.get();
-        if total > seen {
-            c.inc_by(total - seen);
-        }
+        follow(&self.metrics.ws_slow_consumers, total);
+    }
+
+    /// Total store operations refused because Redis was unreachable (monotonic).
+    pub fn redis_refused(&self, total: u64) {
+        follow(&self.metrics.redis_refused, total);
     }
 
     /// A circuit breaker's current state (`portal_circuit_state{service}`).
@@ -137,6 +140,14 @@ impl Scrape<'_> {
     }
 }
 
+/// Moves a counter up to a monotonic total read from elsewhere.
+fn follow(c: &Counter, total: u64) {
+    let seen = c.get();
+    if total > seen {
+        c.inc_by(total - seen);
+    }
+}
+
 struct Metrics {
     active_sessions: Gauge,
     api_latency: HistogramFamily<ApiLabels>,
@@ -150,6 +161,7 @@ struct Metrics {
     redis_pool_size: Gauge,
     redis_pool_available: Gauge,
     redis_pool_waiting: Gauge,
+    redis_refused: Counter,
 }
 
 /// The Prometheus recorder (see the crate docs). Share it as `Arc<dyn Telemetry>`.
@@ -200,6 +212,7 @@ impl PrometheusTelemetry {
             redis_pool_size: Gauge::default(),
             redis_pool_available: Gauge::default(),
             redis_pool_waiting: Gauge::default(),
+            redis_refused: Counter::default(),
         };
         let mut r = Registry::default();
         // Counters get their `_total` suffix from the encoder.
@@ -263,6 +276,11 @@ impl PrometheusTelemetry {
                 "portal_redis_pool_waiting",
                 "Callers waiting for a Redis connection",
                 metrics.redis_pool_waiting.clone(),
+            );
+            r.register(
+                "portal_redis_refused",
+                "Store operations refused because Redis was unreachable, timed out or failing over",
+                metrics.redis_refused.clone(),
             );
         }
         Self {
@@ -476,6 +494,7 @@ mod tests {
             s.websocket_connections(3);
             s.websocket_slow_consumers(2);
             s.redis_pool(4, 1, 0);
+            s.redis_refused(7);
         });
         let text = t.encode();
         assert!(
@@ -484,6 +503,10 @@ mod tests {
         );
         assert!(line(&text, "portal_websocket_slow_consumers_total 2").is_some());
         assert!(line(&text, "portal_redis_pool_size 4").is_some());
+        assert!(
+            line(&text, "portal_redis_refused_total 7").is_some(),
+            "{text}"
+        );
         // A monotonic source does not double-count on the next scrape.
         let text = t.encode();
         assert!(line(&text, "portal_websocket_slow_consumers_total 2").is_some());
