@@ -4,6 +4,7 @@ mod conversation;
 mod event;
 mod ids;
 mod metrics;
+mod privacy;
 mod session;
 mod tenant;
 mod user;
@@ -15,6 +16,7 @@ pub use conversation::{
 pub use event::{BusEvent, MessageUpdate, StatusUpdate, TenantEvent};
 pub use ids::{ConversationId, IdError, MessageId, TenantId, UserId};
 pub use metrics::{DashboardStats, DateRange, DateRangeError, Period, RawMetrics, success_rate};
+pub use privacy::{customer_number_for, mask_customer_number};
 pub use session::{Ciphertext, Session, SessionId, SessionKey};
 pub use tenant::{
     GenesysConfig, NewTenant, Region, Tenant, TenantStatus, TenantUpdate, WebhookConfig,
