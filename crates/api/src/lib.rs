@@ -17,8 +17,8 @@
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
 //!
 //! # Entry points
-//! [`app`] builds the `App` for one worker, [`configure`] registers everything on a
-//! `ServiceConfig`, [`serve`] runs an `HttpServer` on a bound listener.
+//! [`app`] builds the `App` for one worker (the server runs it, one per worker, in its
+//! `HttpServer`), [`configure`] registers everything on a `ServiceConfig`.
 //!
 //! # Dependencies
 //! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
@@ -37,9 +37,8 @@ pub use extract::{AuthRateLimited, Authenticated, RequestId, client_ip};
 pub use state::{AppState, AppStateBuilder, TrustedProxy, UseCases, WebSettings};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpServer, web};
-use std::net::TcpListener;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, web};
 
 /// Registers the routes, the extractor configuration and the app state.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
@@ -89,15 +88,4 @@ pub fn app(
     App::new()
         .wrap(actix_web::middleware::from_fn(middleware::edge))
         .configure(move |cfg| configure(cfg, state))
-}
-
-/// Runs the server on an already bound listener (port 0 in tests). Graceful shutdown on
-/// SIGINT/SIGTERM is actix's default.
-pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
-    let workers = state.web().workers;
-    let mut server = HttpServer::new(move || app(state.clone()));
-    if let Some(n) = workers {
-        server = server.workers(n);
-    }
-    Ok(server.listen(listener)?.run())
 }

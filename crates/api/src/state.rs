@@ -84,8 +84,6 @@ pub struct WebSettings {
     pub trusted_proxies: Vec<TrustedProxy>,
     /// JSON body cap in bytes.
     pub body_limit: usize,
-    /// Worker threads (`None`: one per core).
-    pub workers: Option<usize>,
 }
 
 impl fmt::Debug for WebSettings {
@@ -113,7 +111,6 @@ impl WebSettings {
             cookie_domain: None,
             trusted_proxies: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
-            workers: None,
         }
     }
 

@@ -164,13 +164,4 @@ impl SessionStore for MemorySessionStore {
             .collect())
     }
 
-    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
-        let now = Instant::now();
-        let inner = lock(&self.inner);
-        Ok(inner.by_user.get(user).map_or(0, |keys| {
-            keys.iter()
-                .filter(|k| inner.sessions.get(*k, now).is_some())
-                .count()
-        }))
-    }
 }

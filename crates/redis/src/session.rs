@@ -81,39 +81,6 @@ impl RedisStores {
             .arg(millis(ttl));
         self.eval::<i64>("session index", inv).await.map(drop)
     }
-
-    /// Reads the user's index and drops the members whose session is gone.
-    async fn live_members(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
-        let index = self.keys().user_sessions(user);
-        let members: Vec<String> = self
-            .query("session index", redis::cmd("SMEMBERS").arg(&index))
-            .await?;
-        if members.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for m in &members {
-            pipe.cmd("EXISTS")
-                .arg(self.keys().session(&SessionKey::from_hex(m.as_str())));
-        }
-        let exists: Vec<bool> = self.pipe("session index", &pipe).await?;
-        let (live, dead): (Vec<_>, Vec<_>) = members
-            .into_iter()
-            .zip(exists)
-            .partition(|(_, alive)| *alive);
-        if !dead.is_empty() {
-            let mut srem = redis::cmd("SREM");
-            srem.arg(&index);
-            for (m, _) in &dead {
-                srem.arg(m);
-            }
-            self.query::<i64>("session index", &srem).await?;
-        }
-        Ok(live
-            .into_iter()
-            .map(|(m, _)| SessionKey::from_hex(m))
-            .collect())
-    }
 }
 
 #[async_trait]
@@ -265,9 +232,5 @@ impl SessionStore for RedisStores {
             .filter(|(_, n)| *n > 0)
             .map(|(m, _)| SessionKey::from_hex(m))
             .collect())
-    }
-
-    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
-        Ok(self.live_members(user).await?.len())
     }
 }

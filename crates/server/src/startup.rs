@@ -350,7 +350,6 @@ fn web_settings(
     web.cookie_domain = settings.cookie_domain.clone();
     web.trusted_proxies = settings.proxies();
     web.body_limit = settings.body_limit_bytes;
-    web.workers = settings.workers;
     Ok(web)
 }
 

@@ -281,19 +281,4 @@ async fn genesys_and_meta_adapters_against_the_sandbox() {
         matches!(unknown, Err(WhatsAppError::NotFound)),
         "{unknown:?}"
     );
-
-    // The Tenant Service's credential check over HTTP.
-    let verdict = d
-        .ports
-        .tenant_service
-        .validate_credentials(
-            &portal_domain::ports::downstream::CredentialCheck::Genesys {
-                client_id: "client-1".into(),
-                client_secret: SecretString::from("invalid-secret"),
-                region,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(!verdict.valid);
 }

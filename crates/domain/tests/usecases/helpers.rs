@@ -9,7 +9,7 @@ use portal_domain::model::{
     UserProfile,
 };
 use portal_domain::ports::downstream::{
-    AuthService, AuthServiceError, CodeExchange, CredentialCheck, CredentialVerdict, TenantService,
+    AuthService, AuthServiceError, CodeExchange, TenantService,
     TenantServiceError, TokenSet,
 };
 use portal_domain::ports::system::Clock;
@@ -192,14 +192,6 @@ impl TenantService for FakeTenants {
             .insert(t.created_by.clone(), tenant.id);
         Ok(tenant)
     }
-    async fn get(&self, id: TenantId) -> Result<Tenant, TenantServiceError> {
-        self.tenants
-            .lock()
-            .unwrap()
-            .get(&id)
-            .cloned()
-            .ok_or(TenantServiceError::NotFound)
-    }
     async fn update(&self, id: TenantId, u: &TenantUpdate) -> Result<Tenant, TenantServiceError> {
         if self
             .fail_updates
@@ -239,13 +231,5 @@ impl TenantService for FakeTenants {
         let found = id.and_then(|id| self.tenants.lock().unwrap().get(&id).cloned());
         tokio::task::yield_now().await;
         Ok(found)
-    }
-    async fn validate_credentials(
-        &self,
-        _: &CredentialCheck,
-    ) -> Result<CredentialVerdict, TenantServiceError> {
-        Err(TenantServiceError::Rejected(
-            "the use cases validate directly with Genesys and Meta".into(),
-        ))
     }
 }

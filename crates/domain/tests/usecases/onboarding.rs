@@ -144,9 +144,6 @@ impl OnboardingStore for WizardStore {
         self.ttls.lock().unwrap().push(ttl);
         self.inner.save(tenant, state, expected, ttl).await
     }
-    async fn delete(&self, tenant: TenantId) -> Result<(), StoreError> {
-        self.inner.delete(tenant).await
-    }
 }
 
 /// The in-memory session store, able to fail the next `replace` calls.
@@ -186,9 +183,6 @@ impl SessionStore for FlakySessions {
     }
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         self.inner.delete_all_for_user(user).await
-    }
-    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
-        self.inner.count_for_user(user).await
     }
 }
 

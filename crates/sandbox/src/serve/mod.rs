@@ -4,7 +4,7 @@
 //! | route (fault key) | paths |
 //! | --- | --- |
 //! | `authService` | `POST /api/v1/auth/validate`, `GET /api/v1/auth/profile`, `POST /api/v1/auth/refresh` |
-//! | `tenantService` | `POST /api/v1/tenants`, `GET`/`PUT /api/v1/tenants/{id}`, `GET /api/v1/tenants/by-user/{userId}`, `POST /api/v1/tenants/validate` |
+//! | `tenantService` | `POST /api/v1/tenants`, `PUT /api/v1/tenants/{id}`, `GET /api/v1/tenants/by-user/{userId}` |
 //! | `stateManager` | `GET /api/v1/conversations`, `/{id}`, `/{id}/messages`, `GET /api/v1/metrics/{tenantId}` |
 //! | `genesys` | `GET /genesys/oauth/authorize` (login page), `POST /genesys/oauth/token`, `GET /genesys/api/v2/organizations/me` |
 //! | `meta` | `GET /meta/{version}/{phoneNumberId}` |
@@ -151,9 +151,7 @@ fn routes(cfg: &mut web::ServiceConfig, login_auth: Arc<crate::SimAuthService>, 
         .service(
             web::scope("/api/v1/tenants")
                 .route("", web::post().to(tenant::create))
-                .route("/validate", web::post().to(tenant::validate))
                 .route("/by-user/{user}", web::get().to(tenant::by_user))
-                .route("/{id}", web::get().to(tenant::get))
                 .route("/{id}", web::put().to(tenant::update)),
         )
         .route(
