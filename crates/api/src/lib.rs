@@ -24,17 +24,17 @@
 //! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
 //! (`portal-server`) wires adapters into [`AppState`].
 
-pub mod error;
-pub mod extract;
+mod error;
+mod extract;
 pub(crate) mod input;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
-pub mod state;
+mod state;
 
-pub use error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
-pub use extract::{AuthRateLimited, Authenticated, RequestId, client_ip};
 pub use state::{AppState, AppStateBuilder, TrustedProxy, UseCases, WebSettings};
+
+pub(crate) use error::ApiError;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};

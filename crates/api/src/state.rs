@@ -18,11 +18,11 @@ use std::time::Instant;
 use url::Url;
 
 /// Name of the session cookie (spec §4.3).
-pub const SESSION_COOKIE: &str = "sessionId";
+pub(crate) const SESSION_COOKIE: &str = "sessionId";
 /// Name of the short-lived pre-login cookie that binds the OAuth callback to the browser.
-pub const LOGIN_COOKIE: &str = "portalLogin";
+pub(crate) const LOGIN_COOKIE: &str = "portalLogin";
 /// JSON body cap (decisions §8).
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// A trusted reverse proxy: an address or a CIDR network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,12 +115,12 @@ impl WebSettings {
     }
 
     /// The frontend origin (`scheme://host[:port]`), for CORS.
-    pub fn frontend_origin(&self) -> String {
+    pub(crate) fn frontend_origin(&self) -> String {
         self.frontend_url.origin().ascii_serialization()
     }
 
     /// An absolute frontend URL for a path (`/dashboard` → `https://portal.example/dashboard`).
-    pub fn frontend_path(&self, path: &str) -> String {
+    pub(crate) fn frontend_path(&self, path: &str) -> String {
         let base = self.frontend_url.as_str().trim_end_matches('/');
         format!("{base}{path}")
     }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long dashboard figures are served from the cache (spec §13.1).
-pub const METRICS_FRESH_FOR: Duration = Duration::from_secs(600);
+pub(crate) const METRICS_FRESH_FOR: Duration = Duration::from_secs(600);
 
 /// `GET /api/v1/dashboard/stats` response: the figures, plus `"stale": true` when the State
 /// Manager could not be reached and these are the last known ones.
@@ -53,19 +53,19 @@ pub struct RangeFigures {
     /// All messages in the range.
     pub total_messages: u64,
     /// Accepted by WhatsApp.
-    pub sent_count: u64,
+    pub(crate) sent_count: u64,
     /// Delivered.
-    pub delivered_count: u64,
+    pub(crate) delivered_count: u64,
     /// Read.
-    pub read_count: u64,
+    pub(crate) read_count: u64,
     /// Failed.
-    pub failed_count: u64,
+    pub(crate) failed_count: u64,
     /// Delivered / total, one decimal.
     pub success_rate: String,
     /// Conversations currently active.
     pub active_conversations: u64,
     /// Distinct customers.
-    pub unique_customers: u64,
+    pub(crate) unique_customers: u64,
 }
 
 impl From<&RawMetrics> for RangeFigures {
@@ -143,7 +143,7 @@ impl Dashboard {
     }
 
     /// Builds the use case with explicit cache timings.
-    pub fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
+    pub(crate) fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
         let ReadPorts {
             state_manager,
             cache,

@@ -58,7 +58,7 @@ impl MemorySessionStore {
     }
 
     /// An empty store whose `get_and_hit` records hits on `limiter`.
-    pub fn with_limiter(limiter: Arc<MemoryRateLimiter>) -> Self {
+    pub(crate) fn with_limiter(limiter: Arc<MemoryRateLimiter>) -> Self {
         Self {
             inner: Mutex::default(),
             limiter: Some(limiter),
@@ -163,5 +163,4 @@ impl SessionStore for MemorySessionStore {
             .filter(|k| inner.sessions.remove(k, now).is_some())
             .collect())
     }
-
 }

@@ -7,7 +7,6 @@
 //! simulator. What it does keep expires: a pending code (until exchanged, or [`CODE_TTL`]),
 //! and a spent refresh token (until its own expiry, so a rotated-out token stays refused).
 
-use crate::demo::DemoUser;
 use crate::platform::{IssuedCode, SimState};
 use async_trait::async_trait;
 use base64::Engine;
@@ -22,16 +21,16 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 /// How long an issued authorization code may be exchanged.
-pub const CODE_TTL: Duration = Duration::minutes(5);
+pub(crate) const CODE_TTL: Duration = Duration::minutes(5);
 /// Lifetime of an access token.
-pub const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
+pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
 /// Lifetime of a refresh token (longer than any session the service keeps by default; each
 /// refresh hands out a new one).
-pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
+pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
 
 /// Why the login page could not issue a code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IssueCodeError {
+pub(crate) enum IssueCodeError {
     /// No demo user has this e-mail.
     #[error("unknown user")]
     UnknownUser,
@@ -102,21 +101,17 @@ impl SimAuthService {
         }
     }
 
-    /// The demo user with this e-mail, if any.
-    pub fn user_by_email(&self, email: &str) -> Option<DemoUser> {
-        self.state.user_by_email(email)
-    }
-
     /// How many sign-in records the simulator holds: codes waiting for their exchange and
     /// spent refresh tokens not yet expired. Tokens in use are not stored.
-    pub fn stored_grants(&self) -> usize {
+    #[cfg(test)]
+    fn stored_grants(&self) -> usize {
         let inner = self.state.lock();
         inner.codes.len() + inner.spent_refresh.len()
     }
 
     /// Issues a single-use authorization code for the user with `email`, bound to the PKCE
     /// `code_challenge` (S256) and `redirect_uri`. Valid for [`CODE_TTL`].
-    pub fn issue_code(
+    pub(crate) fn issue_code(
         &self,
         email: &str,
         code_challenge: &str,

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Time between two delivery steps (first event after one step; `read` after three).
-pub const STEP: Duration = Duration::from_millis(300);
+pub(crate) const STEP: Duration = Duration::from_millis(300);
 
 /// The simulated outbound queue and its delivery worker.
 #[derive(Clone)]
-pub struct SimDelivery {
+pub(crate) struct SimDelivery {
     state: Arc<SimState>,
     /// Where the delivery events go (the tenant's real-time channels).
     bus: Arc<dyn EventBus>,
@@ -34,7 +34,7 @@ impl std::fmt::Debug for SimDelivery {
 
 impl SimDelivery {
     /// Over the shared state, publishing on `bus`.
-    pub fn new(state: Arc<SimState>, bus: Arc<dyn EventBus>) -> Self {
+    pub(crate) fn new(state: Arc<SimState>, bus: Arc<dyn EventBus>) -> Self {
         Self { state, bus }
     }
 

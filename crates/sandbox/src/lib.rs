@@ -39,26 +39,21 @@
 //! ([`http`], [`serve`]), redis and portal-redis (only in [`redis_outbound`]: the event bus
 //! encoding is portal-redis's own). The simulators never call out to the network.
 
-pub mod auth;
-pub mod credentials;
-pub mod delivery;
+mod auth;
+mod credentials;
+mod delivery;
 pub mod demo;
-pub mod http;
-pub mod platform;
-pub mod redis_outbound;
+mod http;
+mod platform;
+mod redis_outbound;
 pub mod serve;
-pub mod state_manager;
-pub mod tenant;
+mod state_manager;
+mod tenant;
 
 #[cfg(test)]
 mod test_support;
 
-pub use auth::{IssueCodeError, SimAuthService};
-pub use credentials::{SimGenesys, SimWhatsApp};
-pub use delivery::SimDelivery;
 pub use http::genesys_login;
-pub use platform::{Platform, SimState, TenantRecord};
+pub use platform::Platform;
 pub use redis_outbound::{OutboundConsumer, consume_outbound};
-pub use serve::{Fault, Faults, Options, Route, Sandbox, serve};
-pub use state_manager::SimStateManager;
-pub use tenant::SimTenantService;
+pub use serve::{Fault, Options, Route, Sandbox, serve};

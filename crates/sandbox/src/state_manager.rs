@@ -28,13 +28,13 @@ use time::{Duration, OffsetDateTime, Time, UtcOffset};
 
 /// The simulated State Manager.
 #[derive(Debug, Clone)]
-pub struct SimStateManager {
+pub(crate) struct SimStateManager {
     state: Arc<SimState>,
 }
 
 impl SimStateManager {
     /// Over the shared state.
-    pub fn new(state: Arc<SimState>) -> Self {
+    pub(crate) fn new(state: Arc<SimState>) -> Self {
         Self { state }
     }
 
@@ -57,7 +57,10 @@ impl SimStateManager {
 }
 
 /// The `[from, to)` window of a period ending at `now`.
-pub fn period_window(period: Period, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+pub(crate) fn period_window(
+    period: Period,
+    now: OffsetDateTime,
+) -> (OffsetDateTime, OffsetDateTime) {
     let now = now.to_offset(UtcOffset::UTC);
     // `to` is exclusive: a message stamped exactly `now` counts.
     let to = now + Duration::nanoseconds(1);
@@ -70,14 +73,14 @@ pub fn period_window(period: Period, now: OffsetDateTime) -> (OffsetDateTime, Of
 }
 
 /// The `[from, to)` window of a range of calendar days (UTC).
-pub fn range_window(range: DateRange) -> (OffsetDateTime, OffsetDateTime) {
+pub(crate) fn range_window(range: DateRange) -> (OffsetDateTime, OffsetDateTime) {
     let from = range.start().midnight().assume_utc();
     let to = range.end().midnight().assume_utc() + Duration::days(1);
     (from, to)
 }
 
 /// Metrics of `conversations` over `[from, to)` (module docs give the rules).
-pub fn compute_metrics<'a>(
+pub(crate) fn compute_metrics<'a>(
     conversations: impl Iterator<Item = &'a DemoConversation>,
     from: OffsetDateTime,
     to: OffsetDateTime,

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 /// The simulated Tenant Service.
 #[derive(Debug, Clone)]
-pub struct SimTenantService {
+pub(crate) struct SimTenantService {
     state: Arc<SimState>,
 }
 
 impl SimTenantService {
     /// Over the shared state.
-    pub fn new(state: Arc<SimState>) -> Self {
+    pub(crate) fn new(state: Arc<SimState>) -> Self {
         Self { state }
     }
 }

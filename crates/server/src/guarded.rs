@@ -17,23 +17,23 @@ use portal_domain::model::{
     NewTenant, Period, RawMetrics, Region, Tenant, TenantId, TenantUpdate, UserId, UserProfile,
 };
 use portal_domain::ports::downstream::{
-    AuthService, AuthServiceError, CodeExchange, GenesysCloud,
-    GenesysError, GenesysOrganization, GenesysToken, PhoneNumberInfo, StateManager,
-    StateManagerError, TenantService, TenantServiceError, TokenSet, WhatsApp, WhatsAppError,
+    AuthService, AuthServiceError, CodeExchange, GenesysCloud, GenesysError, GenesysOrganization,
+    GenesysToken, PhoneNumberInfo, StateManager, StateManagerError, TenantService,
+    TenantServiceError, TokenSet, WhatsApp, WhatsAppError,
 };
 use portal_domain::secret::SecretString;
 use portal_outbound::{Guard, Operation};
 use std::sync::Arc;
 
 /// A port served in process, behind its downstream's guard.
-pub struct Guarded<P: ?Sized> {
+pub(crate) struct Guarded<P: ?Sized> {
     inner: Arc<P>,
     guard: Guard,
 }
 
 impl<P: ?Sized> Guarded<P> {
     /// `inner` behind `guard`.
-    pub fn new(inner: Arc<P>, guard: Guard) -> Arc<Self> {
+    pub(crate) fn new(inner: Arc<P>, guard: Guard) -> Arc<Self> {
         Arc::new(Self { inner, guard })
     }
 }

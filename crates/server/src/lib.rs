@@ -23,10 +23,10 @@
 
 pub mod configuration;
 pub mod downstreams;
-pub mod guarded;
-pub mod observability;
+mod guarded;
+mod observability;
 pub mod realtime;
-pub mod startup;
+mod startup;
 pub mod stores;
 pub mod telemetry;
 

@@ -65,7 +65,7 @@ impl Realtime {
     /// Builds the hub and the widget (over the wired State Manager and [`outbound_queue`],
     /// which `overrides` may wrap), and starts the task dispatching the bus subscription to
     /// the hub. A failed subscription is logged: sockets still open, but receive no events.
-    pub async fn wire(
+    pub(crate) async fn wire(
         settings: &Settings,
         stores: &Stores,
         state_manager: Arc<dyn StateManager>,
@@ -113,7 +113,7 @@ impl Realtime {
     /// Once SIGINT or SIGTERM arrives: closes every socket with 1001 (open sockets would
     /// otherwise hold the drain until its deadline), then stops `server` gracefully: no new
     /// connections, in-flight requests finish within the shutdown grace period.
-    pub fn stop_on_shutdown_signal(&self, server: actix_web::dev::ServerHandle) {
+    pub(crate) fn stop_on_shutdown_signal(&self, server: actix_web::dev::ServerHandle) {
         let hub = self.hub.clone();
         tokio::spawn(async move {
             shutdown_signal().await;

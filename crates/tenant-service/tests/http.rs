@@ -130,7 +130,10 @@ async fn update_reads_a_bare_tenant_and_retries_after_503() {
         .mount(&server)
         .await;
 
-    let tenant = svc.update(TENANT.parse().unwrap(), &no_change()).await.unwrap();
+    let tenant = svc
+        .update(TENANT.parse().unwrap(), &no_change())
+        .await
+        .unwrap();
 
     assert_eq!(tenant.region, Region::UsEast1);
 }

@@ -82,19 +82,19 @@ pub struct DashboardStats {
     /// All messages in the period.
     pub total_messages: u64,
     /// Accepted by WhatsApp.
-    pub sent_count: u64,
+    pub(crate) sent_count: u64,
     /// Delivered.
-    pub delivered_count: u64,
+    pub(crate) delivered_count: u64,
     /// Read.
-    pub read_count: u64,
+    pub(crate) read_count: u64,
     /// Failed.
-    pub failed_count: u64,
+    pub(crate) failed_count: u64,
     /// Delivered / total, one decimal.
     pub success_rate: String,
     /// Conversations currently active.
     pub active_conversations: u64,
     /// Distinct customers.
-    pub unique_customers: u64,
+    pub(crate) unique_customers: u64,
     /// The period these figures cover.
     pub period: Period,
     /// When the figures were fetched from the State Manager.
@@ -104,7 +104,7 @@ pub struct DashboardStats {
 
 impl DashboardStats {
     /// Derives the dashboard figures from the State Manager's.
-    pub fn from_raw(raw: &RawMetrics, period: Period, fetched_at: OffsetDateTime) -> Self {
+    pub(crate) fn from_raw(raw: &RawMetrics, period: Period, fetched_at: OffsetDateTime) -> Self {
         Self {
             total_messages: raw.total_messages,
             sent_count: raw.sent,
@@ -143,7 +143,7 @@ pub struct DateRange {
 
 impl DateRange {
     /// Longest range accepted, in days (inclusive count).
-    pub const MAX_DAYS: i64 = 366;
+    pub(crate) const MAX_DAYS: i64 = 366;
 
     /// Validates a range against `today`.
     pub fn new(start: Date, end: Date, today: Date) -> Result<Self, DateRangeError> {

@@ -433,6 +433,53 @@ async fn refresh_extends_the_session_and_logout_revokes_it_everywhere() {
     ));
 }
 
+/// "Log out everywhere" (not routed yet; the sessions issue routes it): every session of the
+/// user ends and is announced, another user's session is untouched.
+#[tokio::test]
+async fn logout_everywhere_ends_every_session_of_that_user_only() {
+    let w = world();
+    let mut bus = w.stores.event_bus.subscribe().await.unwrap();
+    let mut admin = Vec::new();
+    for _ in 0..2 {
+        let (binding, params) = start(&w, "admin@acme.example").await;
+        admin.push(w.auth.complete_login(Some(&binding), params).await.unwrap());
+    }
+    let (binding, params) = start(&w, "agent@acme.example").await;
+    let agent = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    for s in admin.iter().chain([&agent]) {
+        w.auth.authenticate(s.session_id.expose()).await.unwrap();
+    }
+
+    let ended = w
+        .auth
+        .logout_everywhere(&admin[0].session.user_id)
+        .await
+        .unwrap();
+
+    assert_eq!(ended, 2);
+    for s in &admin {
+        assert!(matches!(
+            w.auth.authenticate(s.session_id.expose()).await,
+            Err(SessionError::Expired)
+        ));
+    }
+    assert!(w.auth.authenticate(agent.session_id.expose()).await.is_ok());
+    let mut revoked = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), bus.next())
+            .await
+            .unwrap();
+        match event {
+            Some(BusEvent::SessionRevoked(key)) => revoked.push(key),
+            other => panic!("expected a revocation, got {other:?}"),
+        }
+    }
+    revoked.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut expected: Vec<_> = admin.iter().map(|s| s.session_id.key()).collect();
+    expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(revoked, expected);
+}
+
 #[tokio::test]
 async fn websocket_tickets_work_once() {
     let w = world();

@@ -26,7 +26,8 @@ mod tenant;
 #[cfg(test)]
 mod tests;
 
-pub use faults::{Fault, Faults, Route, faults_from_json};
+use faults::Faults;
+pub use faults::{Fault, Route, faults_from_json};
 
 use crate::Platform;
 use actix_web::dev::Server;
@@ -42,7 +43,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 /// Client ID the sandbox's Genesys login page accepts by default (the service's default too).
-pub const DEFAULT_CLIENT_ID: &str = "agent-portal-sandbox";
+pub(crate) const DEFAULT_CLIENT_ID: &str = "agent-portal-sandbox";
 
 /// How the sandbox is served.
 #[derive(Debug, Clone)]
@@ -134,7 +135,11 @@ pub fn serve(
 }
 
 /// Every route of the sandbox (the fault middleware and the app data are added by the caller).
-fn routes(cfg: &mut web::ServiceConfig, login_auth: Arc<crate::SimAuthService>, client_id: String) {
+fn routes(
+    cfg: &mut web::ServiceConfig,
+    login_auth: Arc<crate::auth::SimAuthService>,
+    client_id: String,
+) {
     cfg.route("/health", web::get().to(health))
         .service(
             web::resource("/_admin/faults")

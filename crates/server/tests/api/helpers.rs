@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 
 /// The system clock plus an offset tests can advance.
 #[derive(Default)]
-pub struct TestClock(Mutex<time::Duration>);
+pub(crate) struct TestClock(Mutex<time::Duration>);
 
 impl TestClock {
-    pub fn advance(&self, by: time::Duration) {
+    pub(crate) fn advance(&self, by: time::Duration) {
         *self.0.lock().unwrap() += by;
     }
 }
@@ -26,15 +26,15 @@ impl Clock for TestClock {
     }
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub address: String,
     pub client: Client,
     pub clock: Arc<TestClock>,
 }
 
-pub const FRONTEND: &str = "http://localhost:3000";
+pub(crate) const FRONTEND: &str = "http://localhost:3000";
 
-pub fn new_client() -> Client {
+pub(crate) fn new_client() -> Client {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -42,11 +42,11 @@ pub fn new_client() -> Client {
         .unwrap()
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|s| s).await
 }
 
-pub async fn spawn_app_with(tweak: impl FnOnce(Settings) -> Settings) -> TestApp {
+pub(crate) async fn spawn_app_with(tweak: impl FnOnce(Settings) -> Settings) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = tweak(Settings {
         port: 0,
@@ -72,7 +72,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Settings) -> Settings) -> TestApp
     }
 }
 
-pub fn location(res: &Response) -> String {
+pub(crate) fn location(res: &Response) -> String {
     res.headers()
         .get(header::LOCATION)
         .expect("a Location header")
@@ -81,7 +81,7 @@ pub fn location(res: &Response) -> String {
         .to_owned()
 }
 
-pub fn query_param(url: &str, key: &str) -> Option<String> {
+pub(crate) fn query_param(url: &str, key: &str) -> Option<String> {
     url::Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -90,7 +90,7 @@ pub fn query_param(url: &str, key: &str) -> Option<String> {
 }
 
 /// The value a `Set-Cookie` of the response gives `name`.
-pub fn set_cookie(res: &Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(res: &Response, name: &str) -> Option<String> {
     res.headers()
         .get_all(header::SET_COOKIE)
         .iter()
@@ -100,7 +100,7 @@ pub fn set_cookie(res: &Response, name: &str) -> Option<String> {
 }
 
 /// One sign-in, hop by hop.
-pub struct SignIn {
+pub(crate) struct SignIn {
     /// The authorize URL (carries the state).
     pub authorize_url: String,
     /// The callback URL (carries code and state).
@@ -110,12 +110,12 @@ pub struct SignIn {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
     /// `/auth/login` → returns the authorize URL (the pre-login cookie is in `client`).
-    pub async fn start_login(&self, client: &Client, hint: Option<&str>) -> String {
+    pub(crate) async fn start_login(&self, client: &Client, hint: Option<&str>) -> String {
         let mut url = self.url("/api/v1/auth/login");
         if let Some(h) = hint {
             url = format!("{url}?login_hint={h}");
@@ -126,18 +126,18 @@ impl TestApp {
     }
 
     /// The simulated Genesys login → returns the callback URL.
-    pub async fn authorize(&self, client: &Client, authorize_url: &str) -> String {
+    pub(crate) async fn authorize(&self, client: &Client, authorize_url: &str) -> String {
         let res = client.get(authorize_url).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::FOUND);
         location(&res)
     }
 
     /// The whole chain with the app's client.
-    pub async fn sign_in(&self, hint: &str) -> SignIn {
+    pub(crate) async fn sign_in(&self, hint: &str) -> SignIn {
         self.sign_in_with(&self.client, hint).await
     }
 
-    pub async fn sign_in_with(&self, client: &Client, hint: &str) -> SignIn {
+    pub(crate) async fn sign_in_with(&self, client: &Client, hint: &str) -> SignIn {
         let authorize_url = self.start_login(client, Some(hint)).await;
         let callback_url = self.authorize(client, &authorize_url).await;
         let response = client.get(&callback_url).send().await.unwrap();
@@ -148,7 +148,7 @@ impl TestApp {
         }
     }
 
-    pub async fn me(&self, client: &Client) -> Response {
+    pub(crate) async fn me(&self, client: &Client) -> Response {
         client
             .get(self.url("/api/v1/auth/me"))
             .send()
@@ -157,14 +157,14 @@ impl TestApp {
     }
 
     /// `/auth/me`'s CSRF token.
-    pub async fn csrf(&self, client: &Client) -> String {
+    pub(crate) async fn csrf(&self, client: &Client) -> String {
         let body: serde_json::Value = self.me(client).await.json().await.unwrap();
         body["csrfToken"].as_str().unwrap().to_owned()
     }
 }
 
 /// Asserts an error response's status and code (and the §11.2 shape); returns the body.
-pub async fn assert_error(res: Response, status: u16, code: &str) -> serde_json::Value {
+pub(crate) async fn assert_error(res: Response, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(res.status().as_u16(), status, "status for {code}");
     let request_id = res
         .headers()

@@ -20,16 +20,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub const FRONTEND: &str = "http://localhost:3000";
+pub(crate) const FRONTEND: &str = "http://localhost:3000";
 
 /// The system clock plus an offset tests can advance.
 #[derive(Default)]
-pub struct TestClock(Mutex<time::Duration>);
+pub(crate) struct TestClock(Mutex<time::Duration>);
 
 impl TestClock {
-    pub fn advance(&self, by: time::Duration) {
+    pub(crate) fn advance(&self, by: time::Duration) {
         *self.0.lock().unwrap() += by;
     }
 }
@@ -40,24 +40,24 @@ impl Clock for TestClock {
     }
 }
 
-pub struct RtApp {
+pub(crate) struct RtApp {
     pub address: String,
     pub port: u16,
     pub realtime: Realtime,
     pub clock: Arc<TestClock>,
 }
 
-pub async fn spawn() -> RtApp {
+pub(crate) async fn spawn() -> RtApp {
     spawn_with(|s| s).await
 }
 
-pub async fn spawn_with(tweak: impl FnOnce(Settings) -> Settings) -> RtApp {
+pub(crate) async fn spawn_with(tweak: impl FnOnce(Settings) -> Settings) -> RtApp {
     spawn_with_overrides(tweak, Overrides::default()).await
 }
 
 /// [`spawn_with`], with test doubles wrapped around ports (the clock is the app's own).
 #[allow(dead_code)] // not every test binary uses it
-pub async fn spawn_with_overrides(
+pub(crate) async fn spawn_with_overrides(
     tweak: impl FnOnce(Settings) -> Settings,
     overrides: Overrides,
 ) -> RtApp {
@@ -89,23 +89,23 @@ pub async fn spawn_with_overrides(
 }
 
 /// A signed-in demo user: a cookie-keeping client, the raw cookie and the CSRF token.
-pub struct User {
+pub(crate) struct User {
     pub client: Client,
     /// `sessionId=...` for the WebSocket upgrade.
     pub cookie: String,
     pub csrf: String,
 }
 
-pub fn acme() -> TenantId {
+pub(crate) fn acme() -> TenantId {
     demo::acme_tenant_id()
 }
 
-pub fn globex() -> TenantId {
+pub(crate) fn globex() -> TenantId {
     demo::globex_tenant_id()
 }
 
 /// A demo conversation of `tenant` with `status` (the demo data is deterministic).
-pub fn conversation(tenant: TenantId, status: ConversationStatus) -> ConversationId {
+pub(crate) fn conversation(tenant: TenantId, status: ConversationStatus) -> ConversationId {
     demo::generate(OffsetDateTime::now_utc())
         .conversations
         .iter()
@@ -118,15 +118,15 @@ pub fn conversation(tenant: TenantId, status: ConversationStatus) -> Conversatio
 }
 
 impl RtApp {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
-    pub fn ws_url(&self, tenant: TenantId) -> String {
+    pub(crate) fn ws_url(&self, tenant: TenantId) -> String {
         format!("ws://127.0.0.1:{}/tenant/{tenant}/portal", self.port)
     }
 
-    pub async fn sign_in(&self, email: &str) -> User {
+    pub(crate) async fn sign_in(&self, email: &str) -> User {
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)
@@ -168,7 +168,7 @@ impl RtApp {
     }
 
     /// Upgrades with optional cookie, Origin and ticket; the refusal's status and body on error.
-    pub async fn try_connect(
+    pub(crate) async fn try_connect(
         &self,
         tenant: TenantId,
         cookie: Option<&str>,
@@ -202,14 +202,14 @@ impl RtApp {
     }
 
     /// A browser's socket: the user's cookie and the frontend Origin.
-    pub async fn connect(&self, user: &User, tenant: TenantId) -> Ws {
+    pub(crate) async fn connect(&self, user: &User, tenant: TenantId) -> Ws {
         self.try_connect(tenant, Some(&user.cookie), Some(FRONTEND), None)
             .await
             .expect("upgrade accepted")
     }
 
     /// `POST /api/v1/auth/ws-ticket`.
-    pub async fn ticket(&self, user: &User) -> String {
+    pub(crate) async fn ticket(&self, user: &User) -> String {
         let res = user
             .client
             .post(self.url("/api/v1/auth/ws-ticket"))
@@ -223,7 +223,7 @@ impl RtApp {
     }
 }
 
-pub fn location(res: &reqwest::Response) -> String {
+pub(crate) fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get(header::LOCATION)
         .expect("a Location header")
@@ -234,13 +234,13 @@ pub fn location(res: &reqwest::Response) -> String {
 
 /// What the server sent next, control frames other than Close skipped.
 #[derive(Debug)]
-pub enum Next {
+pub(crate) enum Next {
     Event(Value),
     Closed(Option<u16>),
 }
 
 /// The next event or close, within `within`.
-pub async fn next(ws: &mut Ws, within: Duration) -> Option<Next> {
+pub(crate) async fn next(ws: &mut Ws, within: Duration) -> Option<Next> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()?;
@@ -259,7 +259,7 @@ pub async fn next(ws: &mut Ws, within: Duration) -> Option<Next> {
 }
 
 /// The next event (panics on close or timeout).
-pub async fn event(ws: &mut Ws) -> Value {
+pub(crate) async fn event(ws: &mut Ws) -> Value {
     match next(ws, Duration::from_secs(5)).await {
         Some(Next::Event(v)) => v,
         other => panic!("expected an event, got {other:?}"),
@@ -267,7 +267,7 @@ pub async fn event(ws: &mut Ws) -> Value {
 }
 
 /// Events until one named `name` (others skipped).
-pub async fn event_named(ws: &mut Ws, name: &str) -> Value {
+pub(crate) async fn event_named(ws: &mut Ws, name: &str) -> Value {
     for _ in 0..50 {
         let e = event(ws).await;
         if e["event"] == name {
@@ -278,7 +278,7 @@ pub async fn event_named(ws: &mut Ws, name: &str) -> Value {
 }
 
 /// The close code the socket ends with (events before it skipped).
-pub async fn close_code(ws: &mut Ws, within: Duration) -> Option<u16> {
+pub(crate) async fn close_code(ws: &mut Ws, within: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -290,6 +290,6 @@ pub async fn close_code(ws: &mut Ws, within: Duration) -> Option<u16> {
     }
 }
 
-pub async fn send_json(ws: &mut Ws, v: Value) {
+pub(crate) async fn send_json(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
