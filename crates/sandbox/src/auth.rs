@@ -247,7 +247,7 @@ impl AuthService for SimAuthService {
 mod tests {
     use super::*;
     use crate::demo::{ACME_ADMIN_EMAIL, ACME_ADMIN_ID, NEWCO_ADMIN_EMAIL, acme_tenant_id};
-    use crate::test_support::{FixedClock, platform_at};
+    use crate::test_support::{demo_start, platform_at};
     use portal_domain::model::Role;
     use portal_domain::secret::secret;
 
@@ -274,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_code_with_the_right_verifier_yields_tokens_for_the_user_once() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let code = auth
             .issue_code(ACME_ADMIN_EMAIL, &pkce_challenge(VERIFIER), REDIRECT)
@@ -300,7 +300,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_verifier_or_redirect_is_refused_and_burns_the_code() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let challenge = pkce_challenge(VERIFIER);
 
@@ -341,7 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_code_is_refused() {
-        let clock = FixedClock::demo_start();
+        let clock = demo_start();
         let (platform, clock) = platform_at(clock);
         let auth = platform.auth();
         let code = auth
@@ -358,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_users_get_no_code_and_unknown_tokens_no_profile() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         assert_eq!(
             auth.issue_code("nobody@acme.example", "c", REDIRECT)
@@ -373,7 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn access_tokens_expire_after_an_hour_and_refresh_rotates() {
-        let (platform, clock) = platform_at(FixedClock::demo_start());
+        let (platform, clock) = platform_at(demo_start());
         let auth = platform.auth();
         let code = auth
             .issue_code(NEWCO_ADMIN_EMAIL, &pkce_challenge(VERIFIER), REDIRECT)
@@ -404,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn signing_in_and_out_many_times_leaves_nothing_stored() {
-        let (platform, clock) = platform_at(FixedClock::demo_start());
+        let (platform, clock) = platform_at(demo_start());
         let auth = platform.auth();
         let challenge = pkce_challenge(VERIFIER);
         for _ in 0..500 {
@@ -451,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_are_only_good_for_their_kind_and_unforgeable() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let tokens = signed_in(&auth).await;
         let access = tokens.access_token.expose_secret().to_owned();
@@ -477,7 +477,7 @@ mod tests {
             auth.profile(&secret(&forged)).await.unwrap_err(),
             AuthServiceError::Unauthorized
         );
-        let (other, _) = platform_at(FixedClock::demo_start());
+        let (other, _) = platform_at(demo_start());
         assert_eq!(
             other.auth().profile(&secret(&access)).await.unwrap_err(),
             AuthServiceError::Unauthorized

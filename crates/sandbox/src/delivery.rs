@@ -168,13 +168,13 @@ impl OutboundQueue for SimDelivery {
 mod tests {
     use super::*;
     use crate::demo::acme_tenant_id;
-    use crate::test_support::{FixedClock, RecordingBus, platform_at};
+    use crate::test_support::{demo_start, RecordingBus, platform_at};
     use portal_domain::model::{ConversationQuery, MessageId, Period, UserId};
 
     #[tokio::test(start_paused = true)]
     async fn a_send_is_recorded_then_announced_sent_delivered_read_within_two_seconds() {
         // Arrange: an active Acme conversation.
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let bus = Arc::new(RecordingBus::default());
         let queue = platform.delivery(bus.clone());
         let sm = platform.state_manager();
@@ -260,7 +260,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_history_shows_the_send_before_delivery_completes() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let bus = Arc::new(RecordingBus::default());
         let queue = platform.delivery(bus.clone());
         let sm = platform.state_manager();

@@ -114,7 +114,7 @@ impl TenantService for SimTenantService {
 mod tests {
     use super::*;
     use crate::demo::{ACME_NAME, NEWCO_ADMIN_ID, acme_tenant_id};
-    use crate::test_support::{FixedClock, platform_at};
+    use crate::test_support::{demo_start, platform_at};
     use portal_domain::model::{Email, GenesysConfig, Region};
     use portal_domain::secret::secret;
 
@@ -129,7 +129,7 @@ mod tests {
 
     #[tokio::test]
     async fn demo_tenants_are_active_and_linked_to_their_users() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let tenants = platform.tenant_service();
         let acme = tenants
             .by_user(&UserId::parse(crate::demo::ACME_VIEWER_ID).unwrap())
@@ -144,7 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn onboarding_creates_a_tenant_that_by_user_then_returns() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let tenants = platform.tenant_service();
         let user = UserId::parse(NEWCO_ADMIN_ID).unwrap();
         assert_eq!(tenants.by_user(&user).await.unwrap(), None);
@@ -163,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn update_applies_fields_and_is_idempotent() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let tenants = platform.tenant_service();
         let created = tenants.create(&newco()).await.unwrap();
         let update = || TenantUpdate {

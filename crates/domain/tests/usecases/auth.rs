@@ -2,7 +2,7 @@
 //! The Auth and Tenant services are the shared fakes (`helpers`), which check what a real one
 //! would (PKCE, single-use codes).
 
-use crate::helpers::{FakeAuth, FakeTenants, ManualClock};
+use crate::helpers::{FakeAuth, FakeTenants};
 use futures::StreamExt;
 use portal_crypto::{AesGcmCipher, SystemRandom};
 use portal_domain::auth::{
@@ -12,7 +12,7 @@ use portal_domain::auth::{
 use portal_domain::model::{BusEvent, Role, SessionId, TenantId, TenantStatus};
 use portal_domain::ports::system::Clock;
 use portal_domain::secret::{ExposeSecret, secret};
-use portal_memory::MemoryStores;
+use portal_memory::{ManualClock, MemoryStores};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

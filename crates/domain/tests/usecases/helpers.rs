@@ -1,5 +1,5 @@
-//! What the use-case tests share: the one test clock, and small fakes of the downstream
-//! ports that have no in-memory adapter (the stores come from `portal-memory`).
+//! What the use-case tests share: small fakes of the downstream ports that have no in-memory
+//! adapter (the stores and the test clock, `ManualClock`, come from `portal-memory`).
 
 use async_trait::async_trait;
 use portal_domain::crypto::pkce_challenge;
@@ -11,34 +11,11 @@ use portal_domain::model::{
 use portal_domain::ports::downstream::{
     AuthService, AuthServiceError, CodeExchange, TenantService, TenantServiceError, TokenSet,
 };
-use portal_domain::ports::system::Clock;
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use time::OffsetDateTime;
-
-/// A clock that moves only when told. Store TTLs follow tokio's clock instead: tests of
-/// expiry advance both (`tokio::time::pause()` and `advance()`).
-pub(crate) struct ManualClock(Mutex<OffsetDateTime>);
-
-impl ManualClock {
-    /// Stopped at `at`.
-    pub(crate) fn at(at: OffsetDateTime) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(at)))
-    }
-
-    /// Moves the clock forward.
-    pub(crate) fn advance(&self, by: time::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
-}
 
 /// The Auth Service: codes are issued for a user with the challenge from the authorize URL and
 /// work once; the profile's user is the e-mail's local part, its role the part's first word.

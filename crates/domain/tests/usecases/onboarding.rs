@@ -4,7 +4,7 @@
 //! Store TTLs follow tokio's clock, so every test runs with time paused and
 //! [`H::advance`] moves both clocks.
 
-use crate::helpers::{FakeAuth, FakeTenants, ManualClock, SeenUpdate};
+use crate::helpers::{FakeAuth, FakeTenants, SeenUpdate};
 use async_trait::async_trait;
 use portal_crypto::{AesGcmCipher, SystemRandom};
 use portal_domain::StoreError;
@@ -24,7 +24,7 @@ use portal_domain::ports::downstream::{
 use portal_domain::ports::stores::{OnboardingStore, SaveOutcome, SessionStore, Versioned};
 use portal_domain::ports::system::{Cipher, CipherError, Clock, EncryptionContext, Telemetry};
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
-use portal_memory::MemoryStores;
+use portal_memory::{ManualClock, MemoryStores};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,14 +3,14 @@
 use super::faults::inject_faults;
 use super::*;
 use crate::demo::acme_tenant_id;
-use crate::test_support::{FixedClock, platform_at};
+use crate::test_support::{demo_start, platform_at};
 use actix_web::App;
 use actix_web::test;
 
 /// The sandbox's app over a fresh demo platform, as an actix test service.
 macro_rules! app {
     () => {{
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let login_auth = platform.auth();
         test::init_service(
             App::new()
