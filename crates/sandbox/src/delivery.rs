@@ -168,7 +168,7 @@ impl OutboundQueue for SimDelivery {
 mod tests {
     use super::*;
     use crate::demo::acme_tenant_id;
-    use crate::test_support::{demo_start, RecordingBus, platform_at};
+    use crate::test_support::{RecordingBus, demo_start, platform_at};
     use portal_domain::model::{ConversationQuery, MessageId, Period, UserId};
 
     #[tokio::test(start_paused = true)]

@@ -13,8 +13,8 @@ use portal_domain::ports::downstream::{
 };
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use time::OffsetDateTime;
 
 /// The Auth Service: codes are issued for a user with the challenge from the authorize URL and
