@@ -46,9 +46,6 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The content type of [`PrometheusTelemetry::encode`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 /// The Prometheus recorder (see the crate docs). Share it as `Arc<dyn Telemetry>`.
 pub struct PrometheusTelemetry {
     registry: Registry,

@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, ResponseError, get, web};
 pub(crate) const PATH: &str = "/metrics";
 
 /// The content type prometheus-client's text encoder produces.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Metrics in the OpenMetrics text format.
 #[utoipa::path(

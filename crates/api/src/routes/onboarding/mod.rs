@@ -17,8 +17,8 @@ use actix_web::{HttpResponse, get, post, web};
 use portal_domain::model::TenantId;
 use portal_domain::onboarding::{FieldError, OnboardingError};
 
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
 
 use request::{CompleteRequest, Step1Request, Step2Request, Step3Request, ValidateQuery};
 use response::{

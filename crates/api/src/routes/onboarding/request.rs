@@ -58,7 +58,7 @@ impl Step1Request {
 /// Body of `POST /api/v1/onboarding/step2` (§6.3).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Step2Request {
+pub(crate) struct Step2Request {
     /// The wizard's tenant (optional: the session's); must be the session's.
     #[schema(format = Uuid)]
     pub tenant_id: Option<String>,

@@ -232,7 +232,7 @@ impl From<Completion> for CompletionResponse {
 /// Step 1's data as returned by the status.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct OrganizationDetails {
+pub(crate) struct OrganizationDetails {
     /// Company name.
     #[schema(value_type = String)]
     pub company_name: CompanyName,
