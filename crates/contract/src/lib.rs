@@ -32,7 +32,7 @@
 //! The first argument is an expression evaluating to a `Future<Output = Stores>`; it is
 //! awaited once per test, inside the test's runtime (a current-thread `#[tokio::test]`). The
 //! second is the [`Waiter`] the checks use to let time pass. The in-memory adapters run the
-//! suite under a paused tokio clock instead (see `crates/memory/tests/contract.rs`):
+//! suite under a paused tokio clock instead (see `crates/memory/tests/stores/contract.rs`):
 //!
 //! ```text
 //! portal_contract::store_contract_tests!(

@@ -8,7 +8,7 @@
 //! `advance()`; expired entries behave exactly as absent ones and are purged lazily (a sweep
 //! runs on write once a map has doubled since the last sweep), which bounds memory.
 //!
-//! All adapters pass the shared `portal-contract` suite (`tests/contract.rs`), the same suite
+//! All adapters pass the shared `portal-contract` suite (`tests/stores/contract.rs`), the same suite
 //! the Redis adapters pass.
 //!
 //! # Layout
