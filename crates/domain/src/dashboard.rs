@@ -13,7 +13,7 @@ use crate::cache_aside::{
     CacheAside, CacheAsideConfig, CacheAsideError, CacheInvalidation, Cached, ReadPorts,
 };
 use crate::error::{DownstreamFailure, StoreError};
-use crate::model::{DashboardStats, DateRange, Period, RawMetrics, TenantId, success_rate};
+use crate::model::{DashboardStats, DateRange, Figures, Period, TenantId};
 use crate::ports::downstream::{StateManager, StateManagerError};
 use crate::ports::stores::{CacheKey, CacheKind};
 use crate::ports::system::Clock;
@@ -46,43 +46,6 @@ impl From<Cached<DashboardStats>> for StatsView {
     }
 }
 
-/// The dashboard figures of a date range (no period, no fetch time).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RangeFigures {
-    /// All messages in the range.
-    pub total_messages: u64,
-    /// Accepted by WhatsApp.
-    pub(crate) sent_count: u64,
-    /// Delivered.
-    pub(crate) delivered_count: u64,
-    /// Read.
-    pub(crate) read_count: u64,
-    /// Failed.
-    pub(crate) failed_count: u64,
-    /// Delivered / total, one decimal.
-    pub success_rate: String,
-    /// Conversations currently active.
-    pub active_conversations: u64,
-    /// Distinct customers.
-    pub(crate) unique_customers: u64,
-}
-
-impl From<&RawMetrics> for RangeFigures {
-    fn from(raw: &RawMetrics) -> Self {
-        Self {
-            total_messages: raw.total_messages,
-            sent_count: raw.sent,
-            delivered_count: raw.delivered,
-            read_count: raw.read,
-            failed_count: raw.failed,
-            success_rate: success_rate(raw.delivered, raw.total_messages),
-            active_conversations: raw.active_conversations,
-            unique_customers: raw.distinct_wa_ids,
-        }
-    }
-}
-
 /// `GET /api/v1/dashboard/metrics/range` response (spec §7.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,7 +57,7 @@ pub struct RangeReport {
     /// Last day (inclusive), `YYYY-MM-DD`.
     pub end_date: String,
     /// The figures.
-    pub metrics: RangeFigures,
+    pub metrics: Figures,
 }
 
 /// Why a dashboard operation failed.
@@ -226,7 +189,7 @@ impl Dashboard {
             tenant_id: tenant,
             start_date: range.start().to_string(),
             end_date: range.end().to_string(),
-            metrics: RangeFigures::from(&raw),
+            metrics: Figures::from(&raw),
         })
     }
 }
@@ -248,6 +211,7 @@ mod tests {
     use crate::cache_aside::test_support::{
         CountingTelemetry, FakeCache, FakeLock, TokioClock, message_event, status_event,
     };
+    use crate::model::RawMetrics;
     use crate::ports::downstream::MockStateManager;
     use crate::ports::system::CacheResult;
     use std::sync::Mutex;
@@ -311,8 +275,8 @@ mod tests {
         let r = rig(state_manager(calls.clone(), Arc::default()));
         let tenant = TenantId::new_random();
         let first = r.dashboard.stats(tenant, Period::Today).await.unwrap();
-        assert_eq!(first.stats.total_messages, 1000);
-        assert_eq!(first.stats.success_rate, "92.0");
+        assert_eq!(first.stats.figures.total_messages, 1000);
+        assert_eq!(first.stats.figures.success_rate, "92.0");
         assert!(!first.stale);
 
         tokio::time::advance(Duration::from_secs(599)).await;
@@ -324,7 +288,10 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(2)).await;
         let third = r.dashboard.stats(tenant, Period::Today).await.unwrap();
-        assert_eq!(third.stats.total_messages, 1001, "expired after 10 minutes");
+        assert_eq!(
+            third.stats.figures.total_messages, 1001,
+            "expired after 10 minutes"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -341,7 +308,7 @@ mod tests {
             .collect();
         for t in tasks {
             let view = t.await.unwrap().unwrap();
-            assert_eq!(view.stats.total_messages, 500);
+            assert_eq!(view.stats.figures.total_messages, 500);
             assert_eq!(view.stats.period, Period::Week);
         }
     }
@@ -355,7 +322,7 @@ mod tests {
         r.dashboard.refresh(tenant).await.unwrap();
         let after = r.dashboard.stats(tenant, Period::Today).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert_eq!(after.stats.total_messages, 1001);
+        assert_eq!(after.stats.figures.total_messages, 1001);
         assert_eq!(r.cache.generation(tenant, CacheKind::Conversations), 1);
     }
 

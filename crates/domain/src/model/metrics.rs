@@ -75,11 +75,12 @@ pub fn success_rate(delivered: u64, total: u64) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
-/// The dashboard's view of a period (spec §7.2 response).
+/// The dashboard figures, of a period or a date range (spec §7.2, §7.4), derived from the
+/// State Manager's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DashboardStats {
-    /// All messages in the period.
+pub struct Figures {
+    /// All messages.
     pub total_messages: u64,
     /// Accepted by WhatsApp.
     pub(crate) sent_count: u64,
@@ -95,6 +96,31 @@ pub struct DashboardStats {
     pub active_conversations: u64,
     /// Distinct customers.
     pub(crate) unique_customers: u64,
+}
+
+impl From<&RawMetrics> for Figures {
+    fn from(raw: &RawMetrics) -> Self {
+        Self {
+            total_messages: raw.total_messages,
+            sent_count: raw.sent,
+            delivered_count: raw.delivered,
+            read_count: raw.read,
+            failed_count: raw.failed,
+            success_rate: success_rate(raw.delivered, raw.total_messages),
+            active_conversations: raw.active_conversations,
+            unique_customers: raw.distinct_wa_ids,
+        }
+    }
+}
+
+/// The dashboard's view of a period (spec §7.2 response): the figures, their period and when
+/// they were fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardStats {
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// The period these figures cover.
     pub period: Period,
     /// When the figures were fetched from the State Manager.
@@ -106,14 +132,7 @@ impl DashboardStats {
     /// Derives the dashboard figures from the State Manager's.
     pub(crate) fn from_raw(raw: &RawMetrics, period: Period, fetched_at: OffsetDateTime) -> Self {
         Self {
-            total_messages: raw.total_messages,
-            sent_count: raw.sent,
-            delivered_count: raw.delivered,
-            read_count: raw.read,
-            failed_count: raw.failed,
-            success_rate: success_rate(raw.delivered, raw.total_messages),
-            active_conversations: raw.active_conversations,
-            unique_customers: raw.distinct_wa_ids,
+            figures: Figures::from(raw),
             period,
             last_updated: fetched_at,
         }

@@ -14,7 +14,9 @@ pub use conversation::{
 };
 pub use event::{BusEvent, MessageUpdate, StatusUpdate, TenantEvent};
 pub use ids::{ConversationId, IdError, MessageId, TenantId, UserId};
-pub use metrics::{DashboardStats, DateRange, DateRangeError, Period, RawMetrics, success_rate};
+pub use metrics::{
+    DashboardStats, DateRange, DateRangeError, Figures, Period, RawMetrics, success_rate,
+};
 pub use session::{Ciphertext, Session, SessionId, SessionKey};
 pub use tenant::{
     GenesysConfig, NewTenant, Region, Tenant, TenantStatus, TenantUpdate, WebhookConfig,
