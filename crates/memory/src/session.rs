@@ -22,6 +22,13 @@ struct Inner {
 }
 
 impl Inner {
+    fn index(&mut self, user: &UserId, key: &SessionKey) {
+        self.by_user
+            .entry(user.clone())
+            .or_default()
+            .insert(key.clone());
+    }
+
     fn unindex(&mut self, user: &UserId, key: &SessionKey) {
         if let Some(keys) = self.by_user.get_mut(user) {
             keys.remove(key);
@@ -80,11 +87,7 @@ impl SessionStore for MemorySessionStore {
         if let Some(old) = inner.sessions.remove(key, now) {
             inner.unindex(&old.user_id, key);
         }
-        inner
-            .by_user
-            .entry(session.user_id.clone())
-            .or_default()
-            .insert(key.clone());
+        inner.index(&session.user_id, key);
         inner
             .sessions
             .insert(key.clone(), session.clone(), deadline(now, ttl), now);
@@ -125,11 +128,7 @@ impl SessionStore for MemorySessionStore {
         };
         if old.user_id != session.user_id {
             inner.unindex(&old.user_id, key);
-            inner
-                .by_user
-                .entry(session.user_id.clone())
-                .or_default()
-                .insert(key.clone());
+            inner.index(&session.user_id, key);
         }
         inner
             .sessions

@@ -69,11 +69,6 @@ impl HttpTenantService {
         self
     }
 
-    /// The underlying downstream (its breaker feeds `/health`).
-    pub fn downstream(&self) -> &Downstream {
-        &self.downstream
-    }
-
     async fn tenant(&self, call: Call) -> Result<Tenant, TenantServiceError> {
         let reply = self.downstream.send(call).await.map_err(map_error)?;
         reply.json_data("tenant").map_err(failure)

@@ -67,11 +67,6 @@ impl HttpWhatsApp {
         self.timeout = timeout;
         self
     }
-
-    /// The underlying downstream (its breaker feeds `/health`).
-    pub fn downstream(&self) -> &Downstream {
-        &self.downstream
-    }
 }
 
 fn message(body: &ErrorBody, fallback: &str) -> String {
