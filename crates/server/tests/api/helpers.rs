@@ -333,6 +333,15 @@ impl TestApp {
         body["csrfToken"].as_str().unwrap().to_owned()
     }
 
+    /// The OpenAPI document the running server serves.
+    pub(crate) async fn openapi_document(&self) -> Value {
+        let res = reqwest::get(self.url("/api/v1/openapi.json"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
     /// `POST /api/v1/dashboard/refresh` with the client's CSRF token.
     pub(crate) async fn refresh_dashboard(&self, client: &Client) -> Response {
         let csrf = self.csrf(client).await;
@@ -497,7 +506,25 @@ pub(crate) async fn send_json(ws: &mut Ws, v: Value) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The platform sandbox and the binary
+// Downstreams: wiremock, the platform sandbox, and the binary
+
+/// A platform service on wiremock that is up (its own `GET /health` answers 200) while every
+/// API call fails with `status`.
+pub(crate) async fn failing_service(status: u16) -> wiremock::MockServer {
+    use wiremock::matchers::{any, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(path("/health"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(status))
+        .mount(&server)
+        .await;
+    server
+}
 
 /// The HTTP sandbox of the whole platform (`portal_sandbox::serve`) in process on a free
 /// port, with fault injection at `/_admin/faults`; returns its base URL.

@@ -6,7 +6,7 @@
 use crate::helpers::*;
 use portal_server::Settings;
 use std::collections::HashMap;
-use wiremock::matchers::{any, path};
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// One sample: metric name, labels, value.
@@ -266,17 +266,7 @@ async fn a_requests_log_lines_share_its_request_id() {
 // Trace propagation and circuits, with the State Manager on wiremock
 
 async fn with_failing_state_manager() -> (TestApp, MockServer) {
-    let sm = MockServer::start().await;
-    // Its own /health answers (it is up, its API fails).
-    Mock::given(path("/health"))
-        .respond_with(ResponseTemplate::new(200))
-        .with_priority(1)
-        .mount(&sm)
-        .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&sm)
-        .await;
+    let sm = failing_service(500).await;
     let uri = sm.uri();
     let app = spawn_app_with(move |s| Settings {
         state_manager_url: Some(uri),

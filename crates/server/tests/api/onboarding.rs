@@ -521,12 +521,7 @@ async fn the_sixth_failed_attempt_is_rate_limited() {
 #[tokio::test]
 async fn the_openapi_document_lists_the_wizard() {
     let app = spawn_app().await;
-    let doc: Value = reqwest::get(app.url("/api/v1/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi_document().await;
     for (path, method) in [
         ("/api/v1/onboarding/step1", "post"),
         ("/api/v1/onboarding/step2", "post"),

@@ -16,8 +16,6 @@ use portal_server::{Overrides, Settings};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use wiremock::matchers::{any, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Attempts the guard makes for one idempotent read.
 fn configured_attempts() -> usize {
@@ -120,16 +118,7 @@ fn expected() -> Vec<(&'static str, usize)> {
 
 #[tokio::test]
 async fn a_failing_remote_state_manager_read_costs_the_configured_attempts_everywhere() {
-    let sm = MockServer::start().await;
-    Mock::given(path("/health"))
-        .respond_with(ResponseTemplate::new(200))
-        .with_priority(1)
-        .mount(&sm)
-        .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&sm)
-        .await;
+    let sm = failing_service(503).await;
     let uri = sm.uri();
     let app = spawn_app_with(move |s| {
         closed_circuit(Settings {

@@ -320,12 +320,7 @@ async fn event_named_any(ws: &mut Ws, names: &[&str]) -> Value {
 #[tokio::test]
 async fn the_openapi_document_lists_the_widget_and_socket_routes() {
     let app = spawn_app().await;
-    let doc: Value = reqwest::get(app.url("/api/v1/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi_document().await;
     let send = &doc["paths"]["/api/v1/widget/send"]["post"];
     for status in ["200", "400", "403", "404", "409", "503"] {
         assert!(send["responses"][status].is_object(), "{status}: {send}");
