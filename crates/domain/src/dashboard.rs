@@ -107,24 +107,11 @@ impl Dashboard {
 
     /// Builds the use case with explicit cache timings.
     pub(crate) fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
-        let ReadPorts {
-            state_manager,
-            cache,
-            lock,
-            clock,
-            telemetry,
-        } = ports;
         Self {
-            metrics: CacheAside::new(
-                Arc::clone(&cache),
-                lock,
-                Arc::clone(&clock),
-                telemetry,
-                config,
-            ),
-            invalidation: CacheInvalidation::new(cache),
-            state_manager,
-            clock,
+            metrics: ports.cache_aside(config),
+            invalidation: CacheInvalidation::new(Arc::clone(&ports.cache)),
+            state_manager: ports.state_manager,
+            clock: ports.clock,
         }
     }
 

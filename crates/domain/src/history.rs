@@ -214,16 +214,9 @@ impl History {
 
     /// Builds the use case with explicit cache timings.
     pub(crate) fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
-        let ReadPorts {
-            state_manager,
-            cache,
-            lock,
-            clock,
-            telemetry,
-        } = ports;
         Self {
-            threads: CacheAside::new(cache, lock, clock, telemetry, config),
-            state_manager,
+            threads: ports.cache_aside(config),
+            state_manager: ports.state_manager,
         }
     }
 

@@ -147,6 +147,22 @@ impl std::fmt::Debug for ReadPorts {
     }
 }
 
+impl ReadPorts {
+    /// A cache-aside view over these ports' cache, lock, clock and telemetry.
+    pub(crate) fn cache_aside<T>(&self, config: CacheAsideConfig) -> CacheAside<T>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        CacheAside::new(
+            Arc::clone(&self.cache),
+            Arc::clone(&self.lock),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.telemetry),
+            config,
+        )
+    }
+}
+
 /// A cache-aside view of values of type `T` (stored as JSON).
 ///
 /// Cheap to clone; clones share their in-flight fetches.
