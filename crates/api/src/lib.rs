@@ -2,13 +2,13 @@
 //! cases, and nothing more. Handlers hold no business rules.
 //!
 //! # Layout
-//! - [`state`]: [`AppState`] (every use case, the real-time hub, limiter, telemetry, probes,
+//! - `state`: [`AppState`] (every use case, the real-time hub, limiter, telemetry, probes,
 //!   web settings) and its builder, which cannot be started without the use cases.
-//! - [`error`]: [`ApiError`], the one error type, rendered as spec §11.2's body.
+//! - `error`: `ApiError`, the one error type, rendered as spec §11.2's body.
 //! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
 //!   `RateLimit-*` headers, error-body finishing).
-//! - [`extract`]: [`Authenticated`] (session cookie, CSRF, API rate limit, role and tenant
-//!   checks), [`AuthRateLimited`], client IP, signed cookies.
+//! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, role and tenant
+//!   checks), `AuthRateLimited`, client IP, signed cookies.
 //! - [`routes`]: one module per area (`auth`, `onboarding`, `dashboard`, `history`,
 //!   `widget`, the `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`,
 //!   `metrics`), each with its handlers and the request and response DTOs they use.

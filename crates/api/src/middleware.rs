@@ -7,7 +7,7 @@
 //! `tenant_id` (recorded by the session extractor), so every log line inside carries them.
 //! The latency goes to [`Telemetry::http_request`](portal_domain::ports::system::Telemetry)
 //! labelled with the route template (never the raw path; `/metrics` itself is not recorded).
-//! The binary may wrap each request's handling in a [`RequestScope`] (it sets the outbound
+//! The binary may wrap each request's handling in a `RequestScope` (it sets the outbound
 //! request context and the span's OpenTelemetry parent from the incoming `traceparent`).
 
 use crate::error::{ApiError, ErrorPayload};
@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-/// The handling of one request, as the [`RequestScope`] hook sees it.
+/// The handling of one request, as the `RequestScope` hook sees it.
 pub type EdgeFuture = LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, actix_web::Error>>;
 
-/// What a [`RequestScope`] learns about the request it wraps.
+/// What a `RequestScope` learns about the request it wraps.
 #[derive(Debug, Clone)]
 pub struct RequestScopeInfo {
     /// The request ID (the caller's sane `X-Request-ID`, or a fresh UUID).

@@ -297,7 +297,7 @@ impl AppStateBuilder {
         self
     }
 
-    /// Wraps each request's handling (see [`crate::middleware::RequestScope`]).
+    /// Wraps each request's handling (see `crate::middleware::RequestScope`).
     pub fn request_scope(
         mut self,
         scope: impl Fn(

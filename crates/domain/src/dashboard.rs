@@ -1,7 +1,7 @@
 //! Dashboard metrics (spec §7, §4.2.3, §13.1, decisions §6).
 //!
 //! [`Dashboard::stats`] serves a period's figures from the metrics cache (fresh for 10
-//! minutes) through [`CacheAside`]: one State Manager call per cold key across all callers
+//! minutes) through `CacheAside`: one State Manager call per cold key across all callers
 //! and instances, the last known figures marked `stale` while the State Manager is failing,
 //! and [`CacheAsideError::Unavailable`] (503) when there is nothing to fall back on — never
 //! made-up zeros. [`Dashboard::refresh`] and the event-driven [`CacheInvalidation`] make a

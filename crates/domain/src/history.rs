@@ -1,9 +1,9 @@
 //! Conversation history (spec §8, §4.2.4, §13.2).
 //!
 //! [`History::threads`] serves a page of the tenant's conversation list from the cache (fresh
-//! for 5 minutes) through [`CacheAside`] (single flight, lock, stale fallback, 503 when there
+//! for 5 minutes) through `CacheAside` (single flight, lock, stale fallback, 503 when there
 //! is nothing). [`History::messages`] checks that the conversation belongs to the caller's
-//! tenant before reading its messages; [`conversation_for_tenant`] is that check on its own,
+//! tenant before reading its messages; `conversation_for_tenant` is that check on its own,
 //! for other use cases (widget send). Each read is one call of the State Manager port; its
 //! deadline, retries and breaker are the outbound edge's.
 

@@ -28,13 +28,13 @@
 //! # Layout
 //! - [`context`]: the task-local request context (request ID, incoming trace context).
 //! - `propagation`: computes the outgoing correlation headers.
-//! - [`call`]: [`Call`] (a request description) and [`Reply`] (a capped 2xx response).
-//! - [`error`]: [`CallError`] and [`ErrorBody`].
-//! - [`retry`]: [`RetryPolicy`] and the backoff computation.
-//! - [`guard`]: [`Guard`] (the breaker / deadline / retry / telemetry loop), [`Operation`] and
+//! - `call`: [`Call`] (a request description) and [`Reply`] (a capped 2xx response).
+//! - `error`: [`CallError`] and [`ErrorBody`].
+//! - `retry`: [`RetryPolicy`] and the backoff computation.
+//! - `guard`: [`Guard`] (the breaker / deadline / retry / telemetry loop), [`Operation`] and
 //!   [`Fault`] (how an error tells the guard what happened).
-//! - [`downstream`]: [`Downstream`], an HTTP service behind its guard.
-//! - [`health`]: [`HealthCheck`], a downstream's `GET /health` as a health probe.
+//! - `downstream`: [`Downstream`], an HTTP service behind its guard.
+//! - `health`: [`HealthCheck`], a downstream's `GET /health` as a health probe.
 //! - `testing` (feature `testing`): a ready-made `Downstream` for adapter tests.
 //!
 //! # Dependencies

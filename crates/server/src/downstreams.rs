@@ -4,7 +4,7 @@
 //!
 //! One shared reqwest client (rustls with ring) for the HTTP adapters, whose
 //! [`Downstream`](portal_outbound::Downstream) runs every call through the guard; a simulator
-//! gets the same guard through [`Guarded`]. The State Manager's breaker has the
+//! gets the same guard through `Guarded`. The State Manager's breaker has the
 //! `STATE_MANAGER_BREAKER_*` settings, the others the defaults. The use cases above call each
 //! port once: retrying or breaking there too would multiply what an outage costs.
 

@@ -4,7 +4,7 @@
 //!
 //! The widget and the sockets use the State Manager port the server wired (the HTTP adapter
 //! when `STATE_MANAGER_URL` is set, else the simulator; guarded either way) and the outbound
-//! queue chosen by [`outbound_queue`]:
+//! queue chosen by `outbound_queue`:
 //! - State Manager simulated in process (embedded default, with or without Redis): the
 //!   simulator's delivery, which records the send in the simulated State Manager and publishes
 //!   `message_update` and `sent`/`delivered`/`read` on the event bus (decisions §3);

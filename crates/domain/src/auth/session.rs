@@ -49,7 +49,7 @@ impl Authenticator {
     ///
     /// Once this instance has seen the session, it knows its user (a session's user never
     /// changes), so the hit rides in the session read's round trip
-    /// ([`SessionStore::get_and_hit`]) and the decision is returned. The first request of a
+    /// (`SessionStore::get_and_hit`) and the decision is returned. The first request of a
     /// session on an instance (or a store that cannot combine) returns `None`: the caller
     /// applies the limit itself. A missing session, or one whose user is not the remembered
     /// one, discards the piggybacked decision; the session checks themselves are exactly those

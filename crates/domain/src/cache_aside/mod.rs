@@ -1,6 +1,6 @@
 //! Cache-aside reads that survive stampedes and outages (decisions §6, spec 003).
 //!
-//! [`CacheAside::get`] serves a cached value while it is fresh; on a miss, one fetch per key
+//! `CacheAside::get` serves a cached value while it is fresh; on a miss, one fetch per key
 //! runs per instance (**single flight**: concurrent callers share its result) and one per key
 //! across instances (**distributed lock** `fetch:<cache key>`: the holder fetches and writes
 //! the cache, the others poll the cache for a short while and only then fetch themselves).
@@ -13,14 +13,14 @@
 //! single flight (and, at the edge, by its breaker).
 //!
 //! # Layout
-//! - this file: [`CacheAside::get`] (the hit path), [`ReadPorts`] (what a cached read use case
-//!   talks to: the dashboard, history), [`CacheAsideConfig`] (TTLs and timings), [`Cached`]
+//! - this file: `CacheAside::get` (the hit path), [`ReadPorts`] (what a cached read use case
+//!   talks to: the dashboard, history), `CacheAsideConfig` (TTLs and timings), `Cached`
 //!   (a value and whether it is stale), and reading the cache (a store failure is a miss).
 //! - `single_flight`: one fetch per key and generation in this instance, run as its own task.
 //! - `lock`: one fetch per key across instances (`fetch:<cache key>`), or a short wait for
 //!   the instance holding it.
 //! - `stale`: the fetch itself, the cache write, and the stale fallback.
-//! - [`invalidation`]: [`CacheInvalidation`], generation bumps on refresh and on bus events.
+//! - `invalidation`: [`CacheInvalidation`], generation bumps on refresh and on bus events.
 
 mod invalidation;
 mod lock;

@@ -145,7 +145,7 @@ pub enum DateRangeError {
     /// `startDate` is after `endDate`.
     #[error("startDate must not be after endDate")]
     Inverted,
-    /// More than [`DateRange::MAX_DAYS`] days.
+    /// More than `DateRange::MAX_DAYS` days.
     #[error("the range may cover at most {} days", DateRange::MAX_DAYS)]
     TooLong,
     /// `endDate` is in the future.

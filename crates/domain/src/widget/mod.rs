@@ -1,7 +1,7 @@
 //! Agent widget sends (spec §9.2, decisions §6).
 //!
 //! A send is checked (the conversation exists, belongs to the agent's tenant and is active:
-//! [`conversation_for_tenant`], one call of the State Manager port, whose deadline, retries
+//! `conversation_for_tenant`, one call of the State Manager port, whose deadline, retries
 //! and breaker are the outbound edge's),
 //! made idempotent (`Idempotency-Key` over REST, `clientMessageId` over the socket: a retry
 //! returns the first result and never queues a second message) and appended to the outbound

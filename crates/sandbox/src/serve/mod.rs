@@ -13,7 +13,7 @@
 //! faulted. A fault adds latency, fails a share of requests with 503, or hangs (a timeout).
 //!
 //! # Layout
-//! - `faults`: [`Route`], [`Fault`], [`Faults`], the fault middleware and the admin endpoints.
+//! - `faults`: [`Route`], [`Fault`], `Faults`, the fault middleware and the admin endpoints.
 //! - `auth`, `tenant`, `state_manager`, `genesys`, `meta`: one simulated service each, its
 //!   handlers and the JSON shapes its HTTP adapter reads.
 
