@@ -1,6 +1,6 @@
-//! Simulated Genesys Cloud and Meta WhatsApp Cloud APIs, and the credential rules they share
-//! with the simulated Tenant Service (decisions §3): a secret or token starting with `invalid`
-//! is refused, other well-formed ones are accepted.
+//! Simulated Genesys Cloud and Meta WhatsApp Cloud APIs and their credential rules
+//! (decisions §3): a secret or token starting with `invalid` is refused, other well-formed ones
+//! are accepted.
 
 use crate::auth::random_token;
 use async_trait::async_trait;
