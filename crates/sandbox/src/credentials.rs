@@ -26,7 +26,7 @@ pub(crate) const META_INVALID_TOKEN: &str =
     "Invalid OAuth access token - Cannot parse access token (OAuthException, code 190)";
 
 /// Genesys client credentials rule: `Err` carries Genesys's `invalid_client` description.
-pub(crate) fn genesys_rule(client_id: &str, client_secret: &str) -> Result<(), String> {
+fn genesys_rule(client_id: &str, client_secret: &str) -> Result<(), String> {
     if client_id.trim().is_empty() || client_id.chars().any(char::is_whitespace) {
         return Err("invalid_client: unknown client ID".to_owned());
     }
@@ -37,7 +37,7 @@ pub(crate) fn genesys_rule(client_id: &str, client_secret: &str) -> Result<(), S
 }
 
 /// Meta system-user token rule: `Err` carries Meta's `OAuthException` message.
-pub(crate) fn whatsapp_token_rule(token: &str) -> Result<(), String> {
+fn whatsapp_token_rule(token: &str) -> Result<(), String> {
     if token.trim().is_empty() || token.starts_with(INVALID_PREFIX) {
         Err(META_INVALID_TOKEN.to_owned())
     } else {
@@ -46,7 +46,7 @@ pub(crate) fn whatsapp_token_rule(token: &str) -> Result<(), String> {
 }
 
 /// Phone number IDs the simulated Meta knows: 6-20 ASCII digits.
-pub(crate) fn phone_number_rule(phone_number_id: &str) -> Result<(), String> {
+fn phone_number_rule(phone_number_id: &str) -> Result<(), String> {
     let known = (6..=20).contains(&phone_number_id.len())
         && phone_number_id.bytes().all(|b| b.is_ascii_digit());
     if known {
