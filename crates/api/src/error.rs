@@ -19,7 +19,7 @@ use std::time::Duration;
 /// The machine-readable error codes (spec §11.2 plus decisions §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// No session cookie (401).
     NoSession,
     /// Unknown, tampered or expired session (401).
@@ -60,7 +60,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The HTTP status of the code.
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
             NoSession | SessionExpired | RefreshFailed => StatusCode::UNAUTHORIZED,
@@ -79,7 +79,7 @@ impl ErrorCode {
     }
 
     /// The wire name (`SESSION_EXPIRED`, ...).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         use ErrorCode::*;
         match self {
             NoSession => "NO_SESSION",
@@ -107,7 +107,7 @@ impl ErrorCode {
 /// The error body of every refusal (spec §11.2).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// Human-readable message (never internal text).
     pub error: String,
     /// Machine-readable code.
@@ -118,16 +118,16 @@ pub struct ErrorBody {
     pub details: Option<serde_json::Value>,
     /// The request's `X-Request-ID`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
 }
 
 /// Attached to an error response so the outer middleware can add the correlation ID.
 #[derive(Debug, Clone)]
-pub struct ErrorPayload(pub ErrorBody);
+pub(crate) struct ErrorPayload(pub ErrorBody);
 
 /// One field's validation problem (`details` of `VALIDATION_FAILED`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FieldProblem {
+pub(crate) struct FieldProblem {
     /// The field (JSON path or query parameter), empty for the whole body.
     pub field: String,
     /// What is wrong.
@@ -136,7 +136,7 @@ pub struct FieldProblem {
 
 /// An HTTP-layer error: a code, a public message, optional details, and a private cause that
 /// is logged once and never sent.
-pub struct ApiError {
+pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
     details: Option<serde_json::Value>,
@@ -167,7 +167,7 @@ impl fmt::Display for ApiError {
 
 impl ApiError {
     /// An error with a public message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -181,56 +181,57 @@ impl ApiError {
 
     /// Overrides the code's usual status (spec §6.3: an expired wizard is 400
     /// `SESSION_EXPIRED`, unlike an expired login session's 401).
-    pub fn with_status(mut self, status: StatusCode) -> Self {
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
         self
     }
 
     /// Adds public details.
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+    pub(crate) fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
     }
 
     /// Adds a private cause (logged, never sent).
-    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+    pub(crate) fn with_cause(mut self, cause: impl fmt::Display) -> Self {
         self.cause = Some(cause.to_string().into_boxed_str());
         self
     }
 
     /// Adds a cookie to the response (e.g. a removal).
-    pub fn with_cookie(mut self, cookie: Cookie<'static>) -> Self {
+    pub(crate) fn with_cookie(mut self, cookie: Cookie<'static>) -> Self {
         self.cookies.push(cookie);
         self
     }
 
     /// The code.
-    pub fn code(&self) -> ErrorCode {
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> ErrorCode {
         self.code
     }
 
     /// `NO_SESSION`.
-    pub fn no_session() -> Self {
+    pub(crate) fn no_session() -> Self {
         Self::new(ErrorCode::NoSession, "Authentication required")
     }
 
     /// `SESSION_EXPIRED`.
-    pub fn session_expired() -> Self {
+    pub(crate) fn session_expired() -> Self {
         Self::new(ErrorCode::SessionExpired, "Session expired or invalid")
     }
 
     /// `CSRF_FAILED`.
-    pub fn csrf_failed() -> Self {
+    pub(crate) fn csrf_failed() -> Self {
         Self::new(ErrorCode::CsrfFailed, "Missing or invalid CSRF token")
     }
 
     /// `NOT_FOUND`.
-    pub fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self::new(ErrorCode::NotFound, "Resource not found")
     }
 
     /// `METHOD_NOT_ALLOWED`.
-    pub fn method_not_allowed() -> Self {
+    pub(crate) fn method_not_allowed() -> Self {
         Self::new(
             ErrorCode::MethodNotAllowed,
             "Method not allowed for this resource",
@@ -238,7 +239,7 @@ impl ApiError {
     }
 
     /// `VALIDATION_FAILED` with one problem.
-    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::validation_list(vec![FieldProblem {
             field: field.into(),
             message: message.into(),
@@ -246,13 +247,13 @@ impl ApiError {
     }
 
     /// `VALIDATION_FAILED` with a list of problems.
-    pub fn validation_list(problems: Vec<FieldProblem>) -> Self {
+    pub(crate) fn validation_list(problems: Vec<FieldProblem>) -> Self {
         let details = serde_json::json!({ "fields": problems });
         Self::new(ErrorCode::ValidationFailed, "Input validation failed").with_details(details)
     }
 
     /// `PAYLOAD_TOO_LARGE`.
-    pub fn payload_too_large(limit: usize) -> Self {
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
         Self::new(
             ErrorCode::PayloadTooLarge,
             format!("Request body exceeds {limit} bytes"),
@@ -260,7 +261,7 @@ impl ApiError {
     }
 
     /// `RATE_LIMIT_EXCEEDED` with its `Retry-After`.
-    pub fn rate_limited(retry_after: Duration) -> Self {
+    pub(crate) fn rate_limited(retry_after: Duration) -> Self {
         let mut e = Self::new(
             ErrorCode::RateLimitExceeded,
             "Too many requests, please try again later",
@@ -270,7 +271,7 @@ impl ApiError {
     }
 
     /// `SERVICE_UNAVAILABLE` with a private cause.
-    pub fn unavailable(cause: impl fmt::Display) -> Self {
+    pub(crate) fn unavailable(cause: impl fmt::Display) -> Self {
         Self::new(
             ErrorCode::ServiceUnavailable,
             "Service temporarily unavailable",
@@ -279,17 +280,17 @@ impl ApiError {
     }
 
     /// `INTERNAL_ERROR` with a private cause.
-    pub fn internal(cause: impl fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl fmt::Display) -> Self {
         Self::new(ErrorCode::InternalError, "An unexpected error occurred").with_cause(cause)
     }
 
     /// `FORBIDDEN` for a role or onboarding refusal.
-    pub fn forbidden(denied: AccessDenied) -> Self {
+    pub(crate) fn forbidden(denied: AccessDenied) -> Self {
         Self::new(ErrorCode::Forbidden, denied.to_string())
     }
 
     /// `TENANT_ISOLATION_VIOLATION`.
-    pub fn tenant_isolation() -> Self {
+    pub(crate) fn tenant_isolation() -> Self {
         Self::new(
             ErrorCode::TenantIsolationViolation,
             "Access to another tenant's data is not allowed",
@@ -386,7 +387,7 @@ impl From<&CallbackError> for ErrorCode {
 
 /// Maps actix's JSON extractor errors: too large → 413, anything else → 400
 /// `VALIDATION_FAILED` with a generic message (serde's text can echo input).
-pub fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> ApiError {
+pub(crate) fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> ApiError {
     use actix_web::error::JsonPayloadError as J;
     match err {
         J::Overflow { .. } | J::OverflowKnownLength { .. } => ApiError::payload_too_large(limit),

@@ -15,10 +15,6 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-/// The request's correlation ID (`X-Request-ID`), set by the request-ID middleware.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 /// The last rate-limit decision of the request, turned into `RateLimit-*` headers by the
 /// middleware.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +28,7 @@ pub(crate) fn app_state(req: &HttpRequest) -> Result<AppState, ApiError> {
 
 /// The client's IP: the peer address, or — only when the peer is a trusted proxy — the
 /// right-most untrusted address of `X-Forwarded-For`.
-pub fn client_ip(req: &HttpRequest, web: &WebSettings) -> Option<IpAddr> {
+pub(crate) fn client_ip(req: &HttpRequest, web: &WebSettings) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
     let trusted = |ip: IpAddr| web.trusted_proxies.iter().any(|p| p.contains(ip));
     if !trusted(peer) {
@@ -195,7 +191,7 @@ pub(crate) fn login_cookie_removal(web: &WebSettings) -> Cookie<'static> {
 /// `SESSION_EXPIRED` (and the cookie is cleared); store down → 503 (fail closed); missing or
 /// wrong `X-CSRF-Token` → 403 `CSRF_FAILED`; over the limit → 429.
 #[derive(Debug)]
-pub struct Authenticated {
+pub(crate) struct Authenticated {
     /// The session.
     pub current: CurrentSession,
     /// The raw cookie value, to re-issue the cookie when the session is extended.
@@ -205,7 +201,7 @@ pub struct Authenticated {
 impl Authenticated {
     /// Checks a capability (role, onboarding); 403 `FORBIDDEN` otherwise. Returns the tenant
     /// the session acts for.
-    pub fn require(&self, capability: Capability) -> Result<Option<TenantId>, ApiError> {
+    pub(crate) fn require(&self, capability: Capability) -> Result<Option<TenantId>, ApiError> {
         Ok(self.current.authorize(capability)?)
     }
 
@@ -291,7 +287,7 @@ impl FromRequest for Authenticated {
 /// The sign-in rate limit (10 per 15 minutes per client IP), for `/auth/login` and
 /// `/auth/callback`.
 #[derive(Debug)]
-pub struct AuthRateLimited;
+pub(crate) struct AuthRateLimited;
 
 impl FromRequest for AuthRateLimited {
     type Error = ApiError;

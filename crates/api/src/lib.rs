@@ -2,13 +2,13 @@
 //! cases, and nothing more. Handlers hold no business rules.
 //!
 //! # Layout
-//! - [`state`]: [`AppState`] (every use case, the real-time hub, limiter, telemetry, probes,
+//! - `state`: [`AppState`] (every use case, the real-time hub, limiter, telemetry, probes,
 //!   web settings) and its builder, which cannot be started without the use cases.
-//! - [`error`]: [`ApiError`], the one error type, rendered as spec §11.2's body.
+//! - `error`: `ApiError`, the one error type, rendered as spec §11.2's body.
 //! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
 //!   `RateLimit-*` headers, error-body finishing).
-//! - [`extract`]: [`Authenticated`] (session cookie, CSRF, API rate limit, role and tenant
-//!   checks), [`AuthRateLimited`], client IP, signed cookies.
+//! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, role and tenant
+//!   checks), `AuthRateLimited`, client IP, signed cookies.
 //! - [`routes`]: one module per area (`auth`, `onboarding`, `dashboard`, `history`,
 //!   `widget`, the `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`,
 //!   `metrics`), each with its handlers and the request and response DTOs they use.
@@ -17,29 +17,28 @@
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
 //!
 //! # Entry points
-//! [`app`] builds the `App` for one worker, [`configure`] registers everything on a
-//! `ServiceConfig`, [`serve`] runs an `HttpServer` on a bound listener.
+//! [`app`] builds the `App` for one worker (the server runs it, one per worker, in its
+//! `HttpServer`), [`configure`] registers everything on a `ServiceConfig`.
 //!
 //! # Dependencies
 //! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
 //! (`portal-server`) wires adapters into [`AppState`].
 
-pub mod error;
-pub mod extract;
+mod error;
+mod extract;
 pub(crate) mod input;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
-pub mod state;
+mod state;
 
-pub use error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
-pub use extract::{AuthRateLimited, Authenticated, RequestId, client_ip};
 pub use state::{AppState, AppStateBuilder, TrustedProxy, UseCases, WebSettings};
 
+pub(crate) use error::ApiError;
+
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpServer, web};
-use std::net::TcpListener;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, web};
 
 /// Registers the routes, the extractor configuration and the app state.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
@@ -89,15 +88,4 @@ pub fn app(
     App::new()
         .wrap(actix_web::middleware::from_fn(middleware::edge))
         .configure(move |cfg| configure(cfg, state))
-}
-
-/// Runs the server on an already bound listener (port 0 in tests). Graceful shutdown on
-/// SIGINT/SIGTERM is actix's default.
-pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
-    let workers = state.web().workers;
-    let mut server = HttpServer::new(move || app(state.clone()));
-    if let Some(n) = workers {
-        server = server.workers(n);
-    }
-    Ok(server.listen(listener)?.run())
 }

@@ -7,11 +7,11 @@
 //! `tenant_id` (recorded by the session extractor), so every log line inside carries them.
 //! The latency goes to [`Telemetry::http_request`](portal_domain::ports::system::Telemetry)
 //! labelled with the route template (never the raw path; `/metrics` itself is not recorded).
-//! The binary may wrap each request's handling in a [`RequestScope`] (it sets the outbound
+//! The binary may wrap each request's handling in a `RequestScope` (it sets the outbound
 //! request context and the span's OpenTelemetry parent from the incoming `traceparent`).
 
 use crate::error::{ApiError, ErrorPayload};
-use crate::extract::{RateInfo, RequestId};
+use crate::extract::RateInfo;
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-/// The handling of one request, as the [`RequestScope`] hook sees it.
+/// The handling of one request, as the `RequestScope` hook sees it.
 pub type EdgeFuture = LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, actix_web::Error>>;
 
-/// What a [`RequestScope`] learns about the request it wraps.
+/// What a `RequestScope` learns about the request it wraps.
 #[derive(Debug, Clone)]
 pub struct RequestScopeInfo {
     /// The request ID (the caller's sane `X-Request-ID`, or a fresh UUID).
@@ -42,10 +42,11 @@ pub struct RequestScopeInfo {
 
 /// Wraps each request's handling (the binary sets task-locals such as the outbound request
 /// context with it). Set with [`AppStateBuilder::request_scope`](crate::AppStateBuilder::request_scope).
-pub type RequestScope = Arc<dyn Fn(&RequestScopeInfo, EdgeFuture) -> EdgeFuture + Send + Sync>;
+pub(crate) type RequestScope =
+    Arc<dyn Fn(&RequestScopeInfo, EdgeFuture) -> EdgeFuture + Send + Sync>;
 
 /// The route label of requests no route matched.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
+pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
 
 fn header_string(req: &ServiceRequest, name: &str) -> Option<String> {
     req.headers()
@@ -120,7 +121,6 @@ impl Edge {
             .get("x-request-id")
             .and_then(sane_request_id)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        req.extensions_mut().insert(RequestId(request_id.clone()));
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let frontend_origin = state.as_ref().map(|s| s.web().frontend_origin());
         let csp = content_security_policy(frontend_origin.as_deref().unwrap_or(""));

@@ -87,7 +87,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// This document.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
 #[get("/api/v1/openapi.json")]
-pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     let json = state
         .0
         .openapi_json

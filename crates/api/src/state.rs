@@ -18,11 +18,11 @@ use std::time::Instant;
 use url::Url;
 
 /// Name of the session cookie (spec §4.3).
-pub const SESSION_COOKIE: &str = "sessionId";
+pub(crate) const SESSION_COOKIE: &str = "sessionId";
 /// Name of the short-lived pre-login cookie that binds the OAuth callback to the browser.
-pub const LOGIN_COOKIE: &str = "portalLogin";
+pub(crate) const LOGIN_COOKIE: &str = "portalLogin";
 /// JSON body cap (decisions §8).
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// A trusted reverse proxy: an address or a CIDR network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +84,6 @@ pub struct WebSettings {
     pub trusted_proxies: Vec<TrustedProxy>,
     /// JSON body cap in bytes.
     pub body_limit: usize,
-    /// Worker threads (`None`: one per core).
-    pub workers: Option<usize>,
 }
 
 impl fmt::Debug for WebSettings {
@@ -113,17 +111,16 @@ impl WebSettings {
             cookie_domain: None,
             trusted_proxies: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
-            workers: None,
         }
     }
 
     /// The frontend origin (`scheme://host[:port]`), for CORS.
-    pub fn frontend_origin(&self) -> String {
+    pub(crate) fn frontend_origin(&self) -> String {
         self.frontend_url.origin().ascii_serialization()
     }
 
     /// An absolute frontend URL for a path (`/dashboard` → `https://portal.example/dashboard`).
-    pub fn frontend_path(&self, path: &str) -> String {
+    pub(crate) fn frontend_path(&self, path: &str) -> String {
         let base = self.frontend_url.as_str().trim_end_matches('/');
         format!("{base}{path}")
     }
@@ -300,7 +297,7 @@ impl AppStateBuilder {
         self
     }
 
-    /// Wraps each request's handling (see [`crate::middleware::RequestScope`]).
+    /// Wraps each request's handling (see `crate::middleware::RequestScope`).
     pub fn request_scope(
         mut self,
         scope: impl Fn(

@@ -72,11 +72,6 @@ impl HttpAuthService {
         self
     }
 
-    /// The underlying downstream (its breaker feeds `/health`).
-    pub fn downstream(&self) -> &Downstream {
-        &self.downstream
-    }
-
     async fn token_call(&self, call: Call) -> Result<TokenSet, AuthServiceError> {
         let reply = self.downstream.send(call).await.map_err(grant_error)?;
         let dto: TokenDto = reply.json_data("token response").map_err(failure)?;

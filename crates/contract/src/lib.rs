@@ -32,7 +32,7 @@
 //! The first argument is an expression evaluating to a `Future<Output = Stores>`; it is
 //! awaited once per test, inside the test's runtime (a current-thread `#[tokio::test]`). The
 //! second is the [`Waiter`] the checks use to let time pass. The in-memory adapters run the
-//! suite under a paused tokio clock instead (see `crates/memory/tests/contract.rs`):
+//! suite under a paused tokio clock instead (see `crates/memory/tests/stores/contract.rs`):
 //!
 //! ```text
 //! portal_contract::store_contract_tests!(
@@ -46,8 +46,8 @@
 //! `#![cfg(feature = "redis-tests")]`.
 //!
 //! Clauses worth knowing because they are easy to miss with Redis:
-//! - `SessionStore::count_for_user` and `delete_all_for_user` must ignore index entries
-//!   whose session has expired.
+//! - `SessionStore::delete_all_for_user` must not report index entries whose session has
+//!   expired.
 //! - `SessionStore::touch` must keep the remaining TTL (`SET ... KEEPTTL` or a script).
 //! - Events published after `EventBus::subscribe` has **returned** must be delivered: wait
 //!   for the `SUBSCRIBE` confirmation before returning the stream.
@@ -159,7 +159,6 @@ macro_rules! store_contract_tests {
             onboarding_first_save_creates_only_if_absent,
             onboarding_save_is_compare_and_set,
             onboarding_save_resets_ttl,
-            onboarding_delete_is_idempotent,
             cache_put_then_get_round_trips,
             cache_invalidate_makes_entries_stale,
             cache_entries_expire_after_retain,

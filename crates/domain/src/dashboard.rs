@@ -1,7 +1,7 @@
 //! Dashboard metrics (spec §7, §4.2.3, §13.1, decisions §6).
 //!
 //! [`Dashboard::stats`] serves a period's figures from the metrics cache (fresh for 10
-//! minutes) through [`CacheAside`]: one State Manager call per cold key across all callers
+//! minutes) through `CacheAside`: one State Manager call per cold key across all callers
 //! and instances, the last known figures marked `stale` while the State Manager is failing,
 //! and [`CacheAsideError::Unavailable`] (503) when there is nothing to fall back on — never
 //! made-up zeros. [`Dashboard::refresh`] and the event-driven [`CacheInvalidation`] make a
@@ -13,7 +13,7 @@ use crate::cache_aside::{
     CacheAside, CacheAsideConfig, CacheAsideError, CacheInvalidation, Cached, ReadPorts,
 };
 use crate::error::{DownstreamFailure, StoreError};
-use crate::model::{DashboardStats, DateRange, Period, RawMetrics, TenantId, success_rate};
+use crate::model::{DashboardStats, DateRange, Figures, Period, TenantId};
 use crate::ports::downstream::{StateManager, StateManagerError};
 use crate::ports::stores::{CacheKey, CacheKind};
 use crate::ports::system::Clock;
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long dashboard figures are served from the cache (spec §13.1).
-pub const METRICS_FRESH_FOR: Duration = Duration::from_secs(600);
+pub(crate) const METRICS_FRESH_FOR: Duration = Duration::from_secs(600);
 
 /// `GET /api/v1/dashboard/stats` response: the figures, plus `"stale": true` when the State
 /// Manager could not be reached and these are the last known ones.
@@ -46,43 +46,6 @@ impl From<Cached<DashboardStats>> for StatsView {
     }
 }
 
-/// The dashboard figures of a date range (no period, no fetch time).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RangeFigures {
-    /// All messages in the range.
-    pub total_messages: u64,
-    /// Accepted by WhatsApp.
-    pub sent_count: u64,
-    /// Delivered.
-    pub delivered_count: u64,
-    /// Read.
-    pub read_count: u64,
-    /// Failed.
-    pub failed_count: u64,
-    /// Delivered / total, one decimal.
-    pub success_rate: String,
-    /// Conversations currently active.
-    pub active_conversations: u64,
-    /// Distinct customers.
-    pub unique_customers: u64,
-}
-
-impl From<&RawMetrics> for RangeFigures {
-    fn from(raw: &RawMetrics) -> Self {
-        Self {
-            total_messages: raw.total_messages,
-            sent_count: raw.sent,
-            delivered_count: raw.delivered,
-            read_count: raw.read,
-            failed_count: raw.failed,
-            success_rate: success_rate(raw.delivered, raw.total_messages),
-            active_conversations: raw.active_conversations,
-            unique_customers: raw.distinct_wa_ids,
-        }
-    }
-}
-
 /// `GET /api/v1/dashboard/metrics/range` response (spec §7.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,7 +57,7 @@ pub struct RangeReport {
     /// Last day (inclusive), `YYYY-MM-DD`.
     pub end_date: String,
     /// The figures.
-    pub metrics: RangeFigures,
+    pub metrics: Figures,
 }
 
 /// Why a dashboard operation failed.
@@ -143,25 +106,12 @@ impl Dashboard {
     }
 
     /// Builds the use case with explicit cache timings.
-    pub fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
-        let ReadPorts {
-            state_manager,
-            cache,
-            lock,
-            clock,
-            telemetry,
-        } = ports;
+    pub(crate) fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
         Self {
-            metrics: CacheAside::new(
-                Arc::clone(&cache),
-                lock,
-                Arc::clone(&clock),
-                telemetry,
-                config,
-            ),
-            invalidation: CacheInvalidation::new(cache),
-            state_manager,
-            clock,
+            metrics: ports.cache_aside(config),
+            invalidation: CacheInvalidation::new(Arc::clone(&ports.cache)),
+            state_manager: ports.state_manager,
+            clock: ports.clock,
         }
     }
 
@@ -226,7 +176,7 @@ impl Dashboard {
             tenant_id: tenant,
             start_date: range.start().to_string(),
             end_date: range.end().to_string(),
-            metrics: RangeFigures::from(&raw),
+            metrics: Figures::from(&raw),
         })
     }
 }
@@ -248,6 +198,7 @@ mod tests {
     use crate::cache_aside::test_support::{
         CountingTelemetry, FakeCache, FakeLock, TokioClock, message_event, status_event,
     };
+    use crate::model::RawMetrics;
     use crate::ports::downstream::MockStateManager;
     use crate::ports::system::CacheResult;
     use std::sync::Mutex;
@@ -311,8 +262,8 @@ mod tests {
         let r = rig(state_manager(calls.clone(), Arc::default()));
         let tenant = TenantId::new_random();
         let first = r.dashboard.stats(tenant, Period::Today).await.unwrap();
-        assert_eq!(first.stats.total_messages, 1000);
-        assert_eq!(first.stats.success_rate, "92.0");
+        assert_eq!(first.stats.figures.total_messages, 1000);
+        assert_eq!(first.stats.figures.success_rate, "92.0");
         assert!(!first.stale);
 
         tokio::time::advance(Duration::from_secs(599)).await;
@@ -324,7 +275,10 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(2)).await;
         let third = r.dashboard.stats(tenant, Period::Today).await.unwrap();
-        assert_eq!(third.stats.total_messages, 1001, "expired after 10 minutes");
+        assert_eq!(
+            third.stats.figures.total_messages, 1001,
+            "expired after 10 minutes"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -341,7 +295,7 @@ mod tests {
             .collect();
         for t in tasks {
             let view = t.await.unwrap().unwrap();
-            assert_eq!(view.stats.total_messages, 500);
+            assert_eq!(view.stats.figures.total_messages, 500);
             assert_eq!(view.stats.period, Period::Week);
         }
     }
@@ -355,7 +309,7 @@ mod tests {
         r.dashboard.refresh(tenant).await.unwrap();
         let after = r.dashboard.stats(tenant, Period::Today).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert_eq!(after.stats.total_messages, 1001);
+        assert_eq!(after.stats.figures.total_messages, 1001);
         assert_eq!(r.cache.generation(tenant, CacheKind::Conversations), 1);
     }
 

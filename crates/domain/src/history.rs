@@ -1,9 +1,9 @@
 //! Conversation history (spec §8, §4.2.4, §13.2).
 //!
 //! [`History::threads`] serves a page of the tenant's conversation list from the cache (fresh
-//! for 5 minutes) through [`CacheAside`] (single flight, lock, stale fallback, 503 when there
+//! for 5 minutes) through `CacheAside` (single flight, lock, stale fallback, 503 when there
 //! is nothing). [`History::messages`] checks that the conversation belongs to the caller's
-//! tenant before reading its messages; [`conversation_for_tenant`] is that check on its own,
+//! tenant before reading its messages; `conversation_for_tenant` is that check on its own,
 //! for other use cases (widget send). Each read is one call of the State Manager port; its
 //! deadline, retries and breaker are the outbound edge's.
 
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a conversation-list page is served from the cache (spec §13.1).
-pub const CONVERSATIONS_FRESH_FOR: Duration = Duration::from_secs(300);
+pub(crate) const CONVERSATIONS_FRESH_FOR: Duration = Duration::from_secs(300);
 
 /// A refused query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,7 +97,7 @@ pub struct Pagination {
     /// A later page exists.
     pub has_next: bool,
     /// An earlier page exists.
-    pub has_prev: bool,
+    pub(crate) has_prev: bool,
 }
 
 /// `GET /api/v1/history/threads` response.
@@ -162,7 +162,7 @@ pub enum AccessError {
 
 /// Fetches conversation `id` and checks it belongs to `tenant` (and, with `require_active`,
 /// that it is open). A mismatch is logged as a security event with both tenants.
-pub async fn conversation_for_tenant(
+pub(crate) async fn conversation_for_tenant(
     state_manager: &dyn StateManager,
     tenant: TenantId,
     id: ConversationId,
@@ -213,17 +213,10 @@ impl History {
     }
 
     /// Builds the use case with explicit cache timings.
-    pub fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
-        let ReadPorts {
-            state_manager,
-            cache,
-            lock,
-            clock,
-            telemetry,
-        } = ports;
+    pub(crate) fn with_config(ports: ReadPorts, config: CacheAsideConfig) -> Self {
         Self {
-            threads: CacheAside::new(cache, lock, clock, telemetry, config),
-            state_manager,
+            threads: ports.cache_aside(config),
+            state_manager: ports.state_manager,
         }
     }
 
@@ -265,7 +258,7 @@ impl History {
     }
 
     /// Checks that conversation `id` belongs to `tenant` (and, with `require_active`, is open).
-    pub async fn conversation_for_tenant(
+    pub(crate) async fn conversation_for_tenant(
         &self,
         tenant: TenantId,
         id: ConversationId,

@@ -20,8 +20,9 @@
 //! - [`realtime`]: the per-instance WebSocket fan-out hub.
 //!
 //! # Dependencies
-//! Allowed: serde, time, uuid, tokio's `sync`/`time` (no networking), futures, ring (hashes
-//! and HMAC only), secrecy/zeroize. Anything that opens a socket belongs in an adapter.
+//! Allowed: serde, time, uuid, tokio's `sync`/`time`/`rt`/`macros` (no `net`, no `signal`),
+//! futures, ring (hashes and HMAC only), secrecy. Anything that opens a socket belongs in an
+//! adapter.
 
 pub mod auth;
 pub mod cache_aside;

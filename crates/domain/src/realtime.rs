@@ -97,7 +97,7 @@ pub struct HubStats {
     /// Sockets closed for being too slow.
     pub slow_consumers_dropped: AtomicU64,
     /// Frames handed to socket queues.
-    pub frames_queued: AtomicU64,
+    pub(crate) frames_queued: AtomicU64,
 }
 
 /// The instance's registry of sockets by tenant.
@@ -135,7 +135,7 @@ impl Drop for Subscription {
 }
 
 /// The JSON text frame of a tenant event (`{"event": ..., "data": {...}}`, spec §10.2 fields).
-pub fn event_frame(event: &TenantEvent) -> String {
+pub(crate) fn event_frame(event: &TenantEvent) -> String {
     let value = match event {
         TenantEvent::Message { update, .. } => json!({
             "event": "message_update",
@@ -243,7 +243,7 @@ impl Hub {
     }
 
     /// Offers a frame to every socket of `tenant`.
-    pub fn fan_out(&self, tenant: TenantId, frame: Arc<str>) -> usize {
+    pub(crate) fn fan_out(&self, tenant: TenantId, frame: Arc<str>) -> usize {
         let reg = self.read();
         let Some(conns) = reg.by_tenant.get(&tenant) else {
             return 0;

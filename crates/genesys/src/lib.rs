@@ -83,11 +83,6 @@ impl HttpGenesysCloud {
         self
     }
 
-    /// The underlying downstream (its breaker feeds `/health`).
-    pub fn downstream(&self) -> &Downstream {
-        &self.downstream
-    }
-
     fn base(&self, over: Option<&Url>, derived: String) -> Result<Url, GenesysError> {
         match over {
             Some(url) => Ok(url.clone()),

@@ -1,6 +1,6 @@
 //! In-memory adapters of every store port in
 //! [`portal_domain::ports::stores`]: used by domain tests and by the embedded default
-//! (`cargo run` with no Redis).
+//! (`cargo run` with no Redis), and the workspace's test clock, [`ManualClock`].
 //!
 //! Each adapter keeps its state behind one `std::sync::Mutex` held only for a few map
 //! operations (never across an `.await`), so every method completes without yielding. Expiry
@@ -8,7 +8,7 @@
 //! `advance()`; expired entries behave exactly as absent ones and are purged lazily (a sweep
 //! runs on write once a map has doubled since the last sweep), which bounds memory.
 //!
-//! All adapters pass the shared `portal-contract` suite (`tests/contract.rs`), the same suite
+//! All adapters pass the shared `portal-contract` suite (`tests/stores/contract.rs`), the same suite
 //! the Redis adapters pass.
 //!
 //! # Layout
@@ -19,12 +19,15 @@
 //!   [`MemoryOutboundQueue`] (keeps what it is given; [`MemoryOutboundQueue::messages`] lets
 //!   tests look).
 //! - `ttl`: the expiring map most adapters share.
+//! - [`ManualClock`]: the one settable [`Clock`](portal_domain::ports::system::Clock) of the
+//!   workspace's tests (wall-clock time that moves only when told).
 //!
 //! # Dependencies
 //! The domain, tokio (`sync`, `time`), futures, uuid, tracing. Nothing that does I/O.
 
 mod bus;
 mod cache;
+mod clock;
 mod idempotency;
 mod lock;
 mod onboarding;
@@ -36,6 +39,7 @@ mod ttl;
 
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
+pub use clock::ManualClock;
 pub use idempotency::MemoryIdempotencyStore;
 pub use lock::MemoryLock;
 pub use onboarding::MemoryOnboardingStore;

@@ -60,10 +60,4 @@ impl OnboardingStore for MemoryOnboardingStore {
         );
         Ok(SaveOutcome::Saved(version))
     }
-
-    async fn delete(&self, tenant: TenantId) -> Result<(), StoreError> {
-        let now = Instant::now();
-        lock(&self.inner).remove(&tenant, now);
-        Ok(())
-    }
 }

@@ -56,11 +56,6 @@ impl MemoryOutboundQueue {
             .collect()
     }
 
-    /// The queued entries with their IDs, oldest first.
-    pub fn entries(&self) -> Vec<(String, OutboundMessage)> {
-        lock(&self.inner).entries.iter().cloned().collect()
-    }
-
     /// Removes and returns every queued message, oldest first (a consumer's read).
     pub fn drain(&self) -> Vec<(String, OutboundMessage)> {
         lock(&self.inner).entries.drain(..).collect()

@@ -22,6 +22,13 @@ struct Inner {
 }
 
 impl Inner {
+    fn index(&mut self, user: &UserId, key: &SessionKey) {
+        self.by_user
+            .entry(user.clone())
+            .or_default()
+            .insert(key.clone());
+    }
+
     fn unindex(&mut self, user: &UserId, key: &SessionKey) {
         if let Some(keys) = self.by_user.get_mut(user) {
             keys.remove(key);
@@ -58,7 +65,7 @@ impl MemorySessionStore {
     }
 
     /// An empty store whose `get_and_hit` records hits on `limiter`.
-    pub fn with_limiter(limiter: Arc<MemoryRateLimiter>) -> Self {
+    pub(crate) fn with_limiter(limiter: Arc<MemoryRateLimiter>) -> Self {
         Self {
             inner: Mutex::default(),
             limiter: Some(limiter),
@@ -80,11 +87,7 @@ impl SessionStore for MemorySessionStore {
         if let Some(old) = inner.sessions.remove(key, now) {
             inner.unindex(&old.user_id, key);
         }
-        inner
-            .by_user
-            .entry(session.user_id.clone())
-            .or_default()
-            .insert(key.clone());
+        inner.index(&session.user_id, key);
         inner
             .sessions
             .insert(key.clone(), session.clone(), deadline(now, ttl), now);
@@ -125,11 +128,7 @@ impl SessionStore for MemorySessionStore {
         };
         if old.user_id != session.user_id {
             inner.unindex(&old.user_id, key);
-            inner
-                .by_user
-                .entry(session.user_id.clone())
-                .or_default()
-                .insert(key.clone());
+            inner.index(&session.user_id, key);
         }
         inner
             .sessions
@@ -162,15 +161,5 @@ impl SessionStore for MemorySessionStore {
             .into_iter()
             .filter(|k| inner.sessions.remove(k, now).is_some())
             .collect())
-    }
-
-    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
-        let now = Instant::now();
-        let inner = lock(&self.inner);
-        Ok(inner.by_user.get(user).map_or(0, |keys| {
-            keys.iter()
-                .filter(|k| inner.sessions.get(*k, now).is_some())
-                .count()
-        }))
     }
 }

@@ -91,11 +91,6 @@ impl Call {
         self
     }
 
-    /// Whether the call may be retried.
-    pub fn is_retryable(&self) -> bool {
-        self.retryable
-    }
-
     /// Appends query parameters (percent-encoded).
     pub fn query<'a>(mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         {
@@ -232,7 +227,7 @@ mod tests {
             .json(&serde_json::json!({"token": "code-456"}));
         let dbg = format!("{call:?}");
         assert!(!dbg.contains("tok-123") && !dbg.contains("code-456") && !dbg.contains("zzz"));
-        assert!(!call.is_retryable());
+        assert!(!call.retryable, "a POST is never retried");
     }
 
     #[test]

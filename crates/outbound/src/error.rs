@@ -132,7 +132,7 @@ pub enum CallError {
 
 impl CallError {
     /// Classifies a non-2xx status.
-    pub fn from_status(status: u16, body: ErrorBody, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn from_status(status: u16, body: ErrorBody, retry_after: Option<Duration>) -> Self {
         match status {
             400 | 422 => CallError::BadRequest { status, body },
             401 => CallError::Unauthorized(body),
@@ -172,7 +172,7 @@ impl CallError {
     }
 
     /// Whether an idempotent call may be retried after this.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(
             self,
             CallError::Timeout
@@ -184,7 +184,7 @@ impl CallError {
 
     /// Whether this counts as a failure for the service's circuit breaker: 5xx, timeouts,
     /// connection failures and oversized bodies do; a 4xx the caller caused does not.
-    pub fn is_service_fault(&self) -> bool {
+    pub(crate) fn is_service_fault(&self) -> bool {
         matches!(
             self,
             CallError::Timeout

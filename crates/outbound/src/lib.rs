@@ -28,27 +28,27 @@
 //! # Layout
 //! - [`context`]: the task-local request context (request ID, incoming trace context).
 //! - `propagation`: computes the outgoing correlation headers.
-//! - [`call`]: [`Call`] (a request description) and [`Reply`] (a capped 2xx response).
-//! - [`error`]: [`CallError`] and [`ErrorBody`].
-//! - [`retry`]: [`RetryPolicy`] and the backoff computation.
-//! - [`guard`]: [`Guard`] (the breaker / deadline / retry / telemetry loop), [`Operation`] and
+//! - `call`: [`Call`] (a request description) and [`Reply`] (a capped 2xx response).
+//! - `error`: [`CallError`] and [`ErrorBody`].
+//! - `retry`: [`RetryPolicy`] and the backoff computation.
+//! - `guard`: [`Guard`] (the breaker / deadline / retry / telemetry loop), [`Operation`] and
 //!   [`Fault`] (how an error tells the guard what happened).
-//! - [`downstream`]: [`Downstream`], an HTTP service behind its guard.
-//! - [`health`]: [`HealthCheck`], a downstream's `GET /health` as a health probe.
+//! - `downstream`: [`Downstream`], an HTTP service behind its guard.
+//! - `health`: [`HealthCheck`], a downstream's `GET /health` as a health probe.
 //! - `testing` (feature `testing`): a ready-made `Downstream` for adapter tests.
 //!
 //! # Dependencies
 //! `portal-domain` (breaker, telemetry port, failure type), reqwest + rustls (ring provider),
 //! tokio (timers), tracing + OpenTelemetry (propagation). No adapter-specific knowledge.
 
-pub mod call;
+mod call;
 pub mod context;
-pub mod downstream;
-pub mod error;
-pub mod guard;
-pub mod health;
+mod downstream;
+mod error;
+mod guard;
+mod health;
 mod propagation;
-pub mod retry;
+mod retry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -62,7 +62,7 @@ pub use retry::RetryPolicy;
 use std::time::Duration;
 
 /// Default cap on a response body (1 MiB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Installs ring as the process-wide rustls crypto provider.
 ///
@@ -78,11 +78,11 @@ pub struct ClientConfig {
     /// Time allowed to establish a TCP + TLS connection (each call also has its own deadline).
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept.
-    pub pool_idle_timeout: Duration,
+    pub(crate) pool_idle_timeout: Duration,
     /// Idle connections kept per host.
     pub pool_max_idle_per_host: usize,
     /// `User-Agent` sent on every request.
-    pub user_agent: String,
+    pub(crate) user_agent: String,
 }
 
 impl Default for ClientConfig {

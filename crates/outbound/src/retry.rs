@@ -38,7 +38,7 @@ impl RetryPolicy {
 
     /// The backoff ceiling before retry number `retry` (1-based):
     /// `min(max_delay, base_delay * 2^(retry-1))`.
-    pub fn ceiling(&self, retry: u32) -> Duration {
+    pub(crate) fn ceiling(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
         self.base_delay
             .checked_mul(factor)

@@ -90,13 +90,4 @@ impl OnboardingStore for RedisStores {
             _ => Err(error::corrupt("onboarding state")),
         }
     }
-
-    async fn delete(&self, tenant: TenantId) -> Result<(), StoreError> {
-        self.query::<i64>(
-            "onboarding delete",
-            redis::cmd("DEL").arg(self.keys().onboarding(tenant)),
-        )
-        .await
-        .map(drop)
-    }
 }

@@ -95,37 +95,6 @@ impl RedisStores {
             })
             .collect()
     }
-
-    /// Reads the user's index and drops the members whose session is gone.
-    async fn live_members(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
-        let index = self.keys().user_sessions(user);
-        let members: Vec<String> = self
-            .read("session index", redis::cmd("SMEMBERS").arg(&index))
-            .await?;
-        let exists: Vec<bool> = self
-            .per_key(
-                "session index",
-                true,
-                &self.session_cmds("EXISTS", &members),
-            )
-            .await?;
-        let (live, dead): (Vec<_>, Vec<_>) = members
-            .into_iter()
-            .zip(exists)
-            .partition(|(_, alive)| *alive);
-        if !dead.is_empty() {
-            let mut srem = redis::cmd("SREM");
-            srem.arg(&index);
-            for (m, _) in &dead {
-                srem.arg(m);
-            }
-            self.query::<i64>("session index", &srem).await?;
-        }
-        Ok(live
-            .into_iter()
-            .map(|(m, _)| SessionKey::from_hex(m))
-            .collect())
-    }
 }
 
 #[async_trait]
@@ -288,9 +257,5 @@ impl SessionStore for RedisStores {
             .filter(|(_, n)| *n > 0)
             .map(|(m, _)| SessionKey::from_hex(m))
             .collect())
-    }
-
-    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
-        Ok(self.live_members(user).await?.len())
     }
 }

@@ -7,7 +7,6 @@
 //! simulator. What it does keep expires: a pending code (until exchanged, or [`CODE_TTL`]),
 //! and a spent refresh token (until its own expiry, so a rotated-out token stays refused).
 
-use crate::demo::DemoUser;
 use crate::platform::{IssuedCode, SimState};
 use async_trait::async_trait;
 use base64::Engine;
@@ -22,16 +21,16 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 /// How long an issued authorization code may be exchanged.
-pub const CODE_TTL: Duration = Duration::minutes(5);
+pub(crate) const CODE_TTL: Duration = Duration::minutes(5);
 /// Lifetime of an access token.
-pub const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
+pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
 /// Lifetime of a refresh token (longer than any session the service keeps by default; each
 /// refresh hands out a new one).
-pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
+pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
 
 /// Why the login page could not issue a code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IssueCodeError {
+pub(crate) enum IssueCodeError {
     /// No demo user has this e-mail.
     #[error("unknown user")]
     UnknownUser,
@@ -102,21 +101,17 @@ impl SimAuthService {
         }
     }
 
-    /// The demo user with this e-mail, if any.
-    pub fn user_by_email(&self, email: &str) -> Option<DemoUser> {
-        self.state.user_by_email(email)
-    }
-
     /// How many sign-in records the simulator holds: codes waiting for their exchange and
     /// spent refresh tokens not yet expired. Tokens in use are not stored.
-    pub fn stored_grants(&self) -> usize {
+    #[cfg(test)]
+    fn stored_grants(&self) -> usize {
         let inner = self.state.lock();
         inner.codes.len() + inner.spent_refresh.len()
     }
 
     /// Issues a single-use authorization code for the user with `email`, bound to the PKCE
     /// `code_challenge` (S256) and `redirect_uri`. Valid for [`CODE_TTL`].
-    pub fn issue_code(
+    pub(crate) fn issue_code(
         &self,
         email: &str,
         code_challenge: &str,
@@ -252,7 +247,7 @@ impl AuthService for SimAuthService {
 mod tests {
     use super::*;
     use crate::demo::{ACME_ADMIN_EMAIL, ACME_ADMIN_ID, NEWCO_ADMIN_EMAIL, acme_tenant_id};
-    use crate::test_support::{FixedClock, platform_at};
+    use crate::test_support::{demo_start, platform_at};
     use portal_domain::model::Role;
     use portal_domain::secret::secret;
 
@@ -279,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_code_with_the_right_verifier_yields_tokens_for_the_user_once() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let code = auth
             .issue_code(ACME_ADMIN_EMAIL, &pkce_challenge(VERIFIER), REDIRECT)
@@ -305,7 +300,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_verifier_or_redirect_is_refused_and_burns_the_code() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let challenge = pkce_challenge(VERIFIER);
 
@@ -346,7 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_code_is_refused() {
-        let clock = FixedClock::demo_start();
+        let clock = demo_start();
         let (platform, clock) = platform_at(clock);
         let auth = platform.auth();
         let code = auth
@@ -363,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_users_get_no_code_and_unknown_tokens_no_profile() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         assert_eq!(
             auth.issue_code("nobody@acme.example", "c", REDIRECT)
@@ -378,7 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn access_tokens_expire_after_an_hour_and_refresh_rotates() {
-        let (platform, clock) = platform_at(FixedClock::demo_start());
+        let (platform, clock) = platform_at(demo_start());
         let auth = platform.auth();
         let code = auth
             .issue_code(NEWCO_ADMIN_EMAIL, &pkce_challenge(VERIFIER), REDIRECT)
@@ -409,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn signing_in_and_out_many_times_leaves_nothing_stored() {
-        let (platform, clock) = platform_at(FixedClock::demo_start());
+        let (platform, clock) = platform_at(demo_start());
         let auth = platform.auth();
         let challenge = pkce_challenge(VERIFIER);
         for _ in 0..500 {
@@ -456,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_are_only_good_for_their_kind_and_unforgeable() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let tokens = signed_in(&auth).await;
         let access = tokens.access_token.expose_secret().to_owned();
@@ -482,7 +477,7 @@ mod tests {
             auth.profile(&secret(&forged)).await.unwrap_err(),
             AuthServiceError::Unauthorized
         );
-        let (other, _) = platform_at(FixedClock::demo_start());
+        let (other, _) = platform_at(demo_start());
         assert_eq!(
             other.auth().profile(&secret(&access)).await.unwrap_err(),
             AuthServiceError::Unauthorized

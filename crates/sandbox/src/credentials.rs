@@ -1,6 +1,6 @@
-//! Simulated Genesys Cloud and Meta WhatsApp Cloud APIs, and the credential rules they share
-//! with the simulated Tenant Service (decisions §3): a secret or token starting with `invalid`
-//! is refused, other well-formed ones are accepted.
+//! Simulated Genesys Cloud and Meta WhatsApp Cloud APIs and their credential rules
+//! (decisions §3): a secret or token starting with `invalid` is refused, other well-formed ones
+//! are accepted.
 
 use crate::auth::random_token;
 use async_trait::async_trait;
@@ -16,17 +16,17 @@ use portal_domain::ports::downstream::{
 use portal_domain::secret::{ExposeSecret, SecretString};
 
 /// Prefix that makes a secret or token invalid in the simulation.
-pub const INVALID_PREFIX: &str = "invalid";
+pub(crate) const INVALID_PREFIX: &str = "invalid";
 
 /// Lifetime of a simulated Genesys token, in seconds.
-pub const GENESYS_TOKEN_TTL_SECS: u64 = 86_400;
+pub(crate) const GENESYS_TOKEN_TTL_SECS: u64 = 86_400;
 
 /// Meta's message for a refused token (what the Graph API answers with 401).
-pub const META_INVALID_TOKEN: &str =
+pub(crate) const META_INVALID_TOKEN: &str =
     "Invalid OAuth access token - Cannot parse access token (OAuthException, code 190)";
 
 /// Genesys client credentials rule: `Err` carries Genesys's `invalid_client` description.
-pub fn genesys_rule(client_id: &str, client_secret: &str) -> Result<(), String> {
+fn genesys_rule(client_id: &str, client_secret: &str) -> Result<(), String> {
     if client_id.trim().is_empty() || client_id.chars().any(char::is_whitespace) {
         return Err("invalid_client: unknown client ID".to_owned());
     }
@@ -37,7 +37,7 @@ pub fn genesys_rule(client_id: &str, client_secret: &str) -> Result<(), String> 
 }
 
 /// Meta system-user token rule: `Err` carries Meta's `OAuthException` message.
-pub fn whatsapp_token_rule(token: &str) -> Result<(), String> {
+fn whatsapp_token_rule(token: &str) -> Result<(), String> {
     if token.trim().is_empty() || token.starts_with(INVALID_PREFIX) {
         Err(META_INVALID_TOKEN.to_owned())
     } else {
@@ -46,7 +46,7 @@ pub fn whatsapp_token_rule(token: &str) -> Result<(), String> {
 }
 
 /// Phone number IDs the simulated Meta knows: 6-20 ASCII digits.
-pub fn phone_number_rule(phone_number_id: &str) -> Result<(), String> {
+fn phone_number_rule(phone_number_id: &str) -> Result<(), String> {
     let known = (6..=20).contains(&phone_number_id.len())
         && phone_number_id.bytes().all(|b| b.is_ascii_digit());
     if known {
@@ -60,11 +60,11 @@ pub fn phone_number_rule(phone_number_id: &str) -> Result<(), String> {
 ///
 /// Stateless: the token names the client it was issued to, so `organization` needs no store.
 #[derive(Debug, Clone, Default)]
-pub struct SimGenesys;
+pub(crate) struct SimGenesys;
 
 impl SimGenesys {
     /// A simulator.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self
     }
 }
@@ -118,11 +118,11 @@ impl GenesysCloud for SimGenesys {
 
 /// The simulated Meta WhatsApp Cloud API (`GET /{phoneNumberId}`).
 #[derive(Debug, Clone, Default)]
-pub struct SimWhatsApp;
+pub(crate) struct SimWhatsApp;
 
 impl SimWhatsApp {
     /// A simulator.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self
     }
 }

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Time between two delivery steps (first event after one step; `read` after three).
-pub const STEP: Duration = Duration::from_millis(300);
+pub(crate) const STEP: Duration = Duration::from_millis(300);
 
 /// The simulated outbound queue and its delivery worker.
 #[derive(Clone)]
-pub struct SimDelivery {
+pub(crate) struct SimDelivery {
     state: Arc<SimState>,
     /// Where the delivery events go (the tenant's real-time channels).
     bus: Arc<dyn EventBus>,
@@ -34,7 +34,7 @@ impl std::fmt::Debug for SimDelivery {
 
 impl SimDelivery {
     /// Over the shared state, publishing on `bus`.
-    pub fn new(state: Arc<SimState>, bus: Arc<dyn EventBus>) -> Self {
+    pub(crate) fn new(state: Arc<SimState>, bus: Arc<dyn EventBus>) -> Self {
         Self { state, bus }
     }
 
@@ -168,13 +168,13 @@ impl OutboundQueue for SimDelivery {
 mod tests {
     use super::*;
     use crate::demo::acme_tenant_id;
-    use crate::test_support::{FixedClock, RecordingBus, platform_at};
+    use crate::test_support::{RecordingBus, demo_start, platform_at};
     use portal_domain::model::{ConversationQuery, MessageId, Period, UserId};
 
     #[tokio::test(start_paused = true)]
     async fn a_send_is_recorded_then_announced_sent_delivered_read_within_two_seconds() {
         // Arrange: an active Acme conversation.
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let bus = Arc::new(RecordingBus::default());
         let queue = platform.delivery(bus.clone());
         let sm = platform.state_manager();
@@ -260,7 +260,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_history_shows_the_send_before_delivery_completes() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let bus = Arc::new(RecordingBus::default());
         let queue = platform.delivery(bus.clone());
         let sm = platform.state_manager();

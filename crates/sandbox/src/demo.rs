@@ -13,14 +13,14 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// Acme Corp's tenant ID.
-pub const ACME_TENANT_UUID: Uuid = Uuid::from_u128(0x7c0e4b52_1a3f_4d6e_8a90_3c1d5e00ac3e);
+pub(crate) const ACME_TENANT_UUID: Uuid = Uuid::from_u128(0x7c0e4b52_1a3f_4d6e_8a90_3c1d5e00ac3e);
 /// Globex's tenant ID.
-pub const GLOBEX_TENANT_UUID: Uuid = Uuid::from_u128(0x2f9a61d8_5b7c_4e21_9d03_6a8b4f0910be);
+pub(crate) const GLOBEX_TENANT_UUID: Uuid = Uuid::from_u128(0x2f9a61d8_5b7c_4e21_9d03_6a8b4f0910be);
 
 /// Acme Corp's company name.
-pub const ACME_NAME: &str = "Acme Corp";
+pub(crate) const ACME_NAME: &str = "Acme Corp";
 /// Globex's company name.
-pub const GLOBEX_NAME: &str = "Globex";
+pub(crate) const GLOBEX_NAME: &str = "Globex";
 
 /// `admin@acme.example`: admin of Acme.
 pub const ACME_ADMIN_EMAIL: &str = "admin@acme.example";
@@ -34,18 +34,18 @@ pub const GLOBEX_ADMIN_EMAIL: &str = "admin@globex.example";
 pub const NEWCO_ADMIN_EMAIL: &str = "new@newco.example";
 
 /// The user the simulated login picks when no `login_hint` is given.
-pub const DEFAULT_LOGIN_EMAIL: &str = ACME_ADMIN_EMAIL;
+pub(crate) const DEFAULT_LOGIN_EMAIL: &str = ACME_ADMIN_EMAIL;
 
 /// User ID of `admin@acme.example`.
-pub const ACME_ADMIN_ID: &str = "sim-user-acme-admin";
+pub(crate) const ACME_ADMIN_ID: &str = "sim-user-acme-admin";
 /// User ID of `agent@acme.example`.
 pub const ACME_AGENT_ID: &str = "sim-user-acme-agent";
 /// User ID of `viewer@acme.example`.
-pub const ACME_VIEWER_ID: &str = "sim-user-acme-viewer";
+pub(crate) const ACME_VIEWER_ID: &str = "sim-user-acme-viewer";
 /// User ID of `admin@globex.example`.
-pub const GLOBEX_ADMIN_ID: &str = "sim-user-globex-admin";
+pub(crate) const GLOBEX_ADMIN_ID: &str = "sim-user-globex-admin";
 /// User ID of `new@newco.example`.
-pub const NEWCO_ADMIN_ID: &str = "sim-user-newco-admin";
+pub(crate) const NEWCO_ADMIN_ID: &str = "sim-user-newco-admin";
 
 /// Number of generated conversations for Acme.
 pub const ACME_CONVERSATIONS: usize = 48;

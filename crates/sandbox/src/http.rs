@@ -101,7 +101,7 @@ impl Login {
 mod tests {
     use super::*;
     use crate::demo::{ACME_ADMIN_ID, GLOBEX_ADMIN_ID};
-    use crate::test_support::{FixedClock, platform_at};
+    use crate::test_support::{demo_start, platform_at};
     use actix_web::{App, test};
     use portal_domain::crypto::pkce_challenge;
     use portal_domain::ports::downstream::{AuthService, CodeExchange};
@@ -178,7 +178,7 @@ mod tests {
 
     #[actix_web::test]
     async fn approves_at_once_and_redirects_with_a_code_for_the_default_user() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let (status, location, _) = call(auth.clone(), &authorize_uri(&[], &[])).await;
         assert_eq!(status, 302);
@@ -191,7 +191,7 @@ mod tests {
 
     #[actix_web::test]
     async fn login_hint_picks_the_user_and_unknown_hints_are_denied() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let (_, location, _) = call(
             auth.clone(),
@@ -215,7 +215,7 @@ mod tests {
 
     #[actix_web::test]
     async fn malformed_requests_get_400_and_no_redirect() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
         let cases: Vec<(String, &str)> = vec![
             (authorize_uri(&[], &["state"]), "state"),

@@ -16,49 +16,44 @@
 //! # Layout
 //! - [`demo`]: the demo tenants, users, conversations and messages (the only place demo data
 //!   is written); fixed tenant and user IDs as constants.
-//! - [`platform`]: the shared [`SimState`] (one `std` mutex, one clock) and [`Platform`].
-//! - [`auth`]: [`SimAuthService`] (codes, PKCE, signed tokens, profiles; nothing kept per
+//! - `platform`: the shared `SimState` (one `std` mutex, one clock) and [`Platform`].
+//! - `auth`: `SimAuthService` (codes, PKCE, signed tokens, profiles; nothing kept per
 //!   signed-in user).
-//! - [`tenant`]: the simulated Tenant Service, [`SimTenantService`].
-//! - [`state_manager`]: [`SimStateManager`], with metrics computed from the messages.
-//! - [`credentials`]: [`SimGenesys`], [`SimWhatsApp`] and the credential rules they share with
-//!   the Tenant Service (`invalid…` secrets are refused).
-//! - [`delivery`]: [`SimDelivery`], the outbound queue that "delivers" widget sends.
-//! - [`http`]: [`genesys_login`], the login page as an actix-web route.
+//! - `tenant`: the simulated Tenant Service, `SimTenantService`.
+//! - `state_manager`: `SimStateManager`, with metrics computed from the messages.
+//! - `credentials`: `SimGenesys`, `SimWhatsApp` and their credential rules (`invalid…`
+//!   secrets are refused).
+//! - `delivery`: `SimDelivery`, the outbound queue that "delivers" widget sends.
+//! - `http`: [`genesys_login`], the login page as an actix-web route.
 //! - [`serve`]: the HTTP sandbox of the whole platform ([`serve()`]), one module per simulated
 //!   service, with fault injection; the `portal-sandbox` binary runs it.
-//! - [`redis_outbound`]: given a Redis URL, consumes the service's outbound Stream and delivers
-//!   each message with [`SimDelivery`], publishing its events on Redis Pub/Sub
+//! - `redis_outbound`: given a Redis URL, consumes the service's outbound Stream and delivers
+//!   each message with `SimDelivery`, publishing its events on Redis Pub/Sub
 //!   ([`consume_outbound`]).
 //!
-//! The simulators' logic knows nothing of HTTP; only [`http`] uses actix-web, so serving any
+//! The simulators' logic knows nothing of HTTP; only `http` uses actix-web, so serving any
 //! simulator over HTTP later is a thin layer over the same types.
 //!
 //! # Dependencies
 //! `portal-domain` (ports and model), tokio (timers for delivery), ring (randomness), actix-web
-//! ([`http`], [`serve`]), redis and portal-redis (only in [`redis_outbound`]: the event bus
+//! (`http`, [`serve`]), redis and portal-redis (only in `redis_outbound`: the event bus
 //! encoding is portal-redis's own). The simulators never call out to the network.
 
-pub mod auth;
-pub mod credentials;
-pub mod delivery;
+mod auth;
+mod credentials;
+mod delivery;
 pub mod demo;
-pub mod http;
-pub mod platform;
-pub mod redis_outbound;
+mod http;
+mod platform;
+mod redis_outbound;
 pub mod serve;
-pub mod state_manager;
-pub mod tenant;
+mod state_manager;
+mod tenant;
 
 #[cfg(test)]
 mod test_support;
 
-pub use auth::{IssueCodeError, SimAuthService};
-pub use credentials::{SimGenesys, SimWhatsApp};
-pub use delivery::SimDelivery;
 pub use http::genesys_login;
-pub use platform::{Platform, SimState, TenantRecord};
+pub use platform::Platform;
 pub use redis_outbound::{OutboundConsumer, consume_outbound, consume_outbound_with};
-pub use serve::{Fault, Faults, Options, Route, Sandbox, serve};
-pub use state_manager::SimStateManager;
-pub use tenant::SimTenantService;
+pub use serve::{Fault, Options, Route, Sandbox, serve};

@@ -28,9 +28,9 @@ pub struct TenantRecord {
     /// Display phone number Meta reported.
     pub phone_number: Option<String>,
     /// Genesys webhook URL, once onboarding completed.
-    pub genesys_webhook_url: Option<String>,
+    pub(crate) genesys_webhook_url: Option<String>,
     /// Meta webhook URL, once onboarding completed.
-    pub meta_webhook_url: Option<String>,
+    pub(crate) meta_webhook_url: Option<String>,
     /// Who completed onboarding.
     pub onboarded_by: Option<UserId>,
     /// When onboarding completed.
@@ -113,7 +113,7 @@ impl SimState {
     }
 
     /// The demo user with this e-mail, if any.
-    pub fn user_by_email(&self, email: &str) -> Option<DemoUser> {
+    pub(crate) fn user_by_email(&self, email: &str) -> Option<DemoUser> {
         let email = Email::parse(email.trim().to_ascii_lowercase()).ok()?;
         self.lock()
             .users

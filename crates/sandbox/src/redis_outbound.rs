@@ -1,6 +1,6 @@
 //! The sandbox on Redis: consumes the service's outbound queue (the Redis Stream
 //! `outbound.message`) and "delivers" each message with the simulator's delivery
-//! ([`crate::SimDelivery`], the same code the embedded default uses), publishing through
+//! ([`crate::delivery::SimDelivery`], the same code the embedded default uses), publishing through
 //! portal-redis's event bus, so the events are byte for byte what the service decodes.
 //!
 //! Publishing retries a few times (a restarted Redis leaves dead pooled connections behind).
@@ -30,11 +30,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// The service's outbound stream (portal-redis writes it; not prefixed).
-pub const STREAM: &str = "outbound.message";
+pub(crate) const STREAM: &str = "outbound.message";
 /// The stream field holding the message JSON.
-pub const PAYLOAD_FIELD: &str = "payload";
+pub(crate) const PAYLOAD_FIELD: &str = "payload";
 /// The sandbox's consumer group.
-pub const GROUP: &str = "portal-sandbox";
+pub(crate) const GROUP: &str = "portal-sandbox";
 /// How long one `XREADGROUP` blocks (ms): also how soon a silently dead connection is noticed.
 const BLOCK_MS: u64 = 2_000;
 /// Entries read at once.

@@ -28,13 +28,13 @@ use time::{Duration, OffsetDateTime, Time, UtcOffset};
 
 /// The simulated State Manager.
 #[derive(Debug, Clone)]
-pub struct SimStateManager {
+pub(crate) struct SimStateManager {
     state: Arc<SimState>,
 }
 
 impl SimStateManager {
     /// Over the shared state.
-    pub fn new(state: Arc<SimState>) -> Self {
+    pub(crate) fn new(state: Arc<SimState>) -> Self {
         Self { state }
     }
 
@@ -57,7 +57,10 @@ impl SimStateManager {
 }
 
 /// The `[from, to)` window of a period ending at `now`.
-pub fn period_window(period: Period, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+pub(crate) fn period_window(
+    period: Period,
+    now: OffsetDateTime,
+) -> (OffsetDateTime, OffsetDateTime) {
     let now = now.to_offset(UtcOffset::UTC);
     // `to` is exclusive: a message stamped exactly `now` counts.
     let to = now + Duration::nanoseconds(1);
@@ -70,14 +73,14 @@ pub fn period_window(period: Period, now: OffsetDateTime) -> (OffsetDateTime, Of
 }
 
 /// The `[from, to)` window of a range of calendar days (UTC).
-pub fn range_window(range: DateRange) -> (OffsetDateTime, OffsetDateTime) {
+pub(crate) fn range_window(range: DateRange) -> (OffsetDateTime, OffsetDateTime) {
     let from = range.start().midnight().assume_utc();
     let to = range.end().midnight().assume_utc() + Duration::days(1);
     (from, to)
 }
 
 /// Metrics of `conversations` over `[from, to)` (module docs give the rules).
-pub fn compute_metrics<'a>(
+pub(crate) fn compute_metrics<'a>(
     conversations: impl Iterator<Item = &'a DemoConversation>,
     from: OffsetDateTime,
     to: OffsetDateTime,
@@ -210,7 +213,7 @@ impl StateManager for SimStateManager {
 mod tests {
     use super::*;
     use crate::demo::{ACME_CONVERSATIONS, acme_tenant_id, globex_tenant_id};
-    use crate::test_support::{FixedClock, platform_at};
+    use crate::test_support::{demo_start, platform_at};
     use portal_domain::ports::system::Clock;
 
     fn query(page: u32, limit: u32, status: Option<ConversationStatus>) -> ConversationQuery {
@@ -223,7 +226,7 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_are_consistent_with_the_messages_and_nest_by_period() {
-        let (platform, clock) = platform_at(FixedClock::demo_start());
+        let (platform, clock) = platform_at(demo_start());
         let sm = platform.state_manager();
         for tenant in [acme_tenant_id(), globex_tenant_id()] {
             let today = sm.metrics(tenant, Period::Today).await.unwrap();
@@ -274,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn listing_a_tenant_never_returns_another_tenants_conversations() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let sm = platform.state_manager();
         let acme = sm
             .conversations(acme_tenant_id(), query(1, 100, None))
@@ -303,7 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn pagination_reports_totals_and_pages_do_not_overlap() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let sm = platform.state_manager();
         let tenant = acme_tenant_id();
         let p1 = sm.conversations(tenant, query(1, 20, None)).await.unwrap();
@@ -352,7 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_conversations_are_not_found() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let sm = platform.state_manager();
         let id = ConversationId::new_random();
         assert_eq!(

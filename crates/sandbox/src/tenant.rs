@@ -1,24 +1,20 @@
-//! The simulated Tenant Service: tenant CRUD, user links and credential validation.
+//! The simulated Tenant Service: tenant creation and update, user links.
 
-use crate::credentials::{genesys_rule, phone_number_rule, whatsapp_token_rule};
 use crate::platform::{SimState, TenantRecord};
 use async_trait::async_trait;
 use portal_domain::model::{NewTenant, Tenant, TenantId, TenantStatus, TenantUpdate, UserId};
-use portal_domain::ports::downstream::{
-    CredentialCheck, CredentialVerdict, TenantService, TenantServiceError,
-};
-use portal_domain::secret::ExposeSecret;
+use portal_domain::ports::downstream::{TenantService, TenantServiceError};
 use std::sync::Arc;
 
 /// The simulated Tenant Service.
 #[derive(Debug, Clone)]
-pub struct SimTenantService {
+pub(crate) struct SimTenantService {
     state: Arc<SimState>,
 }
 
 impl SimTenantService {
     /// Over the shared state.
-    pub fn new(state: Arc<SimState>) -> Self {
+    pub(crate) fn new(state: Arc<SimState>) -> Self {
         Self { state }
     }
 }
@@ -55,15 +51,6 @@ impl TenantService for SimTenantService {
         inner.user_tenant.insert(new.created_by.clone(), tenant.id);
         inner.tenants.insert(tenant.id, (tenant.clone(), record));
         Ok(tenant)
-    }
-
-    async fn get(&self, id: TenantId) -> Result<Tenant, TenantServiceError> {
-        self.state
-            .lock()
-            .tenants
-            .get(&id)
-            .map(|(t, _)| t.clone())
-            .ok_or(TenantServiceError::NotFound)
     }
 
     async fn update(
@@ -121,43 +108,13 @@ impl TenantService for SimTenantService {
             .and_then(|id| inner.tenants.get(id))
             .map(|(t, _)| t.clone()))
     }
-
-    async fn validate_credentials(
-        &self,
-        check: &CredentialCheck,
-    ) -> Result<CredentialVerdict, TenantServiceError> {
-        let outcome = match check {
-            CredentialCheck::Genesys {
-                client_id,
-                client_secret,
-                region,
-            } => genesys_rule(client_id, client_secret.expose_secret())
-                .map(|()| format!("Genesys Cloud credentials are valid ({region})")),
-            CredentialCheck::WhatsApp {
-                phone_number_id,
-                system_user_token,
-            } => whatsapp_token_rule(system_user_token.expose_secret())
-                .and_then(|()| phone_number_rule(phone_number_id))
-                .map(|()| "WhatsApp credentials are valid".to_owned()),
-        };
-        Ok(match outcome {
-            Ok(message) => CredentialVerdict {
-                valid: true,
-                message,
-            },
-            Err(message) => CredentialVerdict {
-                valid: false,
-                message,
-            },
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::demo::{ACME_NAME, NEWCO_ADMIN_ID, acme_tenant_id};
-    use crate::test_support::{FixedClock, platform_at};
+    use crate::test_support::{demo_start, platform_at};
     use portal_domain::model::{Email, GenesysConfig, Region};
     use portal_domain::secret::secret;
 
@@ -172,26 +129,22 @@ mod tests {
 
     #[tokio::test]
     async fn demo_tenants_are_active_and_linked_to_their_users() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let tenants = platform.tenant_service();
-        let acme = tenants.get(acme_tenant_id()).await.unwrap();
+        let acme = tenants
+            .by_user(&UserId::parse(crate::demo::ACME_VIEWER_ID).unwrap())
+            .await
+            .unwrap()
+            .expect("the viewer's tenant");
+        assert_eq!(acme.id, acme_tenant_id());
         assert_eq!(acme.company_name, ACME_NAME);
         assert_eq!(acme.status, TenantStatus::Active);
         assert_eq!(acme.region, Region::UsEast1);
-        let by_user = tenants
-            .by_user(&UserId::parse(crate::demo::ACME_VIEWER_ID).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(by_user.map(|t| t.id), Some(acme_tenant_id()));
-        assert_eq!(
-            tenants.get(TenantId::new_random()).await.unwrap_err(),
-            TenantServiceError::NotFound
-        );
     }
 
     #[tokio::test]
     async fn onboarding_creates_a_tenant_that_by_user_then_returns() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let tenants = platform.tenant_service();
         let user = UserId::parse(NEWCO_ADMIN_ID).unwrap();
         assert_eq!(tenants.by_user(&user).await.unwrap(), None);
@@ -210,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn update_applies_fields_and_is_idempotent() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
+        let (platform, _) = platform_at(demo_start());
         let tenants = platform.tenant_service();
         let created = tenants.create(&newco()).await.unwrap();
         let update = || TenantUpdate {
@@ -229,7 +182,8 @@ mod tests {
         assert_eq!(first.company_name, "NewCo Ltd");
         assert_eq!(first.region, Region::EuCentral1);
         assert_eq!(first.status, TenantStatus::Active);
-        assert_eq!(tenants.get(created.id).await.unwrap(), first);
+        let creator = UserId::parse(NEWCO_ADMIN_ID).unwrap();
+        assert_eq!(tenants.by_user(&creator).await.unwrap(), Some(first));
         assert_eq!(
             tenants
                 .update(TenantId::new_random(), &update())
@@ -245,57 +199,5 @@ mod tests {
             tenants.update(created.id, &bad).await.unwrap_err(),
             TenantServiceError::Rejected(_)
         ));
-    }
-
-    #[tokio::test]
-    async fn credential_validation_refuses_secrets_starting_with_invalid() {
-        let (platform, _) = platform_at(FixedClock::demo_start());
-        let tenants = platform.tenant_service();
-        let genesys = |s: &str| CredentialCheck::Genesys {
-            client_id: "client-1".into(),
-            client_secret: secret(s),
-            region: Region::UsEast1,
-        };
-        let whatsapp = |id: &str, t: &str| CredentialCheck::WhatsApp {
-            phone_number_id: id.into(),
-            system_user_token: secret(t),
-        };
-        assert!(
-            tenants
-                .validate_credentials(&genesys("good-secret"))
-                .await
-                .unwrap()
-                .valid
-        );
-        let verdict = tenants
-            .validate_credentials(&genesys("invalid-secret-0001"))
-            .await
-            .unwrap();
-        assert!(!verdict.valid);
-        assert!(
-            !verdict.message.contains("invalid-secret-0001"),
-            "no secret echoed"
-        );
-        assert!(
-            tenants
-                .validate_credentials(&whatsapp("1234567890", "EAAG-good"))
-                .await
-                .unwrap()
-                .valid
-        );
-        assert!(
-            !tenants
-                .validate_credentials(&whatsapp("1234567890", "invalid-token"))
-                .await
-                .unwrap()
-                .valid
-        );
-        assert!(
-            !tenants
-                .validate_credentials(&whatsapp("", "EAAG-good"))
-                .await
-                .unwrap()
-                .valid
-        );
     }
 }

@@ -1,4 +1,5 @@
-//! Test doubles shared by this crate's unit tests: a settable clock and a recording event bus.
+//! Test doubles shared by this crate's unit tests: the demo platform on the workspace's test
+//! clock (`portal_memory::ManualClock`) and a recording event bus.
 
 use crate::platform::Platform;
 use async_trait::async_trait;
@@ -7,35 +8,16 @@ use futures::stream::BoxStream;
 use portal_domain::StoreError;
 use portal_domain::model::{BusEvent, SessionKey, TenantEvent};
 use portal_domain::ports::stores::EventBus;
-use portal_domain::ports::system::Clock;
+use portal_memory::ManualClock;
 use std::sync::{Arc, Mutex};
-use time::{Duration, OffsetDateTime};
 
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub(crate) struct FixedClock(Mutex<OffsetDateTime>);
-
-impl FixedClock {
-    /// Mid-morning, so "today" has demo traffic.
-    pub(crate) fn demo_start() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(
-            time::macros::datetime!(2026-02-12 09:30 UTC),
-        )))
-    }
-
-    pub(crate) fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for FixedClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
+/// The test clock stopped mid-morning, so "today" has demo traffic.
+pub(crate) fn demo_start() -> Arc<ManualClock> {
+    ManualClock::at(time::macros::datetime!(2026-02-12 09:30 UTC))
 }
 
 /// The demo platform on a fixed clock.
-pub(crate) fn platform_at(clock: Arc<FixedClock>) -> (Platform, Arc<FixedClock>) {
+pub(crate) fn platform_at(clock: Arc<ManualClock>) -> (Platform, Arc<ManualClock>) {
     (Platform::demo(clock.clone()), clock)
 }
 

@@ -90,10 +90,6 @@ impl SessionStore for CountingSessions {
         self.1.store();
         self.0.delete_all_for_user(u).await
     }
-    async fn count_for_user(&self, u: &UserId) -> Result<usize, StoreError> {
-        self.1.store();
-        self.0.count_for_user(u).await
-    }
 }
 
 struct CountingLimiter(Arc<dyn RateLimiter>, Arc<Counters>);

@@ -4,7 +4,7 @@
 //!
 //! One shared reqwest client (rustls with ring) for the HTTP adapters, whose
 //! [`Downstream`](portal_outbound::Downstream) runs every call through the guard; a simulator
-//! gets the same guard through [`Guarded`]. The State Manager's breaker has the
+//! gets the same guard through `Guarded`. The State Manager's breaker has the
 //! `STATE_MANAGER_BREAKER_*` settings, the others the defaults. The use cases above call each
 //! port once: retrying or breaking there too would multiply what an outage costs.
 
@@ -42,14 +42,14 @@ pub struct DownstreamUrls {
 
 impl DownstreamUrls {
     /// Whether Genesys Cloud goes through the HTTP adapter (regional, or a base URL overridden).
-    pub fn genesys_is_http(&self) -> bool {
+    pub(crate) fn genesys_is_http(&self) -> bool {
         self.genesys_regional
             || self.genesys_login_base.is_some()
             || self.genesys_api_base.is_some()
     }
 
     /// Whether Meta goes through the HTTP adapter.
-    pub fn meta_is_http(&self) -> bool {
+    pub(crate) fn meta_is_http(&self) -> bool {
         self.meta_graph_base.is_some() || self.meta_graph_version.is_some()
     }
 }
@@ -95,7 +95,7 @@ pub struct Downstreams {
     pub ports: Ports,
     /// One breaker per downstream, simulated or not, for `/health`'s `circuits` and the
     /// `portal_circuit_state` gauge.
-    pub breakers: Vec<Arc<CircuitBreaker>>,
+    pub(crate) breakers: Vec<Arc<CircuitBreaker>>,
     /// Services served by an HTTP adapter (the rest are simulated), for the start-up log.
     pub http: Vec<&'static str>,
     /// `GET /health` of each platform service over HTTP (Auth Service, Tenant Service, State

@@ -17,23 +17,23 @@ use portal_domain::model::{
     NewTenant, Period, RawMetrics, Region, Tenant, TenantId, TenantUpdate, UserId, UserProfile,
 };
 use portal_domain::ports::downstream::{
-    AuthService, AuthServiceError, CodeExchange, CredentialCheck, CredentialVerdict, GenesysCloud,
-    GenesysError, GenesysOrganization, GenesysToken, PhoneNumberInfo, StateManager,
-    StateManagerError, TenantService, TenantServiceError, TokenSet, WhatsApp, WhatsAppError,
+    AuthService, AuthServiceError, CodeExchange, GenesysCloud, GenesysError, GenesysOrganization,
+    GenesysToken, PhoneNumberInfo, StateManager, StateManagerError, TenantService,
+    TenantServiceError, TokenSet, WhatsApp, WhatsAppError,
 };
 use portal_domain::secret::SecretString;
 use portal_outbound::{Guard, Operation};
 use std::sync::Arc;
 
 /// A port served in process, behind its downstream's guard.
-pub struct Guarded<P: ?Sized> {
+pub(crate) struct Guarded<P: ?Sized> {
     inner: Arc<P>,
     guard: Guard,
 }
 
 impl<P: ?Sized> Guarded<P> {
     /// `inner` behind `guard`.
-    pub fn new(inner: Arc<P>, guard: Guard) -> Arc<Self> {
+    pub(crate) fn new(inner: Arc<P>, guard: Guard) -> Arc<Self> {
         Arc::new(Self { inner, guard })
     }
 }
@@ -92,13 +92,6 @@ impl TenantService for Guarded<dyn TenantService> {
             .await
     }
 
-    async fn get(&self, id: TenantId) -> Result<Tenant, TenantServiceError> {
-        let t = portal_tenant_service::Timeouts::default();
-        self.guard
-            .call(Operation::read("get_tenant", t.get), || self.inner.get(id))
-            .await
-    }
-
     async fn update(
         &self,
         id: TenantId,
@@ -117,18 +110,6 @@ impl TenantService for Guarded<dyn TenantService> {
         self.guard
             .call(Operation::read("get_tenant_by_user", t.get), || {
                 self.inner.by_user(user)
-            })
-            .await
-    }
-
-    async fn validate_credentials(
-        &self,
-        check: &CredentialCheck,
-    ) -> Result<CredentialVerdict, TenantServiceError> {
-        let t = portal_tenant_service::Timeouts::default();
-        self.guard
-            .call(Operation::write("validate_credentials", t.validate), || {
-                self.inner.validate_credentials(check)
             })
             .await
     }

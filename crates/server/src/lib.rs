@@ -5,14 +5,14 @@
 //! - [`configuration`]: [`Settings`](configuration::Settings) (defaults < `PORTAL_CONFIG` file
 //!   < environment, spec §16.2 names), validated with garde.
 //! - [`telemetry`]: JSON logging, OTLP span export, the per-request trace/request context.
-//! - [`observability`]: the Prometheus recorder and its scrape-time sources.
+//! - `observability`: the Prometheus recorder and its scrape-time sources.
 //! - [`downstreams`]: [`Downstreams`](downstreams::Downstreams): the HTTP adapters where URLs
 //!   are configured, the simulators elsewhere, each behind its downstream's guard.
-//! - [`guarded`]: [`Guarded`](guarded::Guarded): a simulated port behind the same guard
+//! - `guarded`: `Guarded`: a simulated port behind the same guard
 //!   (deadline, retries, breaker) as an HTTP adapter.
 //! - [`realtime`]: [`Realtime`](realtime::Realtime): the instance's WebSocket hub (one event-bus
 //!   subscription), the widget-send use case, the going-away close at shutdown.
-//! - [`startup`]: [`Application`](startup::Application): binds, wires adapters into
+//! - `startup`: [`Application`](startup::Application): binds, wires adapters into
 //!   `portal_api::AppState`, serves.
 //! - [`stores`]: [`Stores`](stores::Stores): the store ports on memory or Redis, and the
 //!   degraded-mode rate limiter.
@@ -23,10 +23,10 @@
 
 pub mod configuration;
 pub mod downstreams;
-pub mod guarded;
-pub mod observability;
+mod guarded;
+mod observability;
 pub mod realtime;
-pub mod startup;
+mod startup;
 pub mod stores;
 pub mod telemetry;
 

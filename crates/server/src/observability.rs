@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// The recorder, with the Redis pool gauges when the stores are on Redis.
-pub fn recorder(stores: &Stores) -> PrometheusTelemetry {
+pub(crate) fn recorder(stores: &Stores) -> PrometheusTelemetry {
     match &stores.redis_health {
         Some(health) => {
             let recorder = PrometheusTelemetry::with_redis_pool();
@@ -32,7 +32,7 @@ pub fn recorder(stores: &Stores) -> PrometheusTelemetry {
 }
 
 /// Exports the hub's open sockets and dropped slow consumers.
-pub fn websocket_source(recorder: &PrometheusTelemetry, hub: &Arc<Hub>) {
+pub(crate) fn websocket_source(recorder: &PrometheusTelemetry, hub: &Arc<Hub>) {
     let hub = hub.clone();
     recorder.add_source(move |scrape| {
         let stats = hub.stats();
@@ -44,7 +44,7 @@ pub fn websocket_source(recorder: &PrometheusTelemetry, hub: &Arc<Hub>) {
 /// Exports every breaker's current state at scrape time (`portal_circuit_state`, the worst
 /// when several share a name), so a closed circuit shows before any transition and an
 /// expired open period reads as half-open.
-pub fn circuit_source(recorder: &PrometheusTelemetry, breakers: Vec<Arc<CircuitBreaker>>) {
+pub(crate) fn circuit_source(recorder: &PrometheusTelemetry, breakers: Vec<Arc<CircuitBreaker>>) {
     recorder.add_source(move |scrape| {
         let mut worst: BTreeMap<&'static str, CircuitState> = BTreeMap::new();
         for b in &breakers {

@@ -4,7 +4,7 @@
 //!
 //! The widget and the sockets use the State Manager port the server wired (the HTTP adapter
 //! when `STATE_MANAGER_URL` is set, else the simulator; guarded either way) and the outbound
-//! queue chosen by [`outbound_queue`]:
+//! queue chosen by `outbound_queue`:
 //! - State Manager simulated in process (embedded default, with or without Redis): the
 //!   simulator's delivery, which records the send in the simulated State Manager and publishes
 //!   `message_update` and `sent`/`delivered`/`read` on the event bus (decisions §3);
@@ -65,7 +65,7 @@ impl Realtime {
     /// Builds the hub and the widget (over the wired State Manager and [`outbound_queue`],
     /// which `overrides` may wrap), and starts the task dispatching the bus subscription to
     /// the hub. A failed subscription is logged: sockets still open, but receive no events.
-    pub async fn wire(
+    pub(crate) async fn wire(
         settings: &Settings,
         stores: &Stores,
         state_manager: Arc<dyn StateManager>,
@@ -113,7 +113,7 @@ impl Realtime {
     /// Once SIGINT or SIGTERM arrives: closes every socket with 1001 (open sockets would
     /// otherwise hold the drain until its deadline), then stops `server` gracefully: no new
     /// connections, in-flight requests finish within the shutdown grace period.
-    pub fn stop_on_shutdown_signal(&self, server: actix_web::dev::ServerHandle) {
+    pub(crate) fn stop_on_shutdown_signal(&self, server: actix_web::dev::ServerHandle) {
         let hub = self.hub.clone();
         tokio::spawn(async move {
             shutdown_signal().await;

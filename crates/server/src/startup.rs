@@ -34,9 +34,9 @@ use std::time::Duration;
 use url::Url;
 
 /// Client ID the simulated Genesys login accepts in the embedded default.
-pub const SANDBOX_CLIENT_ID: &str = "agent-portal-sandbox";
+pub(crate) const SANDBOX_CLIENT_ID: &str = "agent-portal-sandbox";
 /// Where the simulated Genesys login is mounted in the embedded default.
-pub const SANDBOX_LOGIN_PATH: &str = "/_sandbox/genesys";
+pub(crate) const SANDBOX_LOGIN_PATH: &str = "/_sandbox/genesys";
 
 /// What tests (and the benchmarks) may substitute when building the application.
 #[derive(Clone, Default)]
@@ -53,12 +53,13 @@ pub struct Overrides {
 }
 
 /// See [`Overrides::wrap_state_manager`].
-pub type WrapStateManager =
+pub(crate) type WrapStateManager =
     Arc<dyn Fn(Arc<dyn StateManager>) -> Arc<dyn StateManager> + Send + Sync>;
 /// See [`Overrides::wrap_stores`].
-pub type WrapStores = Arc<dyn Fn(Stores) -> Stores + Send + Sync>;
+pub(crate) type WrapStores = Arc<dyn Fn(Stores) -> Stores + Send + Sync>;
 /// See [`Overrides::wrap_outbound`].
-pub type WrapOutbound = Arc<dyn Fn(Arc<dyn OutboundQueue>) -> Arc<dyn OutboundQueue> + Send + Sync>;
+pub(crate) type WrapOutbound =
+    Arc<dyn Fn(Arc<dyn OutboundQueue>) -> Arc<dyn OutboundQueue> + Send + Sync>;
 
 impl std::fmt::Debug for Overrides {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -350,7 +351,6 @@ fn web_settings(
     web.cookie_domain = settings.cookie_domain.clone();
     web.trusted_proxies = settings.proxies();
     web.body_limit = settings.body_limit_bytes;
-    web.workers = settings.workers;
     Ok(web)
 }
 

@@ -23,7 +23,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
 /// The service name spans are exported under.
-pub const SERVICE_NAME: &str = "agent-portal";
+pub(crate) const SERVICE_NAME: &str = "agent-portal";
 
 fn filter(level: &str) -> EnvFilter {
     EnvFilter::try_from_default_env()
@@ -89,7 +89,7 @@ impl Drop for TelemetryGuard {
 
 /// The OTLP/HTTP traces URL for a collector base URL (`http://collector:4318` →
 /// `http://collector:4318/v1/traces`); a URL already ending in `/v1/traces` is kept.
-pub fn traces_url(endpoint: &str) -> String {
+pub(crate) fn traces_url(endpoint: &str) -> String {
     let base = endpoint.trim_end_matches('/');
     if base.ends_with("/v1/traces") {
         base.to_owned()

@@ -11,44 +11,17 @@ use portal_redis::RedisServer;
 use portal_server::Settings;
 use portal_server::configuration::RedisConfig;
 use reqwest::StatusCode;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Buffer {
-    /// Lines at WARN or ERROR written since `from` bytes.
-    fn loud_lines(&self, from: usize) -> Vec<String> {
-        let all = self.0.lock().unwrap().clone();
-        String::from_utf8_lossy(all.get(from..).unwrap_or_default())
-            .lines()
-            .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
+/// Lines at WARN or ERROR the binary logged after its first `from` bytes of log.
+fn loud_lines(from: usize) -> Vec<String> {
+    let all = captured_logs();
+    all.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn refused_total(metrics: &str) -> u64 {
@@ -61,12 +34,6 @@ fn refused_total(metrics: &str) -> u64 {
 
 #[tokio::test]
 async fn an_outage_logs_each_change_of_state_once_and_counts_refused_requests() {
-    let buffer = Buffer::default();
-    portal_server::telemetry::init_subscriber(portal_server::telemetry::get_subscriber(
-        "info",
-        buffer.clone(),
-    ))
-    .unwrap();
     let mut redis = RedisServer::start().await;
     let url = redis.url();
     let app = spawn_app_with(move |s| Settings {
@@ -99,7 +66,7 @@ async fn an_outage_logs_each_change_of_state_once_and_counts_refused_requests() 
     wait_for(StatusCode::OK).await;
     app.sign_in("agent@acme.example").await;
 
-    let before = buffer.len();
+    let before = captured_logs().len();
     redis.stop().await;
     wait_for(StatusCode::SERVICE_UNAVAILABLE).await;
     const REQUESTS: u64 = 60;
@@ -130,7 +97,7 @@ async fn an_outage_logs_each_change_of_state_once_and_counts_refused_requests() 
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let loud = buffer.loud_lines(before);
+    let loud = loud_lines(before);
     // "redis is unreachable", "event bus subscription lost": a few lines, not one per request.
     assert!(
         loud.len() <= 4,
@@ -146,8 +113,8 @@ async fn an_outage_logs_each_change_of_state_once_and_counts_refused_requests() 
     redis.restart().await;
     wait_for(StatusCode::OK).await;
     assert!(
-        buffer.loud_lines(before).len() <= 4,
+        loud_lines(before).len() <= 4,
         "recovering adds no warning: {:?}",
-        buffer.loud_lines(before)
+        loud_lines(before)
     );
 }

@@ -75,11 +75,6 @@ impl HttpStateManager {
         self
     }
 
-    /// The underlying downstream (its breaker feeds `/health`).
-    pub fn downstream(&self) -> &Downstream {
-        &self.downstream
-    }
-
     async fn get(&self, call: Call) -> Result<portal_outbound::Reply, StateManagerError> {
         self.downstream.send(call).await.map_err(map_error)
     }

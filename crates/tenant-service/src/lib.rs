@@ -3,10 +3,8 @@
 //! | operation | request | deadline | retried |
 //! | --- | --- | --- | --- |
 //! | create | `POST /api/v1/tenants` `{companyName, region, contactEmail, status: "onboarding", createdBy}` | 5 s | never |
-//! | get | `GET /api/v1/tenants/:id` | 2 s | yes |
 //! | update | `PUT /api/v1/tenants/:id` (camelCase [`TenantUpdate`] fields, secrets in the body only) | 5 s | yes |
 //! | by user | `GET /api/v1/tenants/by-user/:userId` (404 → `Ok(None)`) | 2 s | yes |
-//! | validate | `POST /api/v1/tenants/validate` `{type, credentials}` | 10 s | never |
 //!
 //! Responses may be wrapped as `{"data": {...}}` or bare. 404 → `NotFound`; 400/409/422 →
 //! `Rejected(reason)`; everything else that fails → `Failure`.
@@ -19,12 +17,9 @@
 
 use async_trait::async_trait;
 use portal_domain::model::{NewTenant, Tenant, TenantId, TenantUpdate, UserId};
-use portal_domain::ports::downstream::{
-    CredentialCheck, CredentialVerdict, TenantService, TenantServiceError,
-};
+use portal_domain::ports::downstream::{TenantService, TenantServiceError};
 use portal_domain::secret::ExposeSecret;
 use portal_outbound::{Call, CallError, Downstream};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
@@ -36,12 +31,10 @@ pub const SERVICE: &str = "tenantService";
 pub struct Timeouts {
     /// `POST /api/v1/tenants`.
     pub create: Duration,
-    /// `GET /api/v1/tenants/:id` and `GET /api/v1/tenants/by-user/:userId`.
+    /// `GET /api/v1/tenants/by-user/:userId`.
     pub get: Duration,
     /// `PUT /api/v1/tenants/:id`.
     pub update: Duration,
-    /// `POST /api/v1/tenants/validate` (the service calls external APIs).
-    pub validate: Duration,
 }
 
 impl Default for Timeouts {
@@ -50,7 +43,6 @@ impl Default for Timeouts {
             create: Duration::from_secs(5),
             get: Duration::from_secs(2),
             update: Duration::from_secs(5),
-            validate: Duration::from_secs(10),
         }
     }
 }
@@ -75,11 +67,6 @@ impl HttpTenantService {
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
         self
-    }
-
-    /// The underlying downstream (its breaker feeds `/health`).
-    pub fn downstream(&self) -> &Downstream {
-        &self.downstream
     }
 
     async fn tenant(&self, call: Call) -> Result<Tenant, TenantServiceError> {
@@ -162,40 +149,6 @@ fn update_body(update: &TenantUpdate) -> Value {
     Value::Object(body)
 }
 
-fn check_body(check: &CredentialCheck) -> Value {
-    match check {
-        CredentialCheck::Genesys {
-            client_id,
-            client_secret,
-            region,
-        } => json!({
-            "type": "genesys",
-            "credentials": {
-                "clientId": client_id,
-                "clientSecret": client_secret.expose_secret(),
-                "region": region.as_str(),
-            }
-        }),
-        CredentialCheck::WhatsApp {
-            phone_number_id,
-            system_user_token,
-        } => json!({
-            "type": "whatsapp",
-            "credentials": {
-                "phoneNumberId": phone_number_id,
-                "systemUserToken": system_user_token.expose_secret(),
-            }
-        }),
-    }
-}
-
-#[derive(Deserialize)]
-struct VerdictDto {
-    valid: bool,
-    #[serde(default)]
-    message: Option<String>,
-}
-
 #[async_trait]
 impl TenantService for HttpTenantService {
     async fn create(&self, tenant: &NewTenant) -> Result<Tenant, TenantServiceError> {
@@ -212,16 +165,6 @@ impl TenantService for HttpTenantService {
         )
         .timeout(self.timeouts.create)
         .json(&body);
-        self.tenant(call).await
-    }
-
-    async fn get(&self, id: TenantId) -> Result<Tenant, TenantServiceError> {
-        let id = id.to_string();
-        let call = Call::get(
-            "get_tenant",
-            self.downstream.url(&["api", "v1", "tenants", &id]),
-        )
-        .timeout(self.timeouts.get);
         self.tenant(call).await
     }
 
@@ -265,23 +208,5 @@ impl TenantService for HttpTenantService {
                 .map(Some)
                 .map_err(|e| failure(CallError::malformed("tenant", &e))),
         }
-    }
-
-    async fn validate_credentials(
-        &self,
-        check: &CredentialCheck,
-    ) -> Result<CredentialVerdict, TenantServiceError> {
-        let call = Call::post(
-            "validate_credentials",
-            self.downstream.url(&["api", "v1", "tenants", "validate"]),
-        )
-        .timeout(self.timeouts.validate)
-        .json(&check_body(check));
-        let reply = self.downstream.send(call).await.map_err(map_error)?;
-        let dto: VerdictDto = reply.json_data("credential verdict").map_err(failure)?;
-        Ok(CredentialVerdict {
-            valid: dto.valid,
-            message: dto.message.unwrap_or_default(),
-        })
     }
 }

@@ -7,7 +7,7 @@ use portal_domain::model::{
     Email, GenesysConfig, NewTenant, Region, TenantId, TenantStatus, TenantUpdate, UserId,
     WebhookConfig, WhatsAppConfig,
 };
-use portal_domain::ports::downstream::{CredentialCheck, TenantService, TenantServiceError};
+use portal_domain::ports::downstream::{TenantService, TenantServiceError};
 use portal_domain::secret::secret;
 use portal_outbound::context::{self, RequestContext};
 use portal_outbound::testing;
@@ -27,7 +27,6 @@ async fn setup() -> (MockServer, HttpTenantService) {
         create: Duration::from_millis(200),
         get: Duration::from_millis(200),
         update: Duration::from_millis(200),
-        validate: Duration::from_millis(200),
     });
     (server, svc)
 }
@@ -38,6 +37,11 @@ fn tenant_json() -> serde_json::Value {
         "contactEmail": "admin@acme.example", "status": "onboarding",
         "createdAt": "2026-02-12T08:00:00Z"
     })
+}
+
+/// An update that sets nothing (the reply handling is the same whatever is sent).
+fn no_change() -> TenantUpdate {
+    TenantUpdate::default()
 }
 
 fn new_tenant() -> NewTenant {
@@ -108,9 +112,9 @@ async fn refusals_carry_the_reason() {
 }
 
 #[tokio::test]
-async fn get_reads_a_bare_tenant_and_retries_after_503() {
+async fn update_reads_a_bare_tenant_and_retries_after_503() {
     let (server, svc) = setup().await;
-    Mock::given(method("GET"))
+    Mock::given(method("PUT"))
         .and(path(format!("/api/v1/tenants/{TENANT}")))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
@@ -118,7 +122,7 @@ async fn get_reads_a_bare_tenant_and_retries_after_503() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
+    Mock::given(method("PUT"))
         .and(path(format!("/api/v1/tenants/{TENANT}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(tenant_json()))
         .with_priority(2)
@@ -126,13 +130,16 @@ async fn get_reads_a_bare_tenant_and_retries_after_503() {
         .mount(&server)
         .await;
 
-    let tenant = svc.get(TENANT.parse().unwrap()).await.unwrap();
+    let tenant = svc
+        .update(TENANT.parse().unwrap(), &no_change())
+        .await
+        .unwrap();
 
     assert_eq!(tenant.region, Region::UsEast1);
 }
 
 #[tokio::test]
-async fn get_error_statuses() {
+async fn update_error_statuses() {
     let cases: [(ResponseTemplate, TenantServiceError); 6] = [
         (ResponseTemplate::new(404), TenantServiceError::NotFound),
         (
@@ -160,12 +167,14 @@ async fn get_error_statuses() {
     ];
     for (template, expected) in cases {
         let (server, svc) = setup().await;
-        Mock::given(method("GET"))
+        Mock::given(method("PUT"))
             .respond_with(template)
             .mount(&server)
             .await;
         assert_eq!(
-            svc.get(TENANT.parse().unwrap()).await.unwrap_err(),
+            svc.update(TENANT.parse().unwrap(), &no_change())
+                .await
+                .unwrap_err(),
             expected
         );
     }
@@ -174,12 +183,12 @@ async fn get_error_statuses() {
 #[tokio::test]
 async fn malformed_and_oversized_tenants_are_protocol_failures() {
     let (server, svc) = setup().await;
-    Mock::given(method("GET"))
+    Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "not-a-uuid"})))
         .mount(&server)
         .await;
     assert!(matches!(
-        svc.get(TENANT.parse().unwrap()).await,
+        svc.update(TENANT.parse().unwrap(), &no_change()).await,
         Err(TenantServiceError::Failure(DownstreamFailure::Protocol(_)))
     ));
 
@@ -188,12 +197,12 @@ async fn malformed_and_oversized_tenants_are_protocol_failures() {
         testing::downstream(SERVICE, &server.uri(), testing::breaker_after(3))
             .with_max_body_bytes(32),
     );
-    Mock::given(method("GET"))
+    Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(200).set_body_json(tenant_json()))
         .mount(&server)
         .await;
     assert!(matches!(
-        svc.get(TENANT.parse().unwrap()).await,
+        svc.update(TENANT.parse().unwrap(), &no_change()).await,
         Err(TenantServiceError::Failure(DownstreamFailure::Protocol(_)))
     ));
 }
@@ -268,61 +277,6 @@ async fn by_user_finds_the_tenant_or_none() {
     assert_eq!(found.unwrap().company_name, "Acme Corp");
     assert_eq!(svc.by_user(&UserId::parse("u-2").unwrap()).await, Ok(None));
     assert_eq!(svc.by_user(&UserId::parse("u-3").unwrap()).await, Ok(None));
-}
-
-#[tokio::test]
-async fn validate_posts_type_and_credentials_once() {
-    let (server, svc) = setup().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/tenants/validate"))
-        .and(body_json(json!({
-            "type": "whatsapp",
-            "credentials": {"phoneNumberId": "123", "systemUserToken": "wtoken"}
-        })))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"valid": false, "message": "token expired"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-
-    let verdict = svc
-        .validate_credentials(&CredentialCheck::WhatsApp {
-            phone_number_id: "123".into(),
-            system_user_token: secret("wtoken"),
-        })
-        .await
-        .unwrap();
-
-    assert!(!verdict.valid);
-    assert_eq!(verdict.message, "token expired");
-}
-
-#[tokio::test]
-async fn validate_genesys_body() {
-    let (server, svc) = setup().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/tenants/validate"))
-        .and(body_json(json!({
-            "type": "genesys",
-            "credentials": {"clientId": "cid", "clientSecret": "csecret", "region": "us-west-2"}
-        })))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"valid": true, "message": "ok"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let verdict = svc
-        .validate_credentials(&CredentialCheck::Genesys {
-            client_id: "cid".into(),
-            client_secret: secret("csecret"),
-            region: Region::UsWest2,
-        })
-        .await
-        .unwrap();
-    assert!(verdict.valid);
 }
 
 #[tokio::test]

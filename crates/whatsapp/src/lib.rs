@@ -29,7 +29,7 @@ pub const SERVICE: &str = "metaGraph";
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
 
 /// Default Graph API version.
-pub const DEFAULT_API_VERSION: &str = "v18.0";
+pub(crate) const DEFAULT_API_VERSION: &str = "v18.0";
 
 /// Default deadline of the phone-number lookup.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,11 +66,6 @@ impl HttpWhatsApp {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
-    }
-
-    /// The underlying downstream (its breaker feeds `/health`).
-    pub fn downstream(&self) -> &Downstream {
-        &self.downstream
     }
 }
 

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 /// Query of `GET /api/v1/auth/login`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct LoginQuery {
+pub(crate) struct LoginQuery {
     /// E-mail passed to Genesys as `login_hint`.
     pub login_hint: Option<String>,
     /// Frontend path to land on after sign-in (must start with `/`).
@@ -30,7 +30,7 @@ pub struct LoginQuery {
 /// Query of Genesys's redirect to `GET /api/v1/auth/callback`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CallbackQuery {
+pub(crate) struct CallbackQuery {
     /// Authorization code.
     pub code: Option<String>,
     /// The state sent with the authorize request.
@@ -52,7 +52,7 @@ impl std::fmt::Debug for CallbackQuery {
 /// `GET /api/v1/auth/me`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MeResponse {
+pub(crate) struct MeResponse {
     /// Genesys user ID.
     pub user_id: String,
     /// The tenant; null before onboarding step 1.
@@ -66,7 +66,7 @@ pub struct MeResponse {
     /// Session expiry (RFC 3339).
     pub expires_at: String,
     /// True while the tenant has not finished onboarding.
-    pub onboarding_required: bool,
+    pub(crate) onboarding_required: bool,
     /// Send back as `X-CSRF-Token` on every POST/PUT/PATCH/DELETE.
     pub csrf_token: String,
 }
@@ -74,7 +74,7 @@ pub struct MeResponse {
 /// `POST /api/v1/auth/refresh`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RefreshResponse {
+pub(crate) struct RefreshResponse {
     /// Always true.
     pub success: bool,
     /// New session expiry (RFC 3339).
@@ -83,7 +83,7 @@ pub struct RefreshResponse {
 
 /// `POST /api/v1/auth/logout`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LogoutResponse {
+pub(crate) struct LogoutResponse {
     /// Always true.
     pub success: bool,
     /// Confirmation.
@@ -93,7 +93,7 @@ pub struct LogoutResponse {
 /// `POST /api/v1/auth/ws-ticket`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct WsTicketResponse {
+pub(crate) struct WsTicketResponse {
     /// Single-use ticket for `?ticket=` on the WebSocket URL.
     pub ticket: String,
     /// Seconds the ticket stays valid.
@@ -121,7 +121,7 @@ fn redirect(location: &str) -> actix_web::HttpResponseBuilder {
     )
 )]
 #[get("/api/v1/auth/login")]
-pub async fn login(
+pub(crate) async fn login(
     _limit: AuthRateLimited,
     state: web::Data<AppState>,
     query: web::Query<LoginQuery>,
@@ -160,7 +160,7 @@ fn sanitize_reason(reason: &str) -> String {
     )
 )]
 #[get("/api/v1/auth/callback")]
-pub async fn callback(
+pub(crate) async fn callback(
     _limit: AuthRateLimited,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -219,7 +219,7 @@ pub async fn callback(
     )
 )]
 #[post("/api/v1/auth/refresh")]
-pub async fn refresh(
+pub(crate) async fn refresh(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -247,7 +247,7 @@ pub async fn refresh(
     )
 )]
 #[post("/api/v1/auth/logout")]
-pub async fn logout(
+pub(crate) async fn logout(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -270,7 +270,7 @@ pub async fn logout(
     )
 )]
 #[get("/api/v1/auth/me")]
-pub async fn me(auth: Authenticated, state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn me(auth: Authenticated, state: web::Data<AppState>) -> HttpResponse {
     let s = &auth.current.session;
     HttpResponse::Ok().json(MeResponse {
         user_id: s.user_id.to_string(),
@@ -295,7 +295,7 @@ pub async fn me(auth: Authenticated, state: web::Data<AppState>) -> HttpResponse
     )
 )]
 #[post("/api/v1/auth/ws-ticket")]
-pub async fn ws_ticket(
+pub(crate) async fn ws_ticket(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 /// Query of `GET /api/v1/dashboard/stats`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct StatsQuery {
+pub(crate) struct StatsQuery {
     /// `today` (default), `week` or `month`.
     pub period: Option<String>,
 }
@@ -28,7 +28,7 @@ pub struct StatsQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
-pub struct RangeQuery {
+pub(crate) struct RangeQuery {
     /// First day, `YYYY-MM-DD` (UTC).
     #[param(rename = "startDate")]
     pub start_date: Option<String>,
@@ -40,7 +40,7 @@ pub struct RangeQuery {
 
 /// `POST /api/v1/dashboard/refresh`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RefreshResponse {
+pub(crate) struct RefreshResponse {
     /// Always true.
     pub success: bool,
     /// Confirmation.
@@ -67,7 +67,7 @@ impl From<DashboardError> for ApiError {
 }
 
 /// Parses `period` (absent → `today`).
-pub fn parse_period(raw: Option<&str>) -> Result<Period, ApiError> {
+pub(crate) fn parse_period(raw: Option<&str>) -> Result<Period, ApiError> {
     match raw {
         None => Ok(Period::Today),
         Some(s) => s.parse::<Period>().map_err(|()| {
@@ -94,7 +94,7 @@ fn parse_date(raw: &str) -> Option<Date> {
 }
 
 /// Validates `startDate`/`endDate` against `today`, reporting every problem.
-pub fn parse_range(query: &RangeQuery, today: Date) -> Result<DateRange, ApiError> {
+pub(crate) fn parse_range(query: &RangeQuery, today: Date) -> Result<DateRange, ApiError> {
     let mut problems = Vec::new();
     let mut date = |field: &str, raw: Option<&str>| match raw {
         None | Some("") => {
@@ -143,7 +143,7 @@ pub fn parse_range(query: &RangeQuery, today: Date) -> Result<DateRange, ApiErro
     )
 )]
 #[get("/api/v1/dashboard/stats")]
-pub async fn stats(
+pub(crate) async fn stats(
     auth: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<StatsQuery>,
@@ -166,7 +166,7 @@ pub async fn stats(
     )
 )]
 #[post("/api/v1/dashboard/refresh")]
-pub async fn refresh(
+pub(crate) async fn refresh(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -193,7 +193,7 @@ pub async fn refresh(
     )
 )]
 #[get("/api/v1/dashboard/metrics/range")]
-pub async fn range(
+pub(crate) async fn range(
     auth: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<RangeQuery>,

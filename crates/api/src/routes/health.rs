@@ -23,7 +23,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HealthResponse {
+pub(crate) struct HealthResponse {
     /// `ok` or `degraded`.
     pub status: String,
     /// Now (RFC 3339).
@@ -41,7 +41,7 @@ pub struct HealthResponse {
 /// One probe's result.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckDetail {
+pub(crate) struct CheckDetail {
     /// How long the probe took (milliseconds).
     pub latency_ms: u64,
     /// Why it failed (absent when ok).
@@ -112,7 +112,7 @@ fn circuits(state: &AppState) -> BTreeMap<String, String> {
     )
 )]
 #[get("/health")]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     let results = run(&state.0.probes, false).await;
     let healthy = results.values().all(|s| s.ok);
     let body = HealthResponse {
@@ -147,7 +147,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// Liveness: the process answers.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive")))]
 #[get("/livez")]
-pub async fn livez() -> HttpResponse {
+pub(crate) async fn livez() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
@@ -160,7 +160,7 @@ pub async fn livez() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.0.ready.load(std::sync::atomic::Ordering::Acquire) {
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "status": "starting" }));

@@ -24,7 +24,7 @@ use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, 
 /// reported against its own field. Documented by hand ([`IntoParams`] below) so that the
 /// bounds shown are the domain's constants.
 #[derive(Debug, Deserialize)]
-pub struct ThreadsQuery {
+pub(crate) struct ThreadsQuery {
     /// Page number, ≥ 1 (default 1).
     pub page: Option<String>,
     /// Page size (default and maximum: [`ConversationQuery`]'s constants).
@@ -79,13 +79,13 @@ impl IntoParams for ThreadsQuery {
 /// Path of `GET /api/v1/history/threads/{id}/messages`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct ThreadPath {
+pub(crate) struct ThreadPath {
     /// The conversation ID (UUID).
     pub id: String,
 }
 
 /// Validates the list parameters, reporting every bad field.
-pub fn parse_threads_query(q: &ThreadsQuery) -> Result<ConversationQuery, ApiError> {
+pub(crate) fn parse_threads_query(q: &ThreadsQuery) -> Result<ConversationQuery, ApiError> {
     let mut problems = Vec::new();
     let mut int = |field: &str, raw: Option<&str>| match raw {
         None => None,
@@ -153,7 +153,7 @@ impl From<CacheAsideError> for ApiError {
     )
 )]
 #[get("/api/v1/history/threads")]
-pub async fn threads(
+pub(crate) async fn threads(
     auth: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<ThreadsQuery>,
@@ -179,7 +179,7 @@ pub async fn threads(
     )
 )]
 #[get("/api/v1/history/threads/{id}/messages")]
-pub async fn messages(
+pub(crate) async fn messages(
     auth: Authenticated,
     state: web::Data<AppState>,
     path: web::Path<ThreadPath>,

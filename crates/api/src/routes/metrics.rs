@@ -10,10 +10,10 @@ use crate::state::AppState;
 use actix_web::{HttpResponse, ResponseError, get, web};
 
 /// The route.
-pub const PATH: &str = "/metrics";
+pub(crate) const PATH: &str = "/metrics";
 
 /// The content type prometheus-client's text encoder produces.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Metrics in the OpenMetrics text format.
 #[utoipa::path(
@@ -24,7 +24,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
     )
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match state.telemetry().render() {
         Some(text) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(text),
         None => ApiError::not_found().error_response(),

@@ -1,10 +1,10 @@
 //! Route handlers. Each is a few lines: extract, call one use case, map the result.
 
-pub mod auth;
-pub mod dashboard;
-pub mod health;
-pub mod history;
-pub mod metrics;
-pub mod onboarding;
-pub mod widget;
+pub(crate) mod auth;
+pub(crate) mod dashboard;
+pub(crate) mod health;
+pub(crate) mod history;
+pub(crate) mod metrics;
+pub(crate) mod onboarding;
+pub(crate) mod widget;
 pub mod ws;

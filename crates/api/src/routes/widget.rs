@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 /// Body of `POST /api/v1/widget/send`; over the socket, the `data` of `send_message`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SendBody {
+pub(crate) struct SendBody {
     /// The conversation (UUID).
     #[schema(schema_with = schema::conversation_id, required = true)]
     pub conversation_id: Option<String>,
@@ -63,7 +63,7 @@ impl SendBody {
 
 /// Response of `POST /api/v1/widget/send` (spec §9.2).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SendResponse {
+pub(crate) struct SendResponse {
     /// Always true.
     pub success: bool,
     /// ID of the queued message (the same for a retried `Idempotency-Key`).
@@ -136,7 +136,7 @@ pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     )
 )]
 #[post("/api/v1/widget/send")]
-pub async fn send(
+pub(crate) async fn send(
     auth: Authenticated,
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -125,23 +125,3 @@ pub async fn onboarding_save_resets_ttl(s: &Stores, w: &Waiter) {
     w.wait(Duration::from_millis(200)).await;
     assert_eq!(s.onboarding.load(tenant).await.expect("load"), None);
 }
-
-/// `delete` removes the state, is idempotent, and a later create starts again at version 1.
-pub async fn onboarding_delete_is_idempotent(s: &Stores, _w: &Waiter) {
-    let tenant = TenantId::new_random();
-    let state = onboarding_state(tenant, "Done Ltd");
-    s.onboarding
-        .save(tenant, &state, None, LONG_TTL)
-        .await
-        .expect("create");
-    s.onboarding.delete(tenant).await.expect("delete");
-    assert_eq!(s.onboarding.load(tenant).await.expect("load"), None);
-    s.onboarding.delete(tenant).await.expect("delete again");
-    assert_eq!(
-        s.onboarding
-            .save(tenant, &state, None, LONG_TTL)
-            .await
-            .expect("recreate"),
-        SaveOutcome::Saved(1)
-    );
-}

@@ -52,9 +52,9 @@ pub struct AuthSettings {
     /// Absolute session lifetime (24 h).
     pub session_ttl: Duration,
     /// How long a started login may take (5 min).
-    pub pending_login_ttl: Duration,
+    pub(crate) pending_login_ttl: Duration,
     /// Minimum interval between `lastActivity` writes (1 min).
-    pub activity_write_interval: Duration,
+    pub(crate) activity_write_interval: Duration,
     /// WebSocket ticket lifetime (30 s).
     pub ws_ticket_ttl: Duration,
 }

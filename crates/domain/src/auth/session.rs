@@ -49,7 +49,7 @@ impl Authenticator {
     ///
     /// Once this instance has seen the session, it knows its user (a session's user never
     /// changes), so the hit rides in the session read's round trip
-    /// ([`SessionStore::get_and_hit`]) and the decision is returned. The first request of a
+    /// (`SessionStore::get_and_hit`) and the decision is returned. The first request of a
     /// session on an instance (or a store that cannot combine) returns `None`: the caller
     /// applies the limit itself. A missing session, or one whose user is not the remembered
     /// one, discards the piggybacked decision; the session checks themselves are exactly those
@@ -163,6 +163,12 @@ impl Authenticator {
     }
 
     /// Ends every session of the user ("log out everywhere"); returns how many ended.
+    ///
+    /// Not routed yet: the sessions issue adds `POST /api/v1/auth/logout-all` on it (and the
+    /// admin's "end this user's sessions"); kept, with [`SessionStore::delete_all_for_user`]
+    /// under it, for that.
+    ///
+    /// [`SessionStore::delete_all_for_user`]: crate::ports::stores::SessionStore::delete_all_for_user
     pub async fn logout_everywhere(&self, user: &UserId) -> Result<usize, StoreError> {
         let keys = self.sessions.delete_all_for_user(user).await?;
         for key in &keys {
@@ -180,7 +186,7 @@ impl Authenticator {
     }
 
     /// Binds the session to a tenant (onboarding step 1 and completion).
-    pub async fn bind_tenant(
+    pub(crate) async fn bind_tenant(
         &self,
         key: &SessionKey,
         tenant: TenantId,

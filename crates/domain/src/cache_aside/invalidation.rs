@@ -44,7 +44,7 @@ impl CacheInvalidation {
 
     /// The caches an event makes stale: a status change moves the metrics and a
     /// conversation's last activity; a message changes the conversation list.
-    pub fn kinds_for(event: &TenantEvent) -> &'static [CacheKind] {
+    pub(crate) fn kinds_for(event: &TenantEvent) -> &'static [CacheKind] {
         match event {
             TenantEvent::Status { .. } => &[CacheKind::Metrics, CacheKind::Conversations],
             TenantEvent::Message { .. } => &[CacheKind::Conversations],
@@ -52,7 +52,7 @@ impl CacheInvalidation {
     }
 
     /// Applies one event. Failures are logged: the entries still expire with their TTL.
-    pub async fn on_event(&self, event: &TenantEvent) {
+    pub(crate) async fn on_event(&self, event: &TenantEvent) {
         let _ = self
             .invalidate(event.tenant_id(), Self::kinds_for(event))
             .await;

@@ -1,6 +1,6 @@
 //! Cache-aside reads that survive stampedes and outages (decisions §6, spec 003).
 //!
-//! [`CacheAside::get`] serves a cached value while it is fresh; on a miss, one fetch per key
+//! `CacheAside::get` serves a cached value while it is fresh; on a miss, one fetch per key
 //! runs per instance (**single flight**: concurrent callers share its result) and one per key
 //! across instances (**distributed lock** `fetch:<cache key>`: the holder fetches and writes
 //! the cache, the others poll the cache for a short while and only then fetch themselves).
@@ -13,14 +13,14 @@
 //! single flight (and, at the edge, by its breaker).
 //!
 //! # Layout
-//! - this file: [`CacheAside::get`] (the hit path), [`ReadPorts`] (what a cached read use case
-//!   talks to: the dashboard, history), [`CacheAsideConfig`] (TTLs and timings), [`Cached`]
+//! - this file: `CacheAside::get` (the hit path), [`ReadPorts`] (what a cached read use case
+//!   talks to: the dashboard, history), `CacheAsideConfig` (TTLs and timings), `Cached`
 //!   (a value and whether it is stale), and reading the cache (a store failure is a miss).
 //! - `single_flight`: one fetch per key and generation in this instance, run as its own task.
 //! - `lock`: one fetch per key across instances (`fetch:<cache key>`), or a short wait for
 //!   the instance holding it.
 //! - `stale`: the fetch itself, the cache write, and the stale fallback.
-//! - [`invalidation`]: [`CacheInvalidation`], generation bumps on refresh and on bus events.
+//! - `invalidation`: [`CacheInvalidation`], generation bumps on refresh and on bus events.
 
 mod invalidation;
 mod lock;
@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The text form of a cache key, as the spec's Redis key patterns write it (§4.2.3, §4.2.4).
-pub fn key_name(key: &CacheKey) -> String {
+pub(crate) fn key_name(key: &CacheKey) -> String {
     match key {
         CacheKey::Metrics { tenant, period } => format!("metrics:{tenant}:{period}"),
         CacheKey::Conversations {
@@ -56,30 +56,30 @@ pub fn key_name(key: &CacheKey) -> String {
 }
 
 /// The name of the distributed lock that guards a key's fetch.
-pub fn lock_name(key: &CacheKey) -> String {
+pub(crate) fn lock_name(key: &CacheKey) -> String {
     format!("fetch:{}", key_name(key))
 }
 
 /// TTLs and timings of a cache-aside view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheAsideConfig {
+pub(crate) struct CacheAsideConfig {
     /// How long a fetched value is served without asking the source again.
-    pub fresh_for: Duration,
+    pub(crate) fresh_for: Duration,
     /// How long the store keeps a value: the stale fallback during an outage.
-    pub retain_for: Duration,
+    pub(crate) retain_for: Duration,
     /// Expiry of the fetch lock, so a crashed holder cannot block the key for long. Longer
     /// than a whole fetch at the edge (three attempts of the State Manager's 5-second
     /// deadline plus their backoffs), so it does not expire under a live holder.
-    pub lock_ttl: Duration,
+    pub(crate) lock_ttl: Duration,
     /// How long a caller that lost the lock polls the cache before fetching itself.
-    pub wait_for_holder: Duration,
+    pub(crate) wait_for_holder: Duration,
     /// Poll interval while waiting for the lock holder.
-    pub poll_every: Duration,
+    pub(crate) poll_every: Duration,
 }
 
 impl CacheAsideConfig {
     /// Settings for a view cached `fresh_for`; stale values are kept 24 hours.
-    pub fn new(fresh_for: Duration) -> Self {
+    pub(crate) fn new(fresh_for: Duration) -> Self {
         Self {
             fresh_for,
             retain_for: Duration::from_secs(24 * 3600),
@@ -92,7 +92,7 @@ impl CacheAsideConfig {
 
 /// A value from a cache-aside read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cached<T> {
+pub(crate) struct Cached<T> {
     /// The value.
     pub value: T,
     /// `true` when the source could not be reached and this is the last known value.
@@ -112,7 +112,7 @@ pub enum CacheAsideError {
 }
 
 /// One read of the source (a single port call; the edge retries it if it may).
-pub type Fetch<T> = BoxFuture<'static, Result<T, DownstreamFailure>>;
+pub(crate) type Fetch<T> = BoxFuture<'static, Result<T, DownstreamFailure>>;
 
 struct Inner<T> {
     cache: Arc<dyn Cache>,
@@ -147,10 +147,26 @@ impl std::fmt::Debug for ReadPorts {
     }
 }
 
+impl ReadPorts {
+    /// A cache-aside view over these ports' cache, lock, clock and telemetry.
+    pub(crate) fn cache_aside<T>(&self, config: CacheAsideConfig) -> CacheAside<T>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        CacheAside::new(
+            Arc::clone(&self.cache),
+            Arc::clone(&self.lock),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.telemetry),
+            config,
+        )
+    }
+}
+
 /// A cache-aside view of values of type `T` (stored as JSON).
 ///
 /// Cheap to clone; clones share their in-flight fetches.
-pub struct CacheAside<T> {
+pub(crate) struct CacheAside<T> {
     inner: Arc<Inner<T>>,
 }
 
@@ -175,7 +191,7 @@ where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// Builds the view.
-    pub fn new(
+    pub(crate) fn new(
         cache: Arc<dyn Cache>,
         lock: Arc<dyn Lock>,
         clock: Arc<dyn Clock>,
@@ -202,7 +218,7 @@ where
     ///
     /// Cancellation-safe: the fetch runs as its own task, so dropping a caller (even the one
     /// that started it) neither cancels it for the others nor leaves the lock held.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         key: CacheKey,
         fetch: impl FnOnce() -> Fetch<T>,

@@ -109,6 +109,12 @@ impl Lock for FakeLock {
 }
 
 /// Wall-clock time that moves with tokio's (paused) clock.
+///
+/// Not the workspace's `portal_memory::ManualClock`, on purpose: the cache-aside tests
+/// advance one clock (`tokio::time::advance`) and need the freshness (wall clock), the fake
+/// cache's retention and the lock's wait (tokio time) to move together; a clock that moves
+/// only when told would have to be advanced twice, in step, in every test. (The domain's
+/// unit tests could not use it anyway: `portal-memory` depends on this crate.)
 pub(crate) struct TokioClock {
     start: tokio::time::Instant,
     base: OffsetDateTime,

@@ -98,7 +98,7 @@ impl ConversationPage {
         u64::from(self.page) * u64::from(self.limit) < self.total
     }
     /// Whether an earlier page exists.
-    pub fn has_prev(&self) -> bool {
+    pub(crate) fn has_prev(&self) -> bool {
         self.page > 1
     }
 }

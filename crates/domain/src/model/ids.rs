@@ -32,10 +32,6 @@ macro_rules! uuid_id {
             pub fn new_random() -> Self {
                 Self(Uuid::new_v4())
             }
-            /// The UUID inside.
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
         }
 
         impl FromStr for $name {

@@ -75,36 +75,31 @@ pub fn success_rate(delivered: u64, total: u64) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
-/// The dashboard's view of a period (spec §7.2 response).
+/// The dashboard figures, of a period or a date range (spec §7.2, §7.4), derived from the
+/// State Manager's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DashboardStats {
-    /// All messages in the period.
+pub struct Figures {
+    /// All messages.
     pub total_messages: u64,
     /// Accepted by WhatsApp.
-    pub sent_count: u64,
+    pub(crate) sent_count: u64,
     /// Delivered.
-    pub delivered_count: u64,
+    pub(crate) delivered_count: u64,
     /// Read.
-    pub read_count: u64,
+    pub(crate) read_count: u64,
     /// Failed.
-    pub failed_count: u64,
+    pub(crate) failed_count: u64,
     /// Delivered / total, one decimal.
     pub success_rate: String,
     /// Conversations currently active.
     pub active_conversations: u64,
     /// Distinct customers.
-    pub unique_customers: u64,
-    /// The period these figures cover.
-    pub period: Period,
-    /// When the figures were fetched from the State Manager.
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_updated: OffsetDateTime,
+    pub(crate) unique_customers: u64,
 }
 
-impl DashboardStats {
-    /// Derives the dashboard figures from the State Manager's.
-    pub fn from_raw(raw: &RawMetrics, period: Period, fetched_at: OffsetDateTime) -> Self {
+impl From<&RawMetrics> for Figures {
+    fn from(raw: &RawMetrics) -> Self {
         Self {
             total_messages: raw.total_messages,
             sent_count: raw.sent,
@@ -114,6 +109,30 @@ impl DashboardStats {
             success_rate: success_rate(raw.delivered, raw.total_messages),
             active_conversations: raw.active_conversations,
             unique_customers: raw.distinct_wa_ids,
+        }
+    }
+}
+
+/// The dashboard's view of a period (spec §7.2 response): the figures, their period and when
+/// they were fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardStats {
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// The period these figures cover.
+    pub period: Period,
+    /// When the figures were fetched from the State Manager.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_updated: OffsetDateTime,
+}
+
+impl DashboardStats {
+    /// Derives the dashboard figures from the State Manager's.
+    pub(crate) fn from_raw(raw: &RawMetrics, period: Period, fetched_at: OffsetDateTime) -> Self {
+        Self {
+            figures: Figures::from(raw),
             period,
             last_updated: fetched_at,
         }
@@ -126,7 +145,7 @@ pub enum DateRangeError {
     /// `startDate` is after `endDate`.
     #[error("startDate must not be after endDate")]
     Inverted,
-    /// More than [`DateRange::MAX_DAYS`] days.
+    /// More than `DateRange::MAX_DAYS` days.
     #[error("the range may cover at most {} days", DateRange::MAX_DAYS)]
     TooLong,
     /// `endDate` is in the future.
@@ -143,7 +162,7 @@ pub struct DateRange {
 
 impl DateRange {
     /// Longest range accepted, in days (inclusive count).
-    pub const MAX_DAYS: i64 = 366;
+    pub(crate) const MAX_DAYS: i64 = 366;
 
     /// Validates a range against `today`.
     pub fn new(start: Date, end: Date, today: Date) -> Result<Self, DateRangeError> {

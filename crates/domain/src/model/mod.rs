@@ -15,7 +15,9 @@ pub use conversation::{
 };
 pub use event::{BusEvent, MessageUpdate, StatusUpdate, TenantEvent};
 pub use ids::{ConversationId, IdError, MessageId, TenantId, UserId};
-pub use metrics::{DashboardStats, DateRange, DateRangeError, Period, RawMetrics, success_rate};
+pub use metrics::{
+    DashboardStats, DateRange, DateRangeError, Figures, Period, RawMetrics, success_rate,
+};
 pub use privacy::{customer_number_for, mask_customer_number};
 pub use session::{Ciphertext, Session, SessionId, SessionKey};
 pub use tenant::{

@@ -14,7 +14,7 @@ pub struct SessionId(SecretString);
 
 impl SessionId {
     /// Length of the encoded ID.
-    pub const ENCODED_LEN: usize = 43;
+    pub(crate) const ENCODED_LEN: usize = 43;
 
     /// Wraps an ID read from a cookie, after checking its shape (not its existence).
     pub fn parse(raw: &str) -> Option<Self> {
@@ -109,12 +109,12 @@ pub struct Session {
 
 impl Session {
     /// Whether the session is past its absolute expiry at `now`.
-    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+    pub(crate) fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at <= now
     }
 
     /// The tenant the session may act for, when it has finished onboarding.
-    pub fn active_tenant(&self) -> Option<TenantId> {
+    pub(crate) fn active_tenant(&self) -> Option<TenantId> {
         if self.onboarding_only {
             None
         } else {

@@ -53,7 +53,7 @@ impl Region {
     }
 
     /// The Genesys Cloud domain of the region.
-    pub fn domain(self) -> &'static str {
+    pub(crate) fn domain(self) -> &'static str {
         match self {
             Region::UsEast1 => "mypurecloud.com",
             Region::UsEast2 => "use2.us-gov-pure.cloud",

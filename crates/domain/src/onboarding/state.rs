@@ -74,7 +74,7 @@ pub struct CheckResult {
 
 impl CheckResult {
     /// Whether the check passed.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.status == CheckStatus::Success
     }
 }
@@ -94,7 +94,7 @@ pub struct ValidationRecord {
 
 impl ValidationRecord {
     /// Whether both checks passed.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.genesys.passed() && self.whatsapp.passed()
     }
 }
@@ -123,10 +123,10 @@ pub struct CompletionReceipt {
     /// The webhook configuration the Tenant Service received.
     pub webhooks: SealedWebhooks,
     /// Who completed it.
-    pub completed_by: UserId,
+    pub(crate) completed_by: UserId,
     /// When the Tenant Service accepted the configuration.
     #[serde(with = "time::serde::rfc3339")]
-    pub completed_at: OffsetDateTime,
+    pub(crate) completed_at: OffsetDateTime,
 }
 
 /// The wizard's progress: a type in which skipping a step cannot be expressed.
@@ -242,18 +242,18 @@ impl Progress {
     }
 
     /// Whether step 2 may be submitted now (any time before completion).
-    pub fn check_genesys_allowed(&self) -> Result<(), StepOutOfOrder> {
+    pub(crate) fn check_genesys_allowed(&self) -> Result<(), StepOutOfOrder> {
         self.refuse_if_completed()
     }
 
     /// Step 2 (again): keeps step 1, discards steps 3-5.
-    pub fn submit_genesys(&self, genesys: GenesysSetup) -> Result<Progress, StepOutOfOrder> {
+    pub(crate) fn submit_genesys(&self, genesys: GenesysSetup) -> Result<Progress, StepOutOfOrder> {
         self.check_genesys_allowed()?;
         Ok(Progress::Genesys { genesys })
     }
 
     /// Whether step 3 may be submitted now (step 2 done, not completed).
-    pub fn check_whatsapp_allowed(&self) -> Result<(), StepOutOfOrder> {
+    pub(crate) fn check_whatsapp_allowed(&self) -> Result<(), StepOutOfOrder> {
         self.refuse_if_completed()?;
         match self.genesys() {
             Some(_) => Ok(()),
@@ -264,7 +264,10 @@ impl Progress {
     }
 
     /// Step 3 (again): keeps steps 1-2, discards steps 4-5.
-    pub fn submit_whatsapp(&self, whatsapp: WhatsAppSetup) -> Result<Progress, StepOutOfOrder> {
+    pub(crate) fn submit_whatsapp(
+        &self,
+        whatsapp: WhatsAppSetup,
+    ) -> Result<Progress, StepOutOfOrder> {
         self.check_whatsapp_allowed()?;
         let genesys = self
             .genesys()
@@ -274,7 +277,7 @@ impl Progress {
     }
 
     /// Whether step 4 may run now (steps 1-3 done, not completed).
-    pub fn check_validation_allowed(
+    pub(crate) fn check_validation_allowed(
         &self,
     ) -> Result<(&GenesysSetup, &WhatsAppSetup), StepOutOfOrder> {
         self.refuse_if_completed()?;
@@ -288,7 +291,7 @@ impl Progress {
 
     /// Step 4: records the result for the current credentials. A completion in progress is
     /// left alone (its secrets must survive), so this returns it unchanged.
-    pub fn record_validation(
+    pub(crate) fn record_validation(
         &self,
         validation: ValidationRecord,
     ) -> Result<Progress, StepOutOfOrder> {
@@ -304,7 +307,7 @@ impl Progress {
     }
 
     /// Step 5 begins: only from a passed validation.
-    pub fn begin_completion(
+    pub(crate) fn begin_completion(
         &self,
         webhooks: SealedWebhooks,
         started_at: OffsetDateTime,

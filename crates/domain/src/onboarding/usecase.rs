@@ -24,11 +24,11 @@ pub mod fields {
     /// Genesys client secret.
     pub const GENESYS_CLIENT_SECRET: &str = "genesys.clientSecret";
     /// WhatsApp system-user token.
-    pub const WHATSAPP_TOKEN: &str = "whatsapp.systemUserToken";
+    pub(crate) const WHATSAPP_TOKEN: &str = "whatsapp.systemUserToken";
     /// Webhook signing secret.
     pub const WEBHOOK_SECRET: &str = "webhooks.secret";
     /// Meta verify token.
-    pub const WEBHOOK_VERIFY_TOKEN: &str = "webhooks.verifyToken";
+    pub(crate) const WEBHOOK_VERIFY_TOKEN: &str = "webhooks.verifyToken";
 }
 
 /// Wizard settings.

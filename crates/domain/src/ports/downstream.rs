@@ -74,44 +74,12 @@ pub enum TenantServiceError {
     Failure(#[from] DownstreamFailure),
 }
 
-/// Kind of credentials to validate through the Tenant Service.
-#[derive(Debug)]
-pub enum CredentialCheck {
-    /// Genesys client credentials.
-    Genesys {
-        /// Client ID.
-        client_id: String,
-        /// Client secret.
-        client_secret: SecretString,
-        /// Region.
-        region: Region,
-    },
-    /// WhatsApp system-user token.
-    WhatsApp {
-        /// Phone number ID.
-        phone_number_id: String,
-        /// Token.
-        system_user_token: SecretString,
-    },
-}
-
-/// The Tenant Service's verdict on credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialVerdict {
-    /// Whether they work.
-    pub valid: bool,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
 /// The Tenant Service (spec §3.1.2): tenant configuration CRUD.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait TenantService: Send + Sync {
     /// `POST /api/v1/tenants` with status `onboarding`. Never retried.
     async fn create(&self, tenant: &NewTenant) -> Result<Tenant, TenantServiceError>;
-    /// `GET /api/v1/tenants/:id`.
-    async fn get(&self, id: TenantId) -> Result<Tenant, TenantServiceError>;
     /// `PUT /api/v1/tenants/:id` (idempotent: the same update twice leaves the same tenant).
     async fn update(
         &self,
@@ -120,11 +88,6 @@ pub trait TenantService: Send + Sync {
     ) -> Result<Tenant, TenantServiceError>;
     /// `GET /api/v1/tenants/by-user/:userId`; `Ok(None)` when the user has no tenant.
     async fn by_user(&self, user: &UserId) -> Result<Option<Tenant>, TenantServiceError>;
-    /// `POST /api/v1/tenants/validate`.
-    async fn validate_credentials(
-        &self,
-        check: &CredentialCheck,
-    ) -> Result<CredentialVerdict, TenantServiceError>;
 }
 
 /// State Manager failures.

@@ -21,8 +21,9 @@ use time::OffsetDateTime;
 ///   without writing if the key no longer exists (a concurrent logout wins).
 /// - `touch` sets `lastActivity` only, leaving the TTL alone; a no-op on missing keys.
 /// - `delete` removes the session and its index entry; idempotent.
-/// - `delete_all_for_user` removes every session of the user and returns their keys.
-/// - `count_for_user` counts the user's live sessions.
+/// - `delete_all_for_user` removes every session of the user and returns the keys of those
+///   that were live. Not routed yet: "log out everywhere" (the sessions issue routes it,
+///   through [`crate::auth::Authenticator::logout_everywhere`]).
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -48,8 +49,6 @@ pub trait SessionStore: Send + Sync {
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError>;
     /// Deletes all of a user's sessions ("log out everywhere").
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError>;
-    /// Counts a user's live sessions.
-    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError>;
     /// Reads a session and, in the same store round trip, records one hit (`cost = 1`) of
     /// `rate_key` under `policy` on the store's shared rate limiter: the very counter
     /// [`RateLimiter::hit`] with the same key uses (so a request may be limited either way).
@@ -135,7 +134,7 @@ pub enum SaveOutcome<T> {
 ///
 /// Contract: `save` with `expected = None` creates only if absent; with `Some(v)` writes only
 /// if the stored version is `v`. The check and the write are one atomic step. Every save
-/// resets the TTL (1 hour from the last update). `delete` is idempotent.
+/// resets the TTL (1 hour from the last update).
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait OnboardingStore: Send + Sync {
@@ -152,8 +151,6 @@ pub trait OnboardingStore: Send + Sync {
         expected: Option<u64>,
         ttl: Duration,
     ) -> Result<SaveOutcome<OnboardingState>, StoreError>;
-    /// Deletes the state.
-    async fn delete(&self, tenant: TenantId) -> Result<(), StoreError>;
 }
 
 /// Which cached view.

@@ -2,7 +2,7 @@
 //! The Auth and Tenant services are the shared fakes (`helpers`), which check what a real one
 //! would (PKCE, single-use codes).
 
-use crate::helpers::{FakeAuth, FakeTenants, ManualClock};
+use crate::helpers::{FakeAuth, FakeTenants};
 use futures::StreamExt;
 use portal_crypto::{AesGcmCipher, SystemRandom};
 use portal_domain::auth::{
@@ -12,7 +12,7 @@ use portal_domain::auth::{
 use portal_domain::model::{BusEvent, Role, SessionId, TenantId, TenantStatus};
 use portal_domain::ports::system::Clock;
 use portal_domain::secret::{ExposeSecret, secret};
-use portal_memory::MemoryStores;
+use portal_memory::{ManualClock, MemoryStores};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,14 +170,13 @@ async fn every_login_gets_a_new_session_id() {
     let s1 = w.auth.complete_login(Some(&b1), p1).await.unwrap();
     let s2 = w.auth.complete_login(Some(&b2), p2).await.unwrap();
     assert_ne!(s1.session_id.expose(), s2.session_id.expose());
-    assert_eq!(
-        w.stores
-            .sessions
-            .count_for_user(&s1.session.user_id)
-            .await
-            .unwrap(),
-        2
-    );
+    let stored = w
+        .stores
+        .sessions
+        .delete_all_for_user(&s1.session.user_id)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2, "both sessions are stored");
 }
 
 #[tokio::test]
@@ -432,6 +431,53 @@ async fn refresh_extends_the_session_and_logout_revokes_it_everywhere() {
         w.auth.refresh(&current).await,
         Err(RefreshError::SessionGone)
     ));
+}
+
+/// "Log out everywhere" (not routed yet; the sessions issue routes it): every session of the
+/// user ends and is announced, another user's session is untouched.
+#[tokio::test]
+async fn logout_everywhere_ends_every_session_of_that_user_only() {
+    let w = world();
+    let mut bus = w.stores.event_bus.subscribe().await.unwrap();
+    let mut admin = Vec::new();
+    for _ in 0..2 {
+        let (binding, params) = start(&w, "admin@acme.example").await;
+        admin.push(w.auth.complete_login(Some(&binding), params).await.unwrap());
+    }
+    let (binding, params) = start(&w, "agent@acme.example").await;
+    let agent = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    for s in admin.iter().chain([&agent]) {
+        w.auth.authenticate(s.session_id.expose()).await.unwrap();
+    }
+
+    let ended = w
+        .auth
+        .logout_everywhere(&admin[0].session.user_id)
+        .await
+        .unwrap();
+
+    assert_eq!(ended, 2);
+    for s in &admin {
+        assert!(matches!(
+            w.auth.authenticate(s.session_id.expose()).await,
+            Err(SessionError::Expired)
+        ));
+    }
+    assert!(w.auth.authenticate(agent.session_id.expose()).await.is_ok());
+    let mut revoked = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), bus.next())
+            .await
+            .unwrap();
+        match event {
+            Some(BusEvent::SessionRevoked(key)) => revoked.push(key),
+            other => panic!("expected a revocation, got {other:?}"),
+        }
+    }
+    revoked.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut expected: Vec<_> = admin.iter().map(|s| s.session_id.key()).collect();
+    expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(revoked, expected);
 }
 
 #[tokio::test]

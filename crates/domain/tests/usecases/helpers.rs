@@ -1,5 +1,5 @@
-//! What the use-case tests share: the one test clock, and small fakes of the downstream
-//! ports that have no in-memory adapter (the stores come from `portal-memory`).
+//! What the use-case tests share: small fakes of the downstream ports that have no in-memory
+//! adapter (the stores and the test clock, `ManualClock`, come from `portal-memory`).
 
 use async_trait::async_trait;
 use portal_domain::crypto::pkce_challenge;
@@ -9,42 +9,18 @@ use portal_domain::model::{
     UserProfile,
 };
 use portal_domain::ports::downstream::{
-    AuthService, AuthServiceError, CodeExchange, CredentialCheck, CredentialVerdict, TenantService,
-    TenantServiceError, TokenSet,
+    AuthService, AuthServiceError, CodeExchange, TenantService, TenantServiceError, TokenSet,
 };
-use portal_domain::ports::system::Clock;
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
-
-/// A clock that moves only when told. Store TTLs follow tokio's clock instead: tests of
-/// expiry advance both (`tokio::time::pause()` and `advance()`).
-pub struct ManualClock(Mutex<OffsetDateTime>);
-
-impl ManualClock {
-    /// Stopped at `at`.
-    pub fn at(at: OffsetDateTime) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(at)))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: time::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
-}
 
 /// The Auth Service: codes are issued for a user with the challenge from the authorize URL and
 /// work once; the profile's user is the e-mail's local part, its role the part's first word.
 #[derive(Default)]
-pub struct FakeAuth {
+pub(crate) struct FakeAuth {
     pub codes: Mutex<HashMap<String, (String, String)>>,
     /// The profile call times out.
     pub fail_profile: bool,
@@ -52,7 +28,7 @@ pub struct FakeAuth {
 
 impl FakeAuth {
     /// A code for `email` that works once with the verifier of `challenge`.
-    pub fn issue(&self, code: &str, email: &str, challenge: &str) {
+    pub(crate) fn issue(&self, code: &str, email: &str, challenge: &str) {
         self.codes
             .lock()
             .unwrap()
@@ -117,7 +93,7 @@ impl AuthService for FakeAuth {
 
 /// What the Tenant Service received in an update (secrets exposed for comparison).
 #[derive(Debug, Clone)]
-pub struct SeenUpdate {
+pub(crate) struct SeenUpdate {
     pub status: Option<TenantStatus>,
     pub company_name: Option<String>,
     pub genesys_secret: Option<String>,
@@ -129,7 +105,7 @@ pub struct SeenUpdate {
 /// updates, and can fail the next updates. Each `by_user` yields once, so concurrent requests
 /// interleave after the read, as over a network.
 #[derive(Default)]
-pub struct FakeTenants {
+pub(crate) struct FakeTenants {
     tenants: Mutex<HashMap<TenantId, Tenant>>,
     by_user: Mutex<HashMap<UserId, TenantId>>,
     pub creates: AtomicUsize,
@@ -140,7 +116,7 @@ pub struct FakeTenants {
 
 impl FakeTenants {
     /// A tenant in `status`, linked to each of `users`.
-    pub fn add(&self, status: TenantStatus, users: &[&str]) -> TenantId {
+    pub(crate) fn add(&self, status: TenantStatus, users: &[&str]) -> TenantId {
         let tenant = Tenant {
             id: TenantId::new_random(),
             company_name: "Acme Corp".into(),
@@ -160,7 +136,7 @@ impl FakeTenants {
     }
 
     /// The updates that activated the tenant.
-    pub fn activations(&self) -> Vec<SeenUpdate> {
+    pub(crate) fn activations(&self) -> Vec<SeenUpdate> {
         self.updates
             .lock()
             .unwrap()
@@ -191,14 +167,6 @@ impl TenantService for FakeTenants {
             .unwrap()
             .insert(t.created_by.clone(), tenant.id);
         Ok(tenant)
-    }
-    async fn get(&self, id: TenantId) -> Result<Tenant, TenantServiceError> {
-        self.tenants
-            .lock()
-            .unwrap()
-            .get(&id)
-            .cloned()
-            .ok_or(TenantServiceError::NotFound)
     }
     async fn update(&self, id: TenantId, u: &TenantUpdate) -> Result<Tenant, TenantServiceError> {
         if self
@@ -239,13 +207,5 @@ impl TenantService for FakeTenants {
         let found = id.and_then(|id| self.tenants.lock().unwrap().get(&id).cloned());
         tokio::task::yield_now().await;
         Ok(found)
-    }
-    async fn validate_credentials(
-        &self,
-        _: &CredentialCheck,
-    ) -> Result<CredentialVerdict, TenantServiceError> {
-        Err(TenantServiceError::Rejected(
-            "the use cases validate directly with Genesys and Meta".into(),
-        ))
     }
 }

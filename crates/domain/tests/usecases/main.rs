@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 mod auth;
+mod dashboard;
 mod helpers;
 mod onboarding;

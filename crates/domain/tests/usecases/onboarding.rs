@@ -4,7 +4,7 @@
 //! Store TTLs follow tokio's clock, so every test runs with time paused and
 //! [`H::advance`] moves both clocks.
 
-use crate::helpers::{FakeAuth, FakeTenants, ManualClock, SeenUpdate};
+use crate::helpers::{FakeAuth, FakeTenants, SeenUpdate};
 use async_trait::async_trait;
 use portal_crypto::{AesGcmCipher, SystemRandom};
 use portal_domain::StoreError;
@@ -24,7 +24,7 @@ use portal_domain::ports::downstream::{
 use portal_domain::ports::stores::{OnboardingStore, SaveOutcome, SessionStore, Versioned};
 use portal_domain::ports::system::{Cipher, CipherError, Clock, EncryptionContext, Telemetry};
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
-use portal_memory::MemoryStores;
+use portal_memory::{ManualClock, MemoryStores};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -144,9 +144,6 @@ impl OnboardingStore for WizardStore {
         self.ttls.lock().unwrap().push(ttl);
         self.inner.save(tenant, state, expected, ttl).await
     }
-    async fn delete(&self, tenant: TenantId) -> Result<(), StoreError> {
-        self.inner.delete(tenant).await
-    }
 }
 
 /// The in-memory session store, able to fail the next `replace` calls.
@@ -186,9 +183,6 @@ impl SessionStore for FlakySessions {
     }
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         self.inner.delete_all_for_user(user).await
-    }
-    async fn count_for_user(&self, user: &UserId) -> Result<usize, StoreError> {
-        self.inner.count_for_user(user).await
     }
 }
 

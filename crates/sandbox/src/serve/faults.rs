@@ -32,7 +32,7 @@ pub enum Route {
 
 impl Route {
     /// The route a request path belongs to, if any.
-    pub fn of_path(path: &str) -> Option<Self> {
+    pub(crate) fn of_path(path: &str) -> Option<Self> {
         let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
         if under("/api/v1/auth") {
             Some(Route::AuthService)
@@ -58,7 +58,7 @@ pub struct Fault {
     pub route: Route,
     /// Share of requests answered with 503, 0 to 1.
     #[serde(default)]
-    pub error_rate: f64,
+    pub(crate) error_rate: f64,
     /// Added latency before answering, in milliseconds.
     #[serde(default)]
     pub latency_ms: u64,

@@ -4,7 +4,7 @@
 //! | route (fault key) | paths |
 //! | --- | --- |
 //! | `authService` | `POST /api/v1/auth/validate`, `GET /api/v1/auth/profile`, `POST /api/v1/auth/refresh` |
-//! | `tenantService` | `POST /api/v1/tenants`, `GET`/`PUT /api/v1/tenants/{id}`, `GET /api/v1/tenants/by-user/{userId}`, `POST /api/v1/tenants/validate` |
+//! | `tenantService` | `POST /api/v1/tenants`, `PUT /api/v1/tenants/{id}`, `GET /api/v1/tenants/by-user/{userId}` |
 //! | `stateManager` | `GET /api/v1/conversations`, `/{id}`, `/{id}/messages`, `GET /api/v1/metrics/{tenantId}` |
 //! | `genesys` | `GET /genesys/oauth/authorize` (login page), `POST /genesys/oauth/token`, `GET /genesys/api/v2/organizations/me` |
 //! | `meta` | `GET /meta/{version}/{phoneNumberId}` |
@@ -13,7 +13,7 @@
 //! faulted. A fault adds latency, fails a share of requests with 503, or hangs (a timeout).
 //!
 //! # Layout
-//! - `faults`: [`Route`], [`Fault`], [`Faults`], the fault middleware and the admin endpoints.
+//! - `faults`: [`Route`], [`Fault`], `Faults`, the fault middleware and the admin endpoints.
 //! - `auth`, `tenant`, `state_manager`, `genesys`, `meta`: one simulated service each, its
 //!   handlers and the JSON shapes its HTTP adapter reads.
 
@@ -26,7 +26,8 @@ mod tenant;
 #[cfg(test)]
 mod tests;
 
-pub use faults::{Fault, Faults, Route, faults_from_json};
+use faults::Faults;
+pub use faults::{Fault, Route, faults_from_json};
 
 use crate::Platform;
 use actix_web::dev::Server;
@@ -42,7 +43,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 /// Client ID the sandbox's Genesys login page accepts by default (the service's default too).
-pub const DEFAULT_CLIENT_ID: &str = "agent-portal-sandbox";
+pub(crate) const DEFAULT_CLIENT_ID: &str = "agent-portal-sandbox";
 
 /// How the sandbox is served.
 #[derive(Debug, Clone)]
@@ -134,7 +135,11 @@ pub fn serve(
 }
 
 /// Every route of the sandbox (the fault middleware and the app data are added by the caller).
-fn routes(cfg: &mut web::ServiceConfig, login_auth: Arc<crate::SimAuthService>, client_id: String) {
+fn routes(
+    cfg: &mut web::ServiceConfig,
+    login_auth: Arc<crate::auth::SimAuthService>,
+    client_id: String,
+) {
     cfg.route("/health", web::get().to(health))
         .service(
             web::resource("/_admin/faults")
@@ -151,9 +156,7 @@ fn routes(cfg: &mut web::ServiceConfig, login_auth: Arc<crate::SimAuthService>, 
         .service(
             web::scope("/api/v1/tenants")
                 .route("", web::post().to(tenant::create))
-                .route("/validate", web::post().to(tenant::validate))
                 .route("/by-user/{user}", web::get().to(tenant::by_user))
-                .route("/{id}", web::get().to(tenant::get))
                 .route("/{id}", web::put().to(tenant::update)),
         )
         .route(

@@ -1,17 +1,15 @@
 //! The simulated Tenant Service over HTTP (`/api/v1/tenants...`).
 
-use super::{Sims, bad_request, error, unavailable};
+use super::{Sims, error, unavailable};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use portal_domain::model::{
     Email, GenesysConfig, NewTenant, Region, TenantId, TenantStatus, TenantUpdate, UserId,
     WebhookConfig, WhatsAppConfig,
 };
-use portal_domain::ports::downstream::{CredentialCheck, TenantServiceError};
+use portal_domain::ports::downstream::TenantServiceError;
 use portal_domain::secret::SecretString;
 use serde::Deserialize;
-use serde_json::json;
-use std::collections::HashMap;
 use time::OffsetDateTime;
 
 fn tenant_error(e: TenantServiceError) -> HttpResponse {
@@ -49,16 +47,6 @@ pub(super) async fn create(sims: web::Data<Sims>, body: web::Json<CreateBody>) -
 
 fn tenant_not_found() -> HttpResponse {
     tenant_error(TenantServiceError::NotFound)
-}
-
-pub(super) async fn get(sims: web::Data<Sims>, path: web::Path<String>) -> HttpResponse {
-    let Ok(id) = path.parse::<TenantId>() else {
-        return tenant_not_found();
-    };
-    match sims.tenants.get(id).await {
-        Ok(t) => HttpResponse::Ok().json(t),
-        Err(e) => tenant_error(e),
-    }
 }
 
 #[derive(Deserialize)]
@@ -153,54 +141,6 @@ pub(super) async fn by_user(sims: web::Data<Sims>, path: web::Path<String>) -> H
     match sims.tenants.by_user(&user).await {
         Ok(Some(t)) => HttpResponse::Ok().json(t),
         Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no tenant"),
-        Err(e) => tenant_error(e),
-    }
-}
-
-#[derive(Deserialize)]
-pub(super) struct CheckBody {
-    r#type: String,
-    credentials: HashMap<String, serde_json::Value>,
-}
-
-pub(super) async fn validate(sims: web::Data<Sims>, body: web::Json<CheckBody>) -> HttpResponse {
-    let b = body.into_inner();
-    let field = |k: &str| {
-        b.credentials
-            .get(k)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-    };
-    let check = match b.r#type.as_str() {
-        "genesys" => {
-            let (Some(client_id), Some(secret), Some(region)) = (
-                field("clientId"),
-                field("clientSecret"),
-                field("region").and_then(|r| r.parse::<Region>().ok()),
-            ) else {
-                return bad_request("clientId, clientSecret and region are required");
-            };
-            CredentialCheck::Genesys {
-                client_id,
-                client_secret: SecretString::from(secret),
-                region,
-            }
-        }
-        "whatsapp" => {
-            let (Some(phone_number_id), Some(token)) =
-                (field("phoneNumberId"), field("systemUserToken"))
-            else {
-                return bad_request("phoneNumberId and systemUserToken are required");
-            };
-            CredentialCheck::WhatsApp {
-                phone_number_id,
-                system_user_token: SecretString::from(token),
-            }
-        }
-        _ => return bad_request("type must be genesys or whatsapp"),
-    };
-    match sims.tenants.validate_credentials(&check).await {
-        Ok(v) => HttpResponse::Ok().json(json!({"valid": v.valid, "message": v.message})),
         Err(e) => tenant_error(e),
     }
 }

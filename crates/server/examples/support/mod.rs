@@ -7,7 +7,7 @@ use reqwest::{Client, StatusCode, header};
 use std::time::{Duration, Instant};
 
 /// `name` from the environment, or `default`.
-pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+pub(crate) fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -15,7 +15,7 @@ pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// The `p` percentile (0..=1) of `sorted`.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -24,12 +24,12 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// `d` in milliseconds, for printing.
-pub fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Signs in through the real redirect chain; returns the `Cookie` header value.
-pub async fn sign_in(base: &str, email: &str) -> String {
+pub(crate) async fn sign_in(base: &str, email: &str) -> String {
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -56,7 +56,7 @@ pub async fn sign_in(base: &str, email: &str) -> String {
 }
 
 /// A client keeping up to `connections` idle connections.
-pub fn client(connections: usize) -> Client {
+pub(crate) fn client(connections: usize) -> Client {
     Client::builder()
         .pool_max_idle_per_host(connections)
         .build()
@@ -64,7 +64,7 @@ pub fn client(connections: usize) -> Client {
 }
 
 /// One GET with the session cookie; anything but 200 aborts the benchmark.
-pub async fn get(client: &Client, url: &str, cookie: &str) {
+pub(crate) async fn get(client: &Client, url: &str, cookie: &str) {
     let res = client
         .get(url)
         .header(header::COOKIE, cookie)
@@ -77,7 +77,7 @@ pub async fn get(client: &Client, url: &str, cookie: &str) {
 
 /// Closed loop: each connection sends its next request when the previous one is answered.
 /// Returns requests/s and the sorted latencies.
-pub async fn max_rate(
+pub(crate) async fn max_rate(
     url: &str,
     cookie: &str,
     connections: usize,

@@ -15,7 +15,7 @@ use portal_server::configuration::RedisConfig;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A Redis deployment under test.
-pub enum Deployment {
+pub(crate) enum Deployment {
     Single(RedisServer),
     SharedCluster {
         cluster: &'static RedisCluster,
@@ -27,11 +27,11 @@ pub enum Deployment {
 }
 
 impl Deployment {
-    pub async fn single() -> Self {
+    pub(crate) async fn single() -> Self {
         Self::Single(RedisServer::start().await)
     }
 
-    pub async fn cluster() -> Self {
+    pub(crate) async fn cluster() -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         Self::SharedCluster {
             cluster: RedisCluster::shared().await,
@@ -44,21 +44,21 @@ impl Deployment {
     }
 
     /// Three masters of the test's own (tests that count every command).
-    pub async fn own_cluster() -> Self {
+    pub(crate) async fn own_cluster() -> Self {
         Self::Cluster(RedisCluster::start(false, Security::default()).await)
     }
 
     /// Three masters with a replica each (failover tests).
-    pub async fn cluster_with_replicas() -> Self {
+    pub(crate) async fn cluster_with_replicas() -> Self {
         Self::Cluster(RedisCluster::start(true, Security::default()).await)
     }
 
-    pub async fn sentinel() -> Self {
+    pub(crate) async fn sentinel() -> Self {
         Self::Sentinel(RedisSentinel::start(Security::default()).await)
     }
 
     /// `single`, `cluster` or `sentinel`.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Single(_) => "single",
             Self::SharedCluster { .. } | Self::Cluster(_) => "cluster",
@@ -67,7 +67,7 @@ impl Deployment {
     }
 
     /// The `REDIS_*` settings pointing at it.
-    pub fn config(&self) -> RedisConfig {
+    pub(crate) fn config(&self) -> RedisConfig {
         match self {
             Self::Single(server) => RedisConfig::single(server.url()),
             Self::SharedCluster { cluster, prefix } => RedisConfig {
@@ -82,12 +82,12 @@ impl Deployment {
     }
 
     /// The adapter's settings (for stores made outside an application).
-    pub fn settings(&self) -> portal_redis::RedisSettings {
+    pub(crate) fn settings(&self) -> portal_redis::RedisSettings {
         self.config().settings().expect("a topology")
     }
 
     /// The prefix keys carry (the shared cluster's per-test prefix).
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         match self {
             Self::SharedCluster { prefix, .. } => prefix,
             _ => "",
@@ -104,7 +104,7 @@ impl Deployment {
 
     /// The URL of the node holding `key` (the master owning its slot on a Cluster, the current
     /// master behind the Sentinel).
-    pub async fn node_url_for(&self, key: &str) -> String {
+    pub(crate) async fn node_url_for(&self, key: &str) -> String {
         match self {
             Self::Single(server) => server.url(),
             Self::Sentinel(s) => s.master().url(),
@@ -117,7 +117,7 @@ impl Deployment {
     }
 
     /// Redis's counters summed over every data node.
-    pub async fn counters(&self) -> RedisCounters {
+    pub(crate) async fn counters(&self) -> RedisCounters {
         match self {
             Self::Single(server) => RedisCounters::open(server).await,
             Self::Sentinel(s) => {
@@ -129,7 +129,7 @@ impl Deployment {
     }
 
     /// Stops every data node (keeping the data) and starts them again.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         match self {
             Self::Single(server) => server.restart().await,
             Self::Cluster(cluster) => cluster.restart().await,
@@ -139,7 +139,7 @@ impl Deployment {
     }
 
     /// Waits until every write has reached the replicas.
-    pub async fn wait_replicated(&self) {
+    pub(crate) async fn wait_replicated(&self) {
         match self {
             Self::Cluster(cluster) => cluster.wait_replicated().await,
             Self::Sentinel(s) => s.wait_replicated().await,
@@ -148,7 +148,7 @@ impl Deployment {
     }
 
     /// Kills the master holding `key` and waits until a replica has taken over.
-    pub async fn fail_over(&mut self, key: &str) {
+    pub(crate) async fn fail_over(&mut self, key: &str) {
         match self {
             Self::Cluster(cluster) => {
                 let slot = cluster.slot_of(key).await;

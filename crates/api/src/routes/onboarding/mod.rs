@@ -17,8 +17,8 @@ use actix_web::{HttpResponse, get, post, web};
 use portal_domain::model::TenantId;
 use portal_domain::onboarding::{FieldError, OnboardingError};
 
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
 
 use request::{CompleteRequest, Step1Request, Step2Request, Step3Request, ValidateQuery};
 use response::{
@@ -86,7 +86,7 @@ impl From<OnboardingError> for ApiError {
     )
 )]
 #[post("/api/v1/onboarding/step1")]
-pub async fn step1(
+pub(crate) async fn step1(
     auth: Authenticated,
     state: web::Data<AppState>,
     body: web::Json<Step1Request>,
@@ -112,7 +112,7 @@ pub async fn step1(
     )
 )]
 #[post("/api/v1/onboarding/step2")]
-pub async fn step2(
+pub(crate) async fn step2(
     auth: Authenticated,
     state: web::Data<AppState>,
     body: web::Json<Step2Request>,
@@ -141,7 +141,7 @@ pub async fn step2(
     )
 )]
 #[post("/api/v1/onboarding/step3")]
-pub async fn step3(
+pub(crate) async fn step3(
     auth: Authenticated,
     state: web::Data<AppState>,
     body: web::Json<Step3Request>,
@@ -171,7 +171,7 @@ pub async fn step3(
     )
 )]
 #[get("/api/v1/onboarding/validate")]
-pub async fn validate(
+pub(crate) async fn validate(
     auth: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<ValidateQuery>,
@@ -201,7 +201,7 @@ pub async fn validate(
     )
 )]
 #[post("/api/v1/onboarding/complete")]
-pub async fn complete(
+pub(crate) async fn complete(
     auth: Authenticated,
     state: web::Data<AppState>,
     body: Option<web::Json<CompleteRequest>>,
@@ -232,7 +232,7 @@ pub async fn complete(
     )
 )]
 #[get("/api/v1/onboarding/status/{tenantId}")]
-pub async fn status(
+pub(crate) async fn status(
     auth: Authenticated,
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -23,7 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 /// Body of `POST /api/v1/onboarding/step1` (§6.2).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Step1Request {
+pub(crate) struct Step1Request {
     /// The company's name ([`CompanyName`]).
     #[schema(schema_with = schema::company_name, required = true)]
     pub company_name: Option<String>,
@@ -37,7 +37,7 @@ pub struct Step1Request {
 
 impl Step1Request {
     /// The organisation details, or every refused field.
-    pub fn try_into_domain(self) -> Result<OrganizationDetails, ApiError> {
+    pub(crate) fn try_into_domain(self) -> Result<OrganizationDetails, ApiError> {
         let mut p = Problems::default();
         let company_name = p.required("companyName", self.company_name, CompanyName::parse);
         let region = p.required("region", self.region, |r| r.parse::<Region>());
@@ -58,7 +58,7 @@ impl Step1Request {
 /// Body of `POST /api/v1/onboarding/step2` (§6.3).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Step2Request {
+pub(crate) struct Step2Request {
     /// The wizard's tenant (optional: the session's); must be the session's.
     #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
@@ -75,7 +75,9 @@ pub struct Step2Request {
 
 impl Step2Request {
     /// The requested tenant and the credentials, or every refused field.
-    pub fn try_into_domain(self) -> Result<(Option<TenantId>, GenesysCredentials), ApiError> {
+    pub(crate) fn try_into_domain(
+        self,
+    ) -> Result<(Option<TenantId>, GenesysCredentials), ApiError> {
         let mut p = Problems::default();
         let tenant = tenant(&mut p, self.tenant_id);
         let client_id = p.required("clientId", self.client_id, ClientId::parse);
@@ -98,7 +100,7 @@ impl Step2Request {
 /// Body of `POST /api/v1/onboarding/step3` (§6.4).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Step3Request {
+pub(crate) struct Step3Request {
     /// The wizard's tenant (optional: the session's); must be the session's.
     #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
@@ -112,7 +114,9 @@ pub struct Step3Request {
 
 impl Step3Request {
     /// The requested tenant and the credentials, or every refused field.
-    pub fn try_into_domain(self) -> Result<(Option<TenantId>, WhatsAppCredentials), ApiError> {
+    pub(crate) fn try_into_domain(
+        self,
+    ) -> Result<(Option<TenantId>, WhatsAppCredentials), ApiError> {
         let mut p = Problems::default();
         let tenant = tenant(&mut p, self.tenant_id);
         let phone_number_id =
@@ -138,7 +142,7 @@ impl Step3Request {
 /// Body of `POST /api/v1/onboarding/complete` (§6.6); may be empty (`{}`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CompleteRequest {
+pub(crate) struct CompleteRequest {
     /// The wizard's tenant (optional: the session's); must be the session's.
     #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
@@ -146,7 +150,7 @@ pub struct CompleteRequest {
 
 impl CompleteRequest {
     /// The requested tenant, if any.
-    pub fn try_into_domain(self) -> Result<Option<TenantId>, ApiError> {
+    pub(crate) fn try_into_domain(self) -> Result<Option<TenantId>, ApiError> {
         requested_tenant(self.tenant_id)
     }
 }
@@ -154,7 +158,7 @@ impl CompleteRequest {
 /// Query of `GET /api/v1/onboarding/validate` (§6.5).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ValidateQuery {
+pub(crate) struct ValidateQuery {
     /// The wizard's tenant (optional: the session's); must be the session's.
     #[serde(rename = "tenantId")]
     #[param(rename = "tenantId", format = Uuid)]
@@ -163,7 +167,7 @@ pub struct ValidateQuery {
 
 impl ValidateQuery {
     /// The requested tenant, if any.
-    pub fn try_into_domain(self) -> Result<Option<TenantId>, ApiError> {
+    pub(crate) fn try_into_domain(self) -> Result<Option<TenantId>, ApiError> {
         requested_tenant(self.tenant_id)
     }
 }

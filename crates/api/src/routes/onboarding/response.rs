@@ -30,7 +30,7 @@ fn expose<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error>
 /// Step 1's `data`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct OrganizationSummary {
+pub(crate) struct OrganizationSummary {
     /// Company name.
     #[schema(value_type = String)]
     pub company_name: CompanyName,
@@ -42,7 +42,7 @@ pub struct OrganizationSummary {
 /// Answer to step 1.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Step1Response {
+pub(crate) struct Step1Response {
     /// Always true.
     pub success: bool,
     /// The tenant created (or updated on a repeated step 1).
@@ -51,7 +51,7 @@ pub struct Step1Response {
     /// 1.
     pub current_step: u8,
     /// 2.
-    pub next_step: u8,
+    pub(crate) next_step: u8,
     /// What was recorded.
     pub data: OrganizationSummary,
 }
@@ -74,7 +74,7 @@ impl From<&OnboardingState> for Step1Response {
 /// Answer to steps 2 and 3.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct StepResponse {
+pub(crate) struct StepResponse {
     /// Always true.
     pub success: bool,
     /// The tenant.
@@ -83,7 +83,7 @@ pub struct StepResponse {
     /// 2 or 3.
     pub current_step: u8,
     /// 3 or 4.
-    pub next_step: u8,
+    pub(crate) next_step: u8,
     /// The integration accepted the credentials.
     pub validated: bool,
     /// Step 3 only: the display phone number Meta reported.
@@ -111,7 +111,7 @@ impl From<&OnboardingState> for StepResponse {
 
 /// Per-integration messages of step 4.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationDetails {
+pub(crate) struct ValidationDetails {
     /// Genesys detail (`Connected to ...` or why not).
     pub genesys: String,
     /// WhatsApp detail.
@@ -120,7 +120,7 @@ pub struct ValidationDetails {
 
 /// Answer to step 4: each integration reported separately.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationResponse {
+pub(crate) struct ValidationResponse {
     /// `success` or `failed`.
     #[schema(value_type = String)]
     pub genesys: CheckStatus,
@@ -146,18 +146,18 @@ impl From<&ValidationRecord> for ValidationResponse {
 
 /// Genesys webhook instructions.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct GenesysWebhook {
+pub(crate) struct GenesysWebhook {
     /// `{BASE_URL}/webhooks/genesys/{tenantId}`.
     pub url: String,
     /// Where to configure it.
     #[schema(value_type = String)]
-    pub instructions: &'static str,
+    pub(crate) instructions: &'static str,
 }
 
 /// Meta webhook instructions.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MetaWebhook {
+pub(crate) struct MetaWebhook {
     /// `{BASE_URL}/webhooks/meta/{tenantId}`.
     pub url: String,
     /// The verify token Meta echoes when subscribing.
@@ -166,12 +166,12 @@ pub struct MetaWebhook {
     pub verify_token: SecretString,
     /// Where to configure it.
     #[schema(value_type = String)]
-    pub instructions: &'static str,
+    pub(crate) instructions: &'static str,
 }
 
 /// The webhook block of the completion.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Webhooks {
+pub(crate) struct Webhooks {
     /// Genesys.
     pub genesys: GenesysWebhook,
     /// Meta.
@@ -182,13 +182,13 @@ pub struct Webhooks {
     pub secret: SecretString,
     /// Advice to store the secret.
     #[schema(value_type = String)]
-    pub note: &'static str,
+    pub(crate) note: &'static str,
 }
 
 /// Answer to step 5.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CompletionResponse {
+pub(crate) struct CompletionResponse {
     /// Always true.
     pub success: bool,
     /// `Onboarding completed successfully`.
@@ -232,7 +232,7 @@ impl From<Completion> for CompletionResponse {
 /// Step 1's data as returned by the status.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct OrganizationDetails {
+pub(crate) struct OrganizationDetails {
     /// Company name.
     #[schema(value_type = String)]
     pub company_name: CompanyName,
@@ -247,7 +247,7 @@ pub struct OrganizationDetails {
 /// Resumable progress, without any secret (§6.7); also `details.current` of a 409.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct StatusResponse {
+pub(crate) struct StatusResponse {
     /// The tenant.
     #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
@@ -256,11 +256,11 @@ pub struct StatusResponse {
     /// Steps done.
     pub completed_steps: Vec<u8>,
     /// Step 1's data.
-    pub organization_details: OrganizationDetails,
+    pub(crate) organization_details: OrganizationDetails,
     /// Step 2 done.
-    pub genesys_configured: bool,
+    pub(crate) genesys_configured: bool,
     /// Step 3 done.
-    pub whatsapp_configured: bool,
+    pub(crate) whatsapp_configured: bool,
     /// Step 4 passed on the current credentials.
     pub validated: bool,
     /// Wizard start (RFC 3339).

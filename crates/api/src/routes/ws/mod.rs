@@ -65,7 +65,7 @@ pub struct RealtimeWiring {
 /// Query of the upgrade request.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct PortalQuery {
+pub(crate) struct PortalQuery {
     /// Single-use ticket from `POST /api/v1/auth/ws-ticket` (instead of cookie + Origin).
     pub ticket: Option<String>,
 }
@@ -91,7 +91,7 @@ impl std::fmt::Debug for PortalQuery {
     )
 )]
 #[get("/tenant/{tenantId}/portal")]
-pub async fn portal(
+pub(crate) async fn portal(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

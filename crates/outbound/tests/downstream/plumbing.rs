@@ -1,60 +1,19 @@
-//! Black-box tests of the outbound plumbing against a real HTTP server (wiremock).
+//! The plumbing of a call: correlation headers, status mapping, retries, deadlines, body
+//! caps, the breaker.
 
-#![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
-
-use portal_domain::ports::system::{CircuitState, Telemetry};
+use crate::helpers::{Recorder, downstream_at};
+use portal_domain::ports::system::CircuitState;
 use portal_domain::resilience::BreakerConfig;
 use portal_outbound::context::{self, RequestContext};
-use portal_outbound::{
-    Call, CallError, ClientConfig, Downstream, Guard, RetryPolicy, build_client,
-};
-use std::sync::{Arc, Mutex};
+use portal_outbound::{Call, CallError, Downstream};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 use wiremock::matchers::{header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<(&'static str, &'static str, &'static str)>>,
-}
-
-impl Telemetry for Recorder {
-    fn downstream_call(
-        &self,
-        service: &'static str,
-        operation: &'static str,
-        outcome: &'static str,
-        _elapsed: Duration,
-    ) {
-        self.calls
-            .lock()
-            .unwrap()
-            .push((service, operation, outcome));
-    }
-}
-
-impl Recorder {
-    fn outcomes(&self) -> Vec<&'static str> {
-        self.calls.lock().unwrap().iter().map(|c| c.2).collect()
-    }
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        max_retry_after: Duration::from_secs(2),
-    }
-}
-
 fn downstream_with(server: &MockServer, breaker: BreakerConfig) -> (Downstream, Arc<Recorder>) {
-    let telemetry = Arc::new(Recorder::default());
-    let client = build_client(&ClientConfig::default()).unwrap();
-    let guard = Guard::new("svc", breaker, telemetry.clone()).with_retry(fast_retry());
-    let ds = Downstream::new(Url::parse(&server.uri()).unwrap(), client, guard);
-    (ds, telemetry)
+    downstream_at(server, "", "svc", breaker)
 }
 
 fn downstream(server: &MockServer) -> (Downstream, Arc<Recorder>) {

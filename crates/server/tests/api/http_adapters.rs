@@ -4,12 +4,7 @@
 //! State Manager over HTTP, and the sandbox's fault injection (stale figures, then 503, then
 //! recovery). Memory stores: Redis is exercised elsewhere.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-#[path = "api/helpers.rs"]
-mod helpers;
-
-use helpers::{TestApp, assert_error, new_client};
+use crate::helpers::{TestApp, assert_error, new_client, spawn_app_with, start_sandbox};
 use portal_domain::ports::downstream::{GenesysError, WhatsAppError};
 use portal_domain::ports::system::SystemClock;
 use portal_domain::secret::SecretString;
@@ -25,16 +20,6 @@ struct Rig {
     app: TestApp,
     sandbox: String,
     admin: Client,
-}
-
-fn start_sandbox() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
-    let sandbox = portal_sandbox::serve(listener, platform, portal_sandbox::Options::default())
-        .expect("sandbox starts");
-    tokio::spawn(sandbox.server);
-    address
 }
 
 fn every_url(sandbox: &str) -> DownstreamUrls {
@@ -53,7 +38,7 @@ fn every_url(sandbox: &str) -> DownstreamUrls {
 async fn spawn() -> Rig {
     let sandbox = start_sandbox();
     let urls = every_url(&sandbox);
-    let app = helpers::spawn_app_with(move |s| Settings {
+    let app = spawn_app_with(move |s| Settings {
         auth_service_url: urls.auth_service,
         tenant_service_url: urls.tenant_service,
         state_manager_url: urls.state_manager,
@@ -94,13 +79,7 @@ impl Rig {
     }
 
     async fn refresh(&self, client: &Client) -> reqwest::Response {
-        let csrf = self.app.csrf(client).await;
-        client
-            .post(self.app.url("/api/v1/dashboard/refresh"))
-            .header("X-CSRF-Token", csrf)
-            .send()
-            .await
-            .unwrap()
+        self.app.refresh_dashboard(client).await
     }
 }
 
@@ -281,19 +260,4 @@ async fn genesys_and_meta_adapters_against_the_sandbox() {
         matches!(unknown, Err(WhatsAppError::NotFound)),
         "{unknown:?}"
     );
-
-    // The Tenant Service's credential check over HTTP.
-    let verdict = d
-        .ports
-        .tenant_service
-        .validate_credentials(
-            &portal_domain::ports::downstream::CredentialCheck::Genesys {
-                client_id: "client-1".into(),
-                client_secret: SecretString::from("invalid-secret"),
-                region,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(!verdict.valid);
 }

@@ -4,25 +4,18 @@
 //! a conversation's messages, a widget send's conversation check) and whether the State
 //! Manager is remote or simulated; retrying in both layers would cost 3 × 3 calls.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-#[path = "api/helpers.rs"]
-mod helpers;
-
+use crate::helpers::*;
 use async_trait::async_trait;
-use helpers::*;
 use portal_domain::DownstreamFailure;
 use portal_domain::model::{
     Conversation, ConversationId, ConversationPage, ConversationQuery, DateRange, Message, Period,
     RawMetrics, TenantId,
 };
 use portal_domain::ports::downstream::{StateManager, StateManagerError};
-use portal_server::{Application, Overrides, Settings};
+use portal_server::{Overrides, Settings};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use wiremock::matchers::{any, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Attempts the guard makes for one idempotent read.
 fn configured_attempts() -> usize {
@@ -125,16 +118,7 @@ fn expected() -> Vec<(&'static str, usize)> {
 
 #[tokio::test]
 async fn a_failing_remote_state_manager_read_costs_the_configured_attempts_everywhere() {
-    let sm = MockServer::start().await;
-    Mock::given(path("/health"))
-        .respond_with(ResponseTemplate::new(200))
-        .with_priority(1)
-        .mount(&sm)
-        .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&sm)
-        .await;
+    let sm = failing_service(503).await;
     let uri = sm.uri();
     let app = spawn_app_with(move |s| {
         closed_circuit(Settings {
@@ -159,31 +143,15 @@ async fn a_failing_remote_state_manager_read_costs_the_configured_attempts_every
 
 #[tokio::test]
 async fn a_failing_simulated_state_manager_read_costs_the_configured_attempts_everywhere() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let down = Arc::new(DownStateManager::default());
-    let clock = Arc::new(TestClock::default());
     let overrides = Overrides {
-        clock: Some(clock.clone()),
         wrap_state_manager: Some(Arc::new({
             let down = down.clone();
             move |_simulator| down.clone() as Arc<dyn StateManager>
         })),
         ..Overrides::default()
     };
-    let settings = closed_circuit(Settings {
-        port: 0,
-        workers: Some(1),
-        ..Settings::default()
-    });
-    let application = Application::build_with(settings, overrides)
-        .await
-        .expect("application builds");
-    let app = TestApp {
-        address: format!("http://127.0.0.1:{}", application.port()),
-        client: new_client(),
-        clock,
-    };
-    tokio::spawn(application.run_until_stopped());
+    let app = spawn_app_with_overrides(closed_circuit, overrides).await;
 
     let costs = calls_per_failing_read(&app, || async { down.calls.load(Ordering::SeqCst) }).await;
 

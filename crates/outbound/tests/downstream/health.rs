@@ -1,7 +1,6 @@
 //! The downstream health probe (`GET {base}/health`) against a real HTTP server (wiremock).
 
-#![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
-
+use crate::helpers::downstream_at;
 use portal_domain::ports::system::{HealthProbe, NoopTelemetry};
 use portal_domain::resilience::BreakerConfig;
 use portal_outbound::{Call, ClientConfig, Downstream, Guard, HealthCheck, build_client};
@@ -12,11 +11,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn downstream(server: &MockServer, breaker: BreakerConfig) -> Downstream {
-    Downstream::new(
-        Url::parse(&format!("{}/base/", server.uri())).unwrap(),
-        build_client(&ClientConfig::default()).unwrap(),
-        Guard::new("authService", breaker, Arc::new(NoopTelemetry)),
-    )
+    downstream_at(server, "/base/", "authService", breaker).0
 }
 
 async fn health_answers(server: &MockServer, response: ResponseTemplate) {

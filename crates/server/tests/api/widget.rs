@@ -2,18 +2,14 @@
 //! against the real server and the delivery simulator (its `message_update` and
 //! `sent`/`delivered`/`read` arrive on the tenant's socket).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-mod realtime_support;
-
+use crate::helpers::*;
 use portal_domain::model::{ConversationId, ConversationStatus};
 use portal_sandbox::demo;
-use realtime_support::*;
 use reqwest::Response;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn rest_send(app: &RtApp, user: &User, body: Value, key: Option<&str>) -> Response {
+async fn rest_send(app: &TestApp, user: &User, body: Value, key: Option<&str>) -> Response {
     let mut req = user
         .client
         .post(app.url("/api/v1/widget/send"))
@@ -28,17 +24,6 @@ async fn rest_send(app: &RtApp, user: &User, body: Value, key: Option<&str>) -> 
 async fn error_of(res: Response) -> (u16, Value) {
     let status = res.status().as_u16();
     (status, res.json().await.unwrap())
-}
-
-fn fields(body: &Value) -> Vec<String> {
-    body["details"]["fields"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|f| f["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The simulator's events for `message_id`: `message_update`, then `sent`, `delivered`, `read`.
@@ -56,8 +41,8 @@ async fn assert_delivered(ws: &mut Ws, message_id: &str, text: &str) {
 
 #[tokio::test]
 async fn rest_send_queues_once_and_the_socket_sees_it_delivered() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let conv = conversation(acme(), ConversationStatus::Active);
     let body = json!({"conversationId": conv.to_string(), "text": "Hello from Acme"});
@@ -84,8 +69,8 @@ async fn rest_send_queues_once_and_the_socket_sees_it_delivered() {
 
 #[tokio::test]
 async fn rest_send_validation_errors() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let conv = conversation(acme(), ConversationStatus::Active).to_string();
     let cases: Vec<(Value, Option<&str>, &str)> = vec![
         (json!({"text": "hi"}), None, "conversationId"),
@@ -122,7 +107,10 @@ async fn rest_send_validation_errors() {
         let (status, err) = error_of(rest_send(&app, &agent, body.clone(), key).await).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(err["code"], "VALIDATION_FAILED", "{err}");
-        assert!(fields(&err).iter().any(|f| f == field), "{field}: {err}");
+        assert!(
+            problem_fields(&err).iter().any(|f| f == field),
+            "{field}: {err}"
+        );
     }
     // Exactly 4096 characters is fine.
     let res = rest_send(
@@ -137,9 +125,9 @@ async fn rest_send_validation_errors() {
 
 #[tokio::test]
 async fn rest_send_refusals() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
-    let viewer = app.sign_in(demo::ACME_VIEWER_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
+    let viewer = app.signed_in(demo::ACME_VIEWER_EMAIL).await;
     let text = "hi";
     let send = |conv: ConversationId| json!({"conversationId": conv.to_string(), "text": text});
 
@@ -200,8 +188,8 @@ async fn rest_send_refusals() {
 
 #[tokio::test]
 async fn socket_send_message_acks_and_is_idempotent_by_client_message_id() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let conv = conversation(acme(), ConversationStatus::Active).to_string();
     let frame = json!({"event": "send_message", "data": {
@@ -225,8 +213,8 @@ async fn socket_send_message_acks_and_is_idempotent_by_client_message_id() {
 
 #[tokio::test]
 async fn socket_send_message_refusals_keep_the_socket_open() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let active = conversation(acme(), ConversationStatus::Active).to_string();
     let cases = [
@@ -274,7 +262,7 @@ async fn socket_send_message_refusals_keep_the_socket_open() {
         }
     }
 
-    let viewer = app.sign_in(demo::ACME_VIEWER_EMAIL).await;
+    let viewer = app.signed_in(demo::ACME_VIEWER_EMAIL).await;
     let mut vws = app.connect(&viewer, acme()).await;
     send_json(
         &mut vws,
@@ -296,13 +284,13 @@ async fn socket_send_message_refusals_keep_the_socket_open() {
 
 #[tokio::test]
 async fn socket_sends_count_against_the_api_rate_limit() {
-    let app = spawn_with(|mut s| {
+    let app = spawn_app_with(|mut s| {
         s.rate_limit_api_max = 3;
         s
     })
     .await;
     // Signing in spends one unit (`/auth/me`).
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let conv = conversation(acme(), ConversationStatus::Active).to_string();
     let mut codes = Vec::new();
@@ -331,13 +319,8 @@ async fn event_named_any(ws: &mut Ws, names: &[&str]) -> Value {
 
 #[tokio::test]
 async fn the_openapi_document_lists_the_widget_and_socket_routes() {
-    let app = spawn().await;
-    let doc: Value = reqwest::get(app.url("/api/v1/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app = spawn_app().await;
+    let doc = app.openapi_document().await;
     let send = &doc["paths"]["/api/v1/widget/send"]["post"];
     for status in ["200", "400", "403", "404", "409", "503"] {
         assert!(send["responses"][status].is_object(), "{status}: {send}");
@@ -395,8 +378,8 @@ async fn a_failed_publish_is_503_and_nothing_is_half_sent() {
         })),
         ..portal_server::Overrides::default()
     };
-    let app = spawn_with_overrides(|s| s, overrides).await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app_with_overrides(|s| s, overrides).await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let conv = conversation(acme(), ConversationStatus::Active);
     let body = json!({"conversationId": conv.to_string(), "text": "Sent once, at last"});

@@ -130,7 +130,7 @@ async fn three_instances_under_a_cold_stampede_call_the_state_manager_once_per_k
     }
     for t in tasks {
         let (stats, page) = t.await.unwrap();
-        assert_eq!(stats.stats.success_rate, "90.0");
+        assert_eq!(stats.stats.figures.success_rate, "90.0");
         assert!(!stats.stale && !page.stale);
     }
     assert_eq!(world.state_manager.metrics_calls.load(Ordering::SeqCst), 1);

@@ -5,17 +5,11 @@
 //! The files are read line by line (no YAML parser in the lock file); they keep the simple
 //! block layout this test reads.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-use portal_domain::ports::system::SystemClock;
+use crate::helpers::{Portal, start_portal, start_sandbox};
 use portal_redis::RedisServer;
 use portal_server::Settings;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
 
 type Env = BTreeMap<String, String>;
 
@@ -98,62 +92,16 @@ fn assert_all_known(source: &str, env: &Env) {
     );
 }
 
-fn start_sandbox() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
-    let sandbox = portal_sandbox::serve(listener, platform, portal_sandbox::Options::default())
-        .expect("sandbox starts");
-    tokio::spawn(sandbox.server);
-    address
-}
-
-struct Portal(Child);
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs the binary the ENTRYPOINT names with exactly `env` (PORT forced to 0, the port read
-/// from the start-up line); returns it and its port.
+/// Runs the binary the ENTRYPOINT names with exactly `env` (PORT forced to 0); returns it and
+/// its port.
 fn run(entrypoint: &str, env: &Env) -> (Portal, u16) {
     assert_eq!(
         entrypoint, "/usr/local/bin/agent-portal",
         "the image runs the agent-portal binary"
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-portal"))
-        .env_clear()
-        .envs(env)
-        .env("PORT", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["fields"]["message"] == "agent-portal listening"
-            {
-                let _ = tx.send(v["fields"]["port"].as_u64());
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Some(port)) => (Portal(child), u16::try_from(port).unwrap()),
-        _ => {
-            let _ = child.kill();
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut stderr, &mut err).ok();
-            panic!("the service did not start with this environment:\n{err}");
-        }
-    }
+    let portal = start_portal(env);
+    let port = portal.port;
+    (portal, port)
 }
 
 async fn get(port: u16, path: &str) -> u16 {
@@ -212,7 +160,6 @@ fn the_image_runs_unprivileged_and_checks_the_port_it_serves() {
 
 #[tokio::test]
 async fn compose_environment_is_known_and_starts_the_service() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let (image_env, entrypoint) = dockerfile();
     let compose = deploy_file("compose.yaml");
     let mut portal_env = block(&compose, "x-portal-env: &portal-env");
@@ -263,7 +210,6 @@ async fn compose_environment_is_known_and_starts_the_service() {
 
 #[tokio::test]
 async fn kubernetes_configmap_and_secret_satisfy_the_production_profile() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let (image_env, entrypoint) = dockerfile();
     let configmap = block(&deploy_file("k8s/configmap.yaml"), "data:");
     let secret = block(&deploy_file("k8s/secret.example.yaml"), "stringData:");

@@ -2,13 +2,8 @@
 //! `new@newco.example`, every refusal (input limits, order, expiry, isolation, roles, refused
 //! credentials, the failed-attempt limit) and a retried completion.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-#[path = "api/helpers.rs"]
-mod helpers;
-
-use helpers::*;
-use reqwest::{Client, Response, StatusCode};
+use crate::helpers::*;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 const ACME: &str = "7c0e4b52-1a3f-4d6e-8a90-3c1d5e00ac3e";
@@ -17,21 +12,18 @@ const GOOD_SECRET: &str = "genesys-secret-0001";
 const GOOD_TOKEN: &str = "EAAG-system-user-token-0001";
 const PHONE_ID: &str = "1098765432";
 
-/// A signed-in browser: its client and CSRF token.
-struct User {
-    client: Client,
-    csrf: String,
+/// The wizard's calls, made by a signed-in browser.
+trait Wizard {
+    async fn post(&self, app: &TestApp, path: &str, body: Value) -> Response;
+    async fn get(&self, app: &TestApp, path: &str) -> Response;
+    async fn me(&self, app: &TestApp) -> Value;
+    async fn step1(&self, app: &TestApp) -> String;
+    async fn step2(&self, app: &TestApp, secret: &str) -> Response;
+    async fn step3(&self, app: &TestApp, token: &str) -> Response;
+    async fn status(&self, app: &TestApp, tenant: &str) -> Response;
 }
 
-async fn sign_in(app: &TestApp, email: &str) -> User {
-    let client = new_client();
-    let res = app.sign_in_with(&client, email).await.response;
-    assert_eq!(res.status(), StatusCode::FOUND, "{email} signs in");
-    let csrf = app.csrf(&client).await;
-    User { client, csrf }
-}
-
-impl User {
+impl Wizard for User {
     async fn post(&self, app: &TestApp, path: &str, body: Value) -> Response {
         self.client
             .post(app.url(path))
@@ -94,19 +86,13 @@ async fn json_ok(res: Response) -> Value {
 
 /// The `details.fields[*].field` names of a `VALIDATION_FAILED` answer.
 async fn refused_fields(res: Response) -> Vec<String> {
-    let body = assert_error(res, 400, "VALIDATION_FAILED").await;
-    body["details"]["fields"]
-        .as_array()
-        .unwrap_or_else(|| panic!("per-field details: {body}"))
-        .iter()
-        .map(|f| f["field"].as_str().unwrap().to_owned())
-        .collect()
+    problem_fields(&assert_error(res, 400, "VALIDATION_FAILED").await)
 }
 
 #[tokio::test]
 async fn new_user_walks_the_whole_wizard_and_ends_with_an_active_tenant() {
     let app = spawn_app().await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     let me = user.me(&app).await;
     assert_eq!(me["tenantId"], Value::Null);
     assert_eq!(me["onboardingRequired"], true);
@@ -236,7 +222,7 @@ async fn new_user_walks_the_whole_wizard_and_ends_with_an_active_tenant() {
 #[tokio::test]
 async fn each_field_is_held_to_its_limits() {
     let app = spawn_app().await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     let step1 = |company: &str, region: &str, email: &str| json!({"companyName": company, "region": region, "contactEmail": email});
     for (body, field) in [
         (step1("N", "us-east-1", NEW_USER), "companyName"),
@@ -345,7 +331,7 @@ async fn each_field_is_held_to_its_limits() {
 #[tokio::test]
 async fn steps_out_of_order_are_refused() {
     let app = spawn_app().await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     // Nothing before step 1.
     let body = assert_error(user.step2(&app, GOOD_SECRET).await, 400, "INVALID_STEP").await;
     assert_eq!(body["details"]["currentStep"], 0);
@@ -383,7 +369,7 @@ async fn an_expired_wizard_is_session_expired() {
         s
     })
     .await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     let tenant = user.step1(&app).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let body = assert_error(user.step2(&app, GOOD_SECRET).await, 400, "SESSION_EXPIRED").await;
@@ -396,7 +382,7 @@ async fn an_expired_wizard_is_session_expired() {
 #[tokio::test]
 async fn another_tenants_id_in_body_or_path_is_refused() {
     let app = spawn_app().await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     let own = user.step1(&app).await;
     let res = user
         .post(
@@ -442,7 +428,7 @@ async fn another_tenants_id_in_body_or_path_is_refused() {
 async fn viewers_and_agents_may_not_onboard() {
     let app = spawn_app().await;
     for email in ["viewer@acme.example", "agent@acme.example"] {
-        let user = sign_in(&app, email).await;
+        let user = app.signed_in(email).await;
         let res = user
             .post(
                 &app,
@@ -465,7 +451,7 @@ async fn viewers_and_agents_may_not_onboard() {
 #[tokio::test]
 async fn posts_without_the_csrf_token_are_refused() {
     let app = spawn_app().await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     let res = user
         .client
         .post(app.url("/api/v1/onboarding/step1"))
@@ -484,7 +470,7 @@ async fn posts_without_the_csrf_token_are_refused() {
 #[tokio::test]
 async fn refused_credentials_leave_the_state_unchanged() {
     let app = spawn_app().await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     let tenant = user.step1(&app).await;
     let before = json_ok(user.status(&app, &tenant).await).await;
 
@@ -506,7 +492,7 @@ async fn refused_credentials_leave_the_state_unchanged() {
 #[tokio::test]
 async fn the_sixth_failed_attempt_is_rate_limited() {
     let app = spawn_app().await;
-    let user = sign_in(&app, NEW_USER).await;
+    let user = app.signed_in(NEW_USER).await;
     user.step1(&app).await;
     for attempt in 1..=5 {
         let res = user.step2(&app, "invalid-secret-0001").await;
@@ -535,12 +521,7 @@ async fn the_sixth_failed_attempt_is_rate_limited() {
 #[tokio::test]
 async fn the_openapi_document_lists_the_wizard() {
     let app = spawn_app().await;
-    let doc: Value = reqwest::get(app.url("/api/v1/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi_document().await;
     for (path, method) in [
         ("/api/v1/onboarding/step1", "post"),
         ("/api/v1/onboarding/step2", "post"),

@@ -3,32 +3,18 @@
 //! SIGTERM the open WebSocket gets a 1001 close, new connections are refused, the slow
 //! dashboard request still completes with 200, and the process exits 0.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
+use crate::helpers::*;
 use futures::StreamExt;
-use portal_domain::ports::system::SystemClock;
 use portal_sandbox::demo::ACME_ADMIN_EMAIL;
-use reqwest::{Client, StatusCode, header};
+use reqwest::{Client, StatusCode};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// How late the sandbox's State Manager answers.
 const SLOW: Duration = Duration::from_millis(1500);
-
-fn start_sandbox() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
-    let sandbox = portal_sandbox::serve(listener, platform, portal_sandbox::Options::default())
-        .expect("sandbox starts");
-    tokio::spawn(sandbox.server);
-    address
-}
 
 /// A TCP relay in front of the sandbox that reports when the service sends it a request, so
 /// the test knows a slow call is in flight without sleeping (plain threads: blocking copies).
@@ -71,59 +57,15 @@ fn relay(target: &str) -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
     (address, rx)
 }
 
-/// The child process; killed if the test fails before it exits.
-struct Portal {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary on a free port (`PORT=0`) and reads the port from its start-up log line.
-fn start_portal(state_manager_url: &str) -> Portal {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-portal"))
-        .env_clear()
-        .envs([
-            ("HOST", "127.0.0.1"),
-            ("PORT", "0"),
-            ("WORKERS", "2"),
-            ("LOG_LEVEL", "info"),
-            ("STATE_MANAGER_URL", state_manager_url),
-            ("SHUTDOWN_GRACE_SECONDS", "5"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["fields"]["message"] == "agent-portal listening"
-            {
-                let _ = tx.send(v["fields"]["port"].as_u64());
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("a start-up log line with the port")
-        .expect("a numeric port");
-    Portal {
-        child,
-        port: u16::try_from(port).unwrap(),
-    }
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()[header::LOCATION].to_str().unwrap().to_owned()
+/// The binary on the embedded default, with the State Manager at `state_manager_url`.
+fn start(state_manager_url: &str) -> Portal {
+    start_portal([
+        ("HOST", "127.0.0.1"),
+        ("WORKERS", "2"),
+        ("LOG_LEVEL", "info"),
+        ("STATE_MANAGER_URL", state_manager_url),
+        ("SHUTDOWN_GRACE_SECONDS", "5"),
+    ])
 }
 
 #[tokio::test]
@@ -138,7 +80,6 @@ async fn sigint_drains_the_same_way() {
 }
 
 async fn drains_on(signal: &str) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let sandbox = start_sandbox();
     let admin = Client::new();
     let res = admin
@@ -150,15 +91,11 @@ async fn drains_on(signal: &str) {
     assert!(res.status().is_success(), "fault set: {}", res.status());
 
     let (state_manager, mut calls) = relay(&sandbox);
-    let mut portal = start_portal(&state_manager);
+    let mut portal = start(&state_manager);
     let base = format!("http://127.0.0.1:{}", portal.port);
 
     // A signed-in user (the simulated Genesys login of the embedded default).
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let client = new_client();
     let res = client
         .get(format!(
             "{base}/api/v1/auth/login?login_hint={ACME_ADMIN_EMAIL}"
@@ -170,15 +107,9 @@ async fn drains_on(signal: &str) {
     let res = client.get(location(&res)).send().await.unwrap();
     let res = client.get(location(&res)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
-    let cookie = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sessionId="))
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_owned();
+    let cookie = set_cookie(&res, "sessionId")
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .expect("a session cookie");
 
     // An open WebSocket.
     let tenant = portal_sandbox::demo::acme_tenant_id();
@@ -187,7 +118,7 @@ async fn drains_on(signal: &str) {
         .unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     req.headers_mut()
-        .insert("origin", "http://localhost:3000".parse().unwrap());
+        .insert("origin", FRONTEND.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("upgrade accepted");
@@ -231,15 +162,18 @@ async fn drains_on(signal: &str) {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         match tokio::net::TcpStream::connect(("127.0.0.1", portal.port)).await {
-            Err(e) => {
-                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
-                break;
-            }
-            Ok(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Ok(_) => panic!("still accepting connections 1 s after SIG{signal}"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // Still listening; or the handshake completed in the backlog of a listener that
+            // closed before our connect returned (reset, never served): ask again.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("connecting after SIG{signal}: {e}"),
         }
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections 1 s after SIG{signal}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
         !slow.is_finished(),

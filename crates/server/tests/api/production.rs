@@ -3,8 +3,6 @@
 //! secret; a complete production configuration starts, with `Secure` cookies; the key ring
 //! settings let an operator rotate `ENCRYPTION_KEY` without losing what the old key encrypted.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
 use portal_domain::ports::system::{Cipher, EncryptionContext};
 use portal_domain::secret::SecretString;
 use portal_redis::RedisServer;

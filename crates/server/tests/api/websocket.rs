@@ -2,10 +2,7 @@
 //! authentication before the upgrade, fan-out per tenant, protocol errors, liveness,
 //! back-pressure, and the ways a socket is closed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-mod realtime_support;
-
+use crate::helpers::*;
 use futures::SinkExt;
 use portal_domain::model::{
     ConversationId, Direction, MessageId, MessageStatus, MessageUpdate, StatusUpdate, TenantEvent,
@@ -13,7 +10,6 @@ use portal_domain::model::{
 };
 use portal_domain::realtime::CloseReason;
 use portal_sandbox::demo;
-use realtime_support::*;
 use serde_json::json;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -47,9 +43,9 @@ fn status_event(tenant: TenantId, id: &str, status: MessageStatus) -> TenantEven
 
 #[tokio::test]
 async fn a_tenants_socket_gets_both_event_kinds_and_never_another_tenants() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
-    let gus = app.sign_in(demo::GLOBEX_ADMIN_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
+    let gus = app.signed_in(demo::GLOBEX_ADMIN_EMAIL).await;
     let mut a = app.connect(&agent, acme()).await;
     let mut b = app.connect(&gus, globex()).await;
 
@@ -88,8 +84,8 @@ async fn a_tenants_socket_gets_both_event_kinds_and_never_another_tenants() {
 
 #[tokio::test]
 async fn upgrades_are_refused_before_the_handshake() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
 
     let (status, body) = app
         .try_connect(acme(), None, Some(FRONTEND), None)
@@ -136,8 +132,8 @@ async fn upgrades_are_refused_before_the_handshake() {
 
 #[tokio::test]
 async fn a_ticket_opens_one_socket_without_cookie_or_origin() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let ticket = app.ticket(&agent).await;
 
     let mut ws = app
@@ -176,8 +172,8 @@ async fn a_ticket_opens_one_socket_without_cookie_or_origin() {
 
 #[tokio::test]
 async fn bad_frames_get_an_error_and_the_socket_stays_up() {
-    let app = spawn().await;
-    let viewer = app.sign_in(demo::ACME_VIEWER_EMAIL).await;
+    let app = spawn_app().await;
+    let viewer = app.signed_in(demo::ACME_VIEWER_EMAIL).await;
     let mut ws = app.connect(&viewer, acme()).await;
 
     for bad in [
@@ -198,8 +194,8 @@ async fn bad_frames_get_an_error_and_the_socket_stays_up() {
 
 #[tokio::test]
 async fn a_frame_over_64_kib_closes_with_1009() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let big = format!(
         r#"{{"event":"ping","data":{{"pad":"{}"}}}}"#,
@@ -214,13 +210,13 @@ async fn a_frame_over_64_kib_closes_with_1009() {
 
 #[tokio::test]
 async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
-    let app = spawn_with(|mut s| {
+    let app = spawn_app_with(|mut s| {
         s.ws_ping_interval_ms = 100;
         s.ws_idle_timeout_ms = 800;
         s
     })
     .await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut live = app.connect(&agent, acme()).await;
     let mut silent = app.connect(&agent, acme()).await;
 
@@ -241,12 +237,12 @@ async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_closed_with_1013() {
-    let app = spawn_with(|mut s| {
+    let app = spawn_app_with(|mut s| {
         s.ws_queue_capacity = 2;
         s
     })
     .await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     // A burst far faster than one socket drains its two-frame queue.
     for i in 0..2000 {
@@ -272,9 +268,9 @@ async fn a_slow_consumer_is_closed_with_1013() {
 
 #[tokio::test]
 async fn logout_closes_the_sessions_socket_with_session_expired() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
-    let admin = app.sign_in(demo::ACME_ADMIN_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
+    let admin = app.signed_in(demo::ACME_ADMIN_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let mut other = app.connect(&admin, acme()).await;
 
@@ -299,12 +295,12 @@ async fn logout_closes_the_sessions_socket_with_session_expired() {
 
 #[tokio::test]
 async fn an_expired_session_closes_its_socket_at_the_next_check() {
-    let app = spawn_with(|mut s| {
+    let app = spawn_app_with(|mut s| {
         s.ws_session_check_ms = 100;
         s
     })
     .await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     assert!(next(&mut ws, Duration::from_millis(300)).await.is_none());
     app.clock.advance(time::Duration::hours(25));
@@ -317,8 +313,8 @@ async fn an_expired_session_closes_its_socket_at_the_next_check() {
 
 #[tokio::test]
 async fn shutdown_sends_going_away() {
-    let app = spawn().await;
-    let agent = app.sign_in(demo::ACME_AGENT_EMAIL).await;
+    let app = spawn_app().await;
+    let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     app.realtime.hub.close_all(CloseReason::Shutdown);
     assert_eq!(

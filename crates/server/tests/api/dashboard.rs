@@ -5,13 +5,8 @@
 //! port to signal invalidations, so "served from the cache", "fetched again", "stale" and
 //! "invalidated by an event" are observed, not guessed from timing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-#[path = "api/helpers.rs"]
-mod helpers;
-
+use crate::helpers::{TestApp, assert_error, new_client, problem_fields, spawn_app_with_overrides};
 use async_trait::async_trait;
-use helpers::{TestApp, TestClock, assert_error, new_client};
 use portal_domain::DownstreamFailure;
 use portal_domain::StoreError;
 use portal_domain::model::{
@@ -25,7 +20,7 @@ use portal_sandbox::demo::{
     GLOBEX_CONVERSATIONS, NEWCO_ADMIN_EMAIL, acme_tenant_id, globex_tenant_id,
 };
 use portal_server::stores::Stores;
-use portal_server::{Application, Overrides, Settings};
+use portal_server::{Overrides, Settings};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -121,20 +116,9 @@ struct Rig {
 }
 
 async fn spawn() -> Rig {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let settings = Settings {
-        port: 0,
-        workers: Some(1),
-        // Some tests make more than the default 100 requests a minute.
-        rate_limit_api_max: 10_000,
-        ..Settings::default()
-    };
-    let clock = Arc::new(TestClock::default());
     let sm = Arc::new(CountingStateManager::default());
-    let bus_slot: Arc<OnceLock<Arc<dyn EventBus>>> = Arc::default();
     let (tx, rx) = mpsc::unbounded_channel();
     let overrides = Overrides {
-        clock: Some(clock.clone()),
         wrap_state_manager: Some(Arc::new({
             let sm = sm.clone();
             move |inner| {
@@ -142,46 +126,34 @@ async fn spawn() -> Rig {
                 sm.clone() as Arc<dyn StateManager>
             }
         })),
-        wrap_stores: Some(Arc::new({
-            let bus_slot = bus_slot.clone();
-            move |mut stores: Stores| {
-                let _ = bus_slot.set(stores.event_bus.clone());
-                stores.cache = Arc::new(SignallingCache {
-                    inner: stores.cache,
-                    invalidated: tx.clone(),
-                });
-                stores
-            }
+        wrap_stores: Some(Arc::new(move |mut stores: Stores| {
+            stores.cache = Arc::new(SignallingCache {
+                inner: stores.cache,
+                invalidated: tx.clone(),
+            });
+            stores
         })),
         ..Overrides::default()
     };
-    let application = Application::build_with(settings, overrides)
-        .await
-        .expect("application builds");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped());
-    let app = TestApp {
-        address,
-        client: new_client(),
-        clock,
-    };
-    let acme = signed_in(&app, ACME_ADMIN_EMAIL).await;
-    let globex = signed_in(&app, GLOBEX_ADMIN_EMAIL).await;
+    // Some tests make more than the default 100 requests a minute.
+    let app = spawn_app_with_overrides(
+        |s| Settings {
+            rate_limit_api_max: 10_000,
+            ..s
+        },
+        overrides,
+    )
+    .await;
+    let acme = app.signed_in(ACME_ADMIN_EMAIL).await.client;
+    let globex = app.signed_in(GLOBEX_ADMIN_EMAIL).await.client;
     Rig {
+        bus: app.realtime.bus.clone(),
         app,
         sm,
-        bus: bus_slot.get().expect("stores wrapped").clone(),
         invalidated: Mutex::new(rx),
         acme,
         globex,
     }
-}
-
-async fn signed_in(app: &TestApp, email: &str) -> Client {
-    let client = new_client();
-    let res = app.sign_in_with(&client, email).await.response;
-    assert_eq!(res.status(), StatusCode::FOUND, "sign-in of {email}");
-    client
 }
 
 impl Rig {
@@ -196,13 +168,7 @@ impl Rig {
     }
 
     async fn refresh(&self, client: &Client) -> reqwest::Response {
-        let csrf = self.app.csrf(client).await;
-        client
-            .post(self.app.url("/api/v1/dashboard/refresh"))
-            .header("X-CSRF-Token", csrf)
-            .send()
-            .await
-            .unwrap()
+        self.app.refresh_dashboard(client).await
     }
 
     /// Every conversation ID of the signed-in tenant, through the list endpoint.
@@ -239,22 +205,6 @@ impl Rig {
         .await
         .expect("the invalidation happens");
     }
-}
-
-/// The `field`s of a `VALIDATION_FAILED` body's details.
-fn problem_fields(body: &Value) -> Vec<String> {
-    body["details"]["fields"]
-        .as_array()
-        .unwrap_or_else(|| panic!("details.fields in {body}"))
-        .iter()
-        .map(|f| {
-            assert!(
-                f["message"].as_str().is_some_and(|m| !m.is_empty()),
-                "{body}"
-            );
-            f["field"].as_str().unwrap().to_owned()
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -645,14 +595,14 @@ async fn every_bad_query_value_is_a_400_with_details() {
 async fn every_role_of_an_onboarded_tenant_may_read_and_no_one_else() {
     let rig = spawn().await;
     for email in [ACME_VIEWER_EMAIL, ACME_AGENT_EMAIL] {
-        let client = signed_in(&rig.app, email).await;
+        let client = rig.app.signed_in(email).await.client;
         rig.json(&client, "/api/v1/dashboard/stats").await;
         rig.json(&client, "/api/v1/history/threads").await;
         let res = rig.refresh(&client).await;
         assert_eq!(res.status(), StatusCode::OK, "{email} may refresh");
     }
 
-    let newco = signed_in(&rig.app, NEWCO_ADMIN_EMAIL).await;
+    let newco = rig.app.signed_in(NEWCO_ADMIN_EMAIL).await.client;
     for path in [
         "/api/v1/dashboard/stats",
         "/api/v1/history/threads",

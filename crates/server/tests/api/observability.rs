@@ -3,17 +3,10 @@
 //! share its request ID; an incoming `traceparent` reaches the downstream (wiremock) with the
 //! same trace ID; `/health` reports circuit states, and an open one.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-#[path = "api/helpers.rs"]
-mod helpers;
-
-use helpers::*;
+use crate::helpers::*;
 use portal_server::Settings;
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-use wiremock::matchers::{any, path};
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// One sample: metric name, labels, value.
@@ -191,43 +184,8 @@ async fn metrics_can_be_disabled() {
 // ---------------------------------------------------------------------------------------
 // Logs
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// The process-wide log capture (one global subscriber per test binary).
-fn logs() -> &'static Buffer {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Buffer::default();
-        portal_server::telemetry::init_subscriber(portal_server::telemetry::get_subscriber(
-            "debug",
-            buffer.clone(),
-        ))
-        .unwrap();
-        buffer
-    })
-}
-
 #[tokio::test]
 async fn a_requests_log_lines_share_its_request_id() {
-    let logs = logs();
     // A failing State Manager: the request logs its downstream attempts, from the
     // single-flight fill task too.
     let (app, _sm) = with_failing_state_manager().await;
@@ -244,7 +202,7 @@ async fn a_requests_log_lines_share_its_request_id() {
     assert!(status >= 500, "the State Manager fails: {status}");
     assert_eq!(res.headers()["x-request-id"], request_id.as_str());
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = captured_logs();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .filter(|l| l.contains(&request_id))
@@ -254,8 +212,10 @@ async fn a_requests_log_lines_share_its_request_id() {
         lines.len() >= 2,
         "the request logged more than its summary line: {lines:#?}"
     );
-    // Every line of a downstream attempt (logged inside its `downstream_call` span, from
-    // any test of this binary) names the request it served among its enclosing spans.
+    // Every line of a State Manager attempt (logged inside its `downstream_call` span, from
+    // any test of this binary: they all read it while serving a request) names the request
+    // it served among its enclosing spans. (Other tests call the Genesys and Meta adapters
+    // directly, outside any request.)
     let all: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -268,7 +228,10 @@ async fn a_requests_log_lines_share_its_request_id() {
     };
     let attempts: Vec<&serde_json::Value> = all
         .iter()
-        .filter(|l| l["fields"]["message"] == "downstream call failed")
+        .filter(|l| {
+            l["fields"]["message"] == "downstream call failed"
+                && l["fields"]["service"] == portal_state_manager::SERVICE
+        })
         .collect();
     assert!(
         attempts
@@ -303,17 +266,7 @@ async fn a_requests_log_lines_share_its_request_id() {
 // Trace propagation and circuits, with the State Manager on wiremock
 
 async fn with_failing_state_manager() -> (TestApp, MockServer) {
-    let sm = MockServer::start().await;
-    // Its own /health answers (it is up, its API fails).
-    Mock::given(path("/health"))
-        .respond_with(ResponseTemplate::new(200))
-        .with_priority(1)
-        .mount(&sm)
-        .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&sm)
-        .await;
+    let sm = failing_service(500).await;
     let uri = sm.uri();
     let app = spawn_app_with(move |s| Settings {
         state_manager_url: Some(uri),
@@ -328,9 +281,8 @@ async fn with_failing_state_manager() -> (TestApp, MockServer) {
 
 #[tokio::test]
 async fn an_incoming_traceparent_reaches_the_downstream_call() {
-    // As in production, a subscriber is installed: the request's span carries the context
-    // into the single-flight fill task.
-    logs();
+    // As in production, a subscriber is installed (`spawn_app` does): the request's span
+    // carries the context into the single-flight fill task.
     let (app, sm) = with_failing_state_manager().await;
     app.sign_in("agent@acme.example").await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";

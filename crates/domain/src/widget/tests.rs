@@ -1,0 +1,252 @@
+//! The widget-send use case with mockall doubles of its ports.
+
+use super::*;
+
+use crate::model::{Conversation, ConversationStatus};
+use crate::ports::downstream::{MockStateManager, StateManagerError};
+use crate::ports::stores::{MockIdempotencyStore, MockOutboundQueue};
+use crate::ports::system::SystemClock;
+use std::sync::Mutex;
+
+struct SeqRandom(Mutex<u8>);
+impl Random for SeqRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        let mut n = self.0.lock().unwrap();
+        *n += 1;
+        buf.fill(*n);
+    }
+}
+
+fn conversation(tenant: TenantId, status: ConversationStatus) -> Conversation {
+    let now = OffsetDateTime::now_utc();
+    Conversation {
+        id: ConversationId::new_random(),
+        tenant_id: tenant,
+        wa_id: "15550100".into(),
+        status,
+        created_at: now,
+        last_activity: now,
+    }
+}
+
+fn widget(sm: MockStateManager, q: MockOutboundQueue, idem: MockIdempotencyStore) -> Widget {
+    Widget::new(
+        Arc::new(sm),
+        Arc::new(q),
+        Arc::new(idem),
+        Arc::new(SeqRandom(Mutex::new(0))),
+        Arc::new(SystemClock),
+    )
+}
+
+fn request(key: Option<&str>) -> SendRequest {
+    SendRequest {
+        conversation_id: ConversationId::new_random(),
+        text: MessageText::parse("Hello").unwrap(),
+        media_url: None,
+        idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+    }
+}
+
+fn state_manager(c: Conversation) -> MockStateManager {
+    let mut sm = MockStateManager::new();
+    sm.expect_conversation().returning(move |_| Ok(c.clone()));
+    sm
+}
+
+#[tokio::test]
+async fn queues_one_message_and_records_the_result() {
+    let tenant = TenantId::new_random();
+    let mut q = MockOutboundQueue::new();
+    q.expect_enqueue()
+        .times(1)
+        .withf(move |m| m.tenant_id == tenant && m.text == "Hello" && m.source == "widget")
+        .returning(|_| Ok("1-0".into()));
+    let mut idem = MockIdempotencyStore::new();
+    idem.expect_claim()
+        .times(1)
+        .returning(|_, _| Ok(IdempotencyClaim::Claimed));
+    idem.expect_finish().times(1).returning(|_, _, _| Ok(()));
+    let w = widget(
+        state_manager(conversation(tenant, ConversationStatus::Active)),
+        q,
+        idem,
+    );
+    let receipt = w
+        .send(
+            tenant,
+            &UserId::parse("agent").unwrap(),
+            request(Some("k1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.status, "queued");
+}
+
+#[tokio::test]
+async fn a_retried_key_returns_the_first_result_without_queueing() {
+    let tenant = TenantId::new_random();
+    let first = SendReceipt {
+        message_id: MessageId::parse("first").unwrap(),
+        status: "queued".into(),
+        queued_at: OffsetDateTime::UNIX_EPOCH,
+    };
+    let json = serde_json::to_string(&first).unwrap();
+    let mut q = MockOutboundQueue::new();
+    q.expect_enqueue().never();
+    let mut idem = MockIdempotencyStore::new();
+    idem.expect_claim()
+        .returning(move |_, _| Ok(IdempotencyClaim::Done(json.clone())));
+    let w = widget(
+        state_manager(conversation(tenant, ConversationStatus::Active)),
+        q,
+        idem,
+    );
+    let receipt = w
+        .send(
+            tenant,
+            &UserId::parse("agent").unwrap(),
+            request(Some("k1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt, first);
+}
+
+#[tokio::test]
+async fn another_tenants_or_a_closed_conversation_is_refused_without_queueing() {
+    let tenant = TenantId::new_random();
+    for (conv, expect_mismatch) in [
+        (
+            conversation(TenantId::new_random(), ConversationStatus::Active),
+            true,
+        ),
+        (conversation(tenant, ConversationStatus::Closed), false),
+    ] {
+        let mut q = MockOutboundQueue::new();
+        q.expect_enqueue().never();
+        let mut idem = MockIdempotencyStore::new();
+        idem.expect_claim().never();
+        let w = widget(state_manager(conv), q, idem);
+        let err = w
+            .send(tenant, &UserId::parse("agent").unwrap(), request(Some("k")))
+            .await
+            .unwrap_err();
+        if expect_mismatch {
+            assert!(matches!(err, SendError::TenantMismatch), "{err:?}");
+        } else {
+            assert!(matches!(err, SendError::ConversationClosed), "{err:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_conversation_is_not_found() {
+    let mut sm = MockStateManager::new();
+    sm.expect_conversation()
+        .returning(|_| Err(StateManagerError::NotFound));
+    let w = widget(sm, MockOutboundQueue::new(), MockIdempotencyStore::new());
+    let err = w
+        .send(
+            TenantId::new_random(),
+            &UserId::parse("a").unwrap(),
+            request(None),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::NotFound));
+}
+
+#[tokio::test]
+async fn a_failing_conversation_check_is_one_call_and_queues_nothing() {
+    let mut sm = MockStateManager::new();
+    sm.expect_conversation()
+        .times(1)
+        .returning(|_| Err(DownstreamFailure::Timeout.into()));
+    let mut q = MockOutboundQueue::new();
+    q.expect_enqueue().never();
+    let mut idem = MockIdempotencyStore::new();
+    idem.expect_claim().never();
+    let err = widget(sm, q, idem)
+        .send(
+            TenantId::new_random(),
+            &UserId::parse("a").unwrap(),
+            request(Some("k")),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_failed_enqueue_releases_the_claim_so_a_retry_can_send() {
+    let tenant = TenantId::new_random();
+    let mut q = MockOutboundQueue::new();
+    q.expect_enqueue()
+        .returning(|_| Err(StoreError::Unavailable("down".into())));
+    let mut idem = MockIdempotencyStore::new();
+    idem.expect_claim()
+        .returning(|_, _| Ok(IdempotencyClaim::Claimed));
+    idem.expect_abandon().times(1).returning(|_| Ok(()));
+    idem.expect_finish().never();
+    let w = widget(
+        state_manager(conversation(tenant, ConversationStatus::Active)),
+        q,
+        idem,
+    );
+    let err = w
+        .send(tenant, &UserId::parse("agent").unwrap(), request(Some("k")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Unavailable(_)));
+}
+
+#[tokio::test]
+async fn a_key_in_progress_is_a_conflict() {
+    let tenant = TenantId::new_random();
+    let mut q = MockOutboundQueue::new();
+    q.expect_enqueue().never();
+    let mut idem = MockIdempotencyStore::new();
+    idem.expect_claim()
+        .returning(|_, _| Ok(IdempotencyClaim::InProgress));
+    let w = widget(
+        state_manager(conversation(tenant, ConversationStatus::Active)),
+        q,
+        idem,
+    );
+    let err = w
+        .send(tenant, &UserId::parse("agent").unwrap(), request(Some("k")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::InProgress));
+}
+
+#[test]
+fn text_rules() {
+    assert!(MessageText::parse("hi").is_ok());
+    assert!(MessageText::parse("").is_err());
+    assert!(MessageText::parse("   ").is_err());
+    assert!(MessageText::parse("é".repeat(4096)).is_ok());
+    assert!(MessageText::parse("a".repeat(4097)).is_err());
+}
+
+#[test]
+fn media_url_must_be_https() {
+    assert!(MediaUrl::parse("https://example.com/a.jpg").is_ok());
+    for bad in [
+        "http://example.com/a.jpg",
+        "ftp://x.example/a",
+        "not a url",
+        "https://",
+    ] {
+        assert!(MediaUrl::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn idempotency_key_rules() {
+    assert!(IdempotencyKey::parse("abc-123").is_ok());
+    assert!(IdempotencyKey::parse("").is_err());
+    assert!(IdempotencyKey::parse("has space").is_err());
+    assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
+}
