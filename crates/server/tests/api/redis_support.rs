@@ -48,7 +48,8 @@ impl Deployment {
         }
     }
 
-    /// Three masters of the test's own (tests that count every command or send the platform's events).
+    /// Three masters of the test's own (tests that count every command, or send the
+    /// platform's events).
     pub(crate) async fn own_cluster() -> Self {
         Self::Cluster(RedisCluster::start(false, Security::default()).await)
     }
