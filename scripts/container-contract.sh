@@ -4,7 +4,7 @@
 #  2. hadolint (Dockerfile) and kubeconform (k8s manifests), when installed;
 #  3. the contract test: the env of the Dockerfile, compose.yaml and the k8s ConfigMap/Secret
 #     is made of known settings and starts the real binary (/livez, /readyz), the k8s one in
-#     the production profile (crates/server/tests/deploy_contract.rs, also part of cargo test).
+#     the production profile (crates/server/tests/api/deploy_contract.rs, also part of cargo test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +33,4 @@ else
   echo "kubeconform not installed: Kubernetes schema check skipped" >&2
 fi
 
-cargo test -p portal-server --test deploy_contract "$@"
+cargo test -p portal-server --test api deploy_contract "$@"

@@ -10,7 +10,7 @@
 //!    per request. A round trip is one exchange on the connection: the session `HMGET` and the
 //!    rate-limit `EVALSHA` go in one pipeline (one round trip), the cache `MGET` in another;
 //!    so round trips = commands − the `EVALSHA`s that rode with an `HMGET`. That they really
-//!    share one network read is checked by `tests/redis_round_trips.rs` (which counts Redis's
+//!    share one network read is checked by `tests/api/redis_round_trips.rs` (which counts Redis's
 //!    `total_reads_processed` with one request at a time); the socket reads per request printed
 //!    here are lower under load, as the multiplexed connection also batches concurrent
 //!    requests' commands.

@@ -1,31 +1,32 @@
 //! What every black-box test shares: [`spawn_app`] (the real application on a free port, on
-//! the workspace's test clock), [`TestApp`] with the sign-in chain, CSRF and WebSocket
-//! helpers, the error-body assertion, the captured logs, the in-process platform sandbox and
-//! the `agent-portal` binary as a child process.
+//! the workspace's test clock; [`with_redis`] puts it on a Redis deployment of
+//! `redis_support`), [`TestApp`] with the sign-in chain, CSRF and WebSocket helpers, the
+//! error-body assertion, the captured logs, the in-process platform sandbox and the
+//! `agent-portal` binary as a child process.
 //!
 //! # Output
 //! One subscriber per test binary: every log line (JSON, `debug`) is kept in memory for the
-//! tests that read logs ([`captured_logs`]), and echoed to stdout only when `TEST_LOG` is set
-//! (`TEST_LOG=1 cargo test ... -- --nocapture`); otherwise a test run prints nothing but the
-//! test harness's lines. The same goes for the child processes' output.
-
-// TODO(lead): journey_sandbox.rs (left to the Redis topology branch) still includes this file
-// with `#[path]` and uses a part of it; remove this line once it is a module of this binary.
-#![allow(dead_code)]
+//! tests that read logs ([`captured_logs`], [`OwnLogs`]), and echoed to stdout only when
+//! `TEST_LOG` is set (`TEST_LOG=1 cargo test ... -- --nocapture`); otherwise a test run prints
+//! nothing but the test harness's lines. The same goes for the child processes' output.
 
 use futures::{SinkExt, StreamExt};
 use portal_domain::model::{ConversationId, ConversationStatus, TenantId};
 use portal_domain::ports::system::SystemClock;
+use portal_domain::secret::SecretString;
 use portal_memory::ManualClock;
 use portal_sandbox::demo;
+use portal_server::configuration::RedisConfig;
 use portal_server::realtime::Realtime;
 use portal_server::{Application, Overrides, Settings};
 use reqwest::{Client, Response, StatusCode, header};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -42,16 +43,30 @@ pub(crate) const FRONTEND: &str = "http://localhost:3000";
 /// Where the subscriber writes: memory, and stdout with `TEST_LOG`.
 #[derive(Clone)]
 struct LogSink {
-    lines: Arc<Mutex<Vec<u8>>>,
+    lines: Arc<Mutex<Vec<Line>>>,
     echo: bool,
+}
+
+/// One line of log (the subscriber writes each event at once) and the thread that wrote it.
+struct Line {
+    thread: ThreadId,
+    text: String,
+}
+
+impl LogSink {
+    fn lines(&self) -> MutexGuard<'_, Vec<Line>> {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
+        self.lines().push(Line {
+            thread: std::thread::current().id(),
+            text: String::from_utf8_lossy(buf).into_owned(),
+        });
         if self.echo {
             std::io::stdout().write_all(buf)?;
         }
@@ -92,15 +107,51 @@ fn logs() -> &'static LogSink {
 }
 
 /// Every log line this test binary has written so far (all tests: filter by request ID,
-/// user or anything else unique to yours).
+/// user or anything else unique to yours, or read [`OwnLogs`]).
 pub(crate) fn captured_logs() -> String {
-    let sink = logs();
-    let bytes = sink
-        .lines
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    String::from_utf8(bytes).expect("UTF-8 log lines")
+    logs().lines().iter().map(|l| l.text.as_str()).collect()
+}
+
+/// The lines one test's instances log from [`OwnLogs::start`] on, told apart from the lines
+/// of the tests running at the same time: those written on the test's own thread (a
+/// `#[tokio::test]` runs there, on a current-thread runtime, everything its instances spawn:
+/// the Redis health monitor, the bus subscription...) or on a worker thread of its instances
+/// (their handlers; [`spawn_app`] gives each instance one), which it knows from the requests
+/// the test sent with `X-Request-ID: `[`request_id`](Self::request_id) (at least one per
+/// instance).
+pub(crate) struct OwnLogs {
+    /// Lines before it are not this test's.
+    from: usize,
+    thread: ThreadId,
+    pub(crate) request_id: String,
+}
+
+impl OwnLogs {
+    pub(crate) fn start() -> Self {
+        Self {
+            from: logs().lines().len(),
+            thread: std::thread::current().id(),
+            request_id: format!("own-logs-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
+    /// The test's lines so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let lines = logs().lines();
+        let tag = format!("\"request_id\":\"{}\"", self.request_id);
+        let workers: HashSet<ThreadId> = lines
+            .iter()
+            .filter(|l| l.text.contains(&tag))
+            .map(|l| l.thread)
+            .collect();
+        lines
+            .get(self.from..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|l| l.thread == self.thread || workers.contains(&l.thread))
+            .map(|l| l.text.trim_end().to_owned())
+            .collect()
+    }
 }
 
 /// What every test needs once per process, whatever it starts: the log subscriber, and
@@ -147,7 +198,9 @@ pub(crate) async fn spawn_app_with_overrides(
         port: 0,
         workers: Some(1),
         ..Settings::default()
-    });
+    })
+    .validated()
+    .expect("valid settings");
     let clock = ManualClock::now_utc();
     let app = Application::build_with(
         settings,
@@ -177,6 +230,34 @@ pub(crate) fn new_client() -> Client {
         .cookie_store(true)
         .build()
         .unwrap()
+}
+
+/// A client without a cookie store (and no automatic redirects): its requests carry the
+/// cookies the test names, whatever the responses set.
+pub(crate) fn plain_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis
+
+/// The secrets of every instance on Redis, shared as a deployment's replicas share them: a
+/// session cookie or CSRF token one instance made is valid on the others.
+const COOKIE_SECRET: &str = "instances-share-this-cookie-secret-0123456789";
+const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// `settings` on the Redis deployment `redis` (stores, event bus, rate limits), with the
+/// secrets every instance there shares: `spawn_app_with(|s| with_redis(s, redis.config()))`.
+pub(crate) fn with_redis(settings: Settings, redis: RedisConfig) -> Settings {
+    Settings {
+        redis,
+        cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
+        encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
+        ..settings
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -264,6 +345,15 @@ pub(crate) struct User {
     pub(crate) csrf: String,
 }
 
+/// The `sessionId=...` pair a successful sign-in as `email` set.
+fn session_cookie(sign_in: &SignIn, email: &str) -> String {
+    let res = &sign_in.response;
+    assert_eq!(res.status(), StatusCode::FOUND, "{email} signs in");
+    set_cookie(res, "sessionId")
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .expect("a session cookie")
+}
+
 impl TestApp {
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -306,11 +396,13 @@ impl TestApp {
     /// A new browser signed in as `email`.
     pub(crate) async fn signed_in(&self, email: &str) -> User {
         let client = new_client();
-        let res = self.sign_in_with(&client, email).await.response;
-        assert_eq!(res.status(), StatusCode::FOUND, "{email} signs in");
-        let cookie = set_cookie(&res, "sessionId")
-            .and_then(|c| c.split(';').next().map(str::to_owned))
-            .expect("a session cookie");
+        let sign_in = self.sign_in_with(&client, email).await;
+        self.user(client, &sign_in, email).await
+    }
+
+    /// The browser `client` after `sign_in` as `email`: its session cookie and CSRF token.
+    pub(crate) async fn user(&self, client: Client, sign_in: &SignIn, email: &str) -> User {
+        let cookie = session_cookie(sign_in, email);
         let csrf = self.csrf(&client).await;
         User {
             client,
@@ -319,12 +411,51 @@ impl TestApp {
         }
     }
 
+    /// A client sending the session of `email` alone with every request: signed in here
+    /// with a new browser, nothing else asked (no request against the user's API limit).
+    /// Valid on every instance on the same Redis; it has no cookie store, so a logout's
+    /// `Set-Cookie` does not take the session away.
+    pub(crate) async fn session(&self, email: &str) -> Client {
+        let sign_in = self.sign_in_with(&new_client(), email).await;
+        let cookie = session_cookie(&sign_in, email);
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::COOKIE, cookie.parse().expect("a cookie header"));
+        Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
     pub(crate) async fn me(&self, client: &Client) -> Response {
         client
             .get(self.url("/api/v1/auth/me"))
             .send()
             .await
             .unwrap()
+    }
+
+    /// Polls `GET path` (`/health`, `/readyz`) until it answers `want`; panics after `within`.
+    pub(crate) async fn wait_for(
+        &self,
+        path: &str,
+        want: StatusCode,
+        within: Duration,
+    ) -> Response {
+        let client = plain_client();
+        let deadline = Instant::now() + within;
+        loop {
+            let res = client.get(self.url(path)).send().await.unwrap();
+            if res.status() == want {
+                return res;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} on {} never answered {want}",
+                self.address
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `/auth/me`'s CSRF token.
@@ -486,6 +617,26 @@ pub(crate) async fn event_named(ws: &mut Ws, name: &str) -> Value {
         }
     }
     panic!("no {name} event");
+}
+
+/// The next event `name` about the message `message_id` (others skipped), within `within`.
+pub(crate) async fn event_about(
+    ws: &mut Ws,
+    name: &str,
+    message_id: &str,
+    within: Duration,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next(ws, left).await {
+            Some(Next::Event(e)) if e["event"] == name && e["data"]["message_id"] == message_id => {
+                return e;
+            }
+            Some(Next::Event(_)) => {}
+            other => panic!("no {name} about {message_id} in time: {other:?}"),
+        }
+    }
 }
 
 /// The close code the socket ends with (events before it skipped).

@@ -9,36 +9,23 @@
 //!
 //! Run on each Redis topology (issue 12: one node, a 3-master Cluster, a Sentinel-managed
 //! master), with two instances: the widget send goes through one, the socket listening for
-//! its events is on the other.
+//! its events is on the other. The Cluster is the test's own: the sandbox's status events
+//! would make the shared one's cached metrics stale under other tests (`redis_support`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
-
-#[path = "api/helpers.rs"]
-mod helpers;
-#[path = "redis_support/mod.rs"]
-mod redis_support;
-
-use futures::StreamExt;
-use helpers::{FRONTEND, TestApp, new_client, set_cookie};
+use crate::helpers::*;
+use crate::redis_support::{Deployment, on_topologies};
 use portal_domain::ports::system::SystemClock;
 use portal_domain::secret::SecretString;
-use portal_sandbox::demo::{ACME_ADMIN_EMAIL, acme_tenant_id};
+use portal_sandbox::demo::ACME_ADMIN_EMAIL;
 use portal_server::Settings;
-use redis_support::Deployment;
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 const NEW_USER: &str = "new@newco.example";
-const COOKIE_SECRET: &str = "journey-test-cookie-secret-0123456789abcdef";
-const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 /// How long one expected event may take (delivery itself takes about 1 s).
 const EVENT_WITHIN: Duration = Duration::from_secs(10);
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Rig {
     app: TestApp,
@@ -51,7 +38,7 @@ struct Rig {
     _consumer: portal_sandbox::OutboundConsumer,
 }
 
-async fn spawn(redis: Deployment) -> Rig {
+async fn rig(redis: Deployment) -> Rig {
     let platform = portal_sandbox::Platform::demo(Arc::new(SystemClock));
     // The sandbox reads the Stream on the node holding it and publishes through the topology.
     let stream_node = redis.node_url_for("outbound.message").await;
@@ -72,22 +59,19 @@ async fn spawn(redis: Deployment) -> Rig {
     .expect("the sandbox starts");
     tokio::spawn(served.server);
 
-    let (config, base) = (redis.config(), sandbox.clone());
-    let settings = move |s: Settings| Settings {
-        redis: config.clone(),
-        cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
-        encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
-        auth_service_url: Some(base.clone()),
-        tenant_service_url: Some(base.clone()),
-        state_manager_url: Some(base.clone()),
+    let base = sandbox.as_str();
+    let settings = |s: Settings| Settings {
+        auth_service_url: Some(base.to_owned()),
+        tenant_service_url: Some(base.to_owned()),
+        state_manager_url: Some(base.to_owned()),
         genesys_login_base_url: Some(format!("{base}/genesys")),
         genesys_api_base_url: Some(format!("{base}/genesys")),
         meta_graph_base_url: Some(format!("{base}/meta")),
         meta_graph_version: Some("v19.0".to_owned()),
-        ..s
+        ..with_redis(s, redis.config())
     };
-    let app = helpers::spawn_app_with(settings.clone()).await;
-    let other = helpers::spawn_app_with(settings).await;
+    let app = spawn_app_with(settings).await;
+    let other = spawn_app_with(settings).await;
     Rig {
         app,
         other,
@@ -98,16 +82,8 @@ async fn spawn(redis: Deployment) -> Rig {
     }
 }
 
-/// A signed-in browser.
-struct Browser {
-    client: Client,
-    /// `sessionId=...`, for the WebSocket upgrade.
-    cookie: String,
-    csrf: String,
-}
-
 impl Rig {
-    async fn sign_in(&self, email: &str) -> Browser {
+    async fn sign_in(&self, email: &str) -> User {
         let client = new_client();
         let sign_in = self.app.sign_in_with(&client, email).await;
         // The login page is the sandbox's, not a simulator inside the service.
@@ -118,46 +94,21 @@ impl Rig {
             "{}",
             sign_in.authorize_url
         );
-        assert_eq!(sign_in.response.status(), StatusCode::FOUND, "{email}");
-        let cookie = set_cookie(&sign_in.response, "sessionId")
-            .and_then(|c| c.split(';').next().map(str::to_owned))
-            .expect("a session cookie");
-        let csrf = self.app.csrf(&client).await;
-        Browser {
-            client,
-            cookie,
-            csrf,
-        }
+        self.app.user(client, &sign_in, email).await
     }
 
-    async fn get(&self, b: &Browser, path: &str) -> Value {
-        ok_json(b.client.get(self.app.url(path)).send().await.unwrap()).await
+    async fn get(&self, user: &User, path: &str) -> Value {
+        ok_json(user.client.get(self.app.url(path)).send().await.unwrap()).await
     }
 
-    async fn post(&self, b: &Browser, path: &str, body: Value) -> Response {
-        b.client
+    async fn post(&self, user: &User, path: &str, body: Value) -> Response {
+        user.client
             .post(self.app.url(path))
-            .header("X-CSRF-Token", &b.csrf)
+            .header("X-CSRF-Token", &user.csrf)
             .json(&body)
             .send()
             .await
             .unwrap()
-    }
-
-    /// A socket on the **other** instance.
-    async fn socket(&self, b: &Browser, tenant: &str) -> Ws {
-        let port = self.other.address.rsplit(':').next().unwrap();
-        let mut req = format!("ws://127.0.0.1:{port}/tenant/{tenant}/portal")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("cookie", b.cookie.parse().unwrap());
-        req.headers_mut()
-            .insert("origin", FRONTEND.parse().unwrap());
-        tokio_tungstenite::connect_async(req)
-            .await
-            .expect("the upgrade is accepted")
-            .0
     }
 }
 
@@ -168,32 +119,14 @@ async fn ok_json(res: Response) -> Value {
     body
 }
 
-/// The next event `name` about `message_id` on the socket (others skipped), within the limit.
-async fn event_about(ws: &mut Ws, name: &str, message_id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + EVENT_WITHIN;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {name} for {message_id} in time"))
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = frame {
-            let event: Value = serde_json::from_str(text.as_str()).unwrap();
-            if event["event"] == name && event["data"]["message_id"] == message_id {
-                return event;
-            }
-        }
-    }
-}
-
 on_topologies!(journey:
     the_demo_journey_over_redis_and_every_http_adapter_against_the_sandbox => Deployment::single(),
-    the_demo_journey_on_a_redis_cluster => Deployment::cluster(),
+    the_demo_journey_on_a_redis_cluster => Deployment::own_cluster(),
     the_demo_journey_on_a_sentinel_managed_master => Deployment::sentinel(),
 );
 
 async fn journey(redis: Deployment) {
-    let rig = spawn(redis).await;
+    let rig = rig(redis).await;
 
     // 1. The new-company user signs in through the sandbox's Genesys login: no tenant yet.
     let newco = rig.sign_in(NEW_USER).await;
@@ -277,7 +210,6 @@ async fn journey(redis: Deployment) {
 
     // 3. An Acme admin: dashboard and history from the sandbox's State Manager.
     let admin = rig.sign_in(ACME_ADMIN_EMAIL).await;
-    let acme = acme_tenant_id().to_string();
     let stats = rig.get(&admin, "/api/v1/dashboard/stats?period=week").await;
     assert!(stats["totalMessages"].as_u64().unwrap() > 0, "{stats}");
     let threads = rig
@@ -297,7 +229,7 @@ async fn journey(redis: Deployment) {
     let count_before = before["messages"].as_array().unwrap().len();
 
     // 4. A live socket on the other instance, then a widget send over REST on this one.
-    let mut ws = rig.socket(&admin, &acme).await;
+    let mut ws = rig.other.connect(&admin, acme()).await;
     let res = admin
         .client
         .post(rig.app.url("/api/v1/widget/send"))
@@ -313,12 +245,12 @@ async fn journey(redis: Deployment) {
 
     // 5. The events travelled sandbox → Redis Pub/Sub → the other instance → the socket, in
     //    order.
-    let update = event_about(&mut ws, "message_update", &message_id).await;
+    let update = event_about(&mut ws, "message_update", &message_id, EVENT_WITHIN).await;
     assert_eq!(update["data"]["type"], "outbound", "{update}");
     assert_eq!(update["data"]["text"], "Hello from the journey");
     assert_eq!(update["data"]["conversation_id"], conversation.as_str());
     for status in ["sent", "delivered", "read"] {
-        let event = event_about(&mut ws, "status_update", &message_id).await;
+        let event = event_about(&mut ws, "status_update", &message_id, EVENT_WITHIN).await;
         assert_eq!(event["data"]["status"], status, "{event}");
     }
 

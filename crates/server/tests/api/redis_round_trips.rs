@@ -22,21 +22,14 @@
 //!   at most 2 per request: `HMGET`+`EVALSHA` (one pipeline) and `MGET` (with a few reads of
 //!   slack for background noise; 3 round trips per request would add 100).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 #![allow(clippy::print_stdout)] // measured figures, shown with --nocapture
 
-use portal_domain::secret::SecretString;
-use portal_server::{Application, Settings};
-use redis_support::Deployment;
-use reqwest::{Client, StatusCode, header};
+use crate::helpers::*;
+use crate::redis_support::{Deployment, on_topologies};
+use portal_server::Settings;
+use reqwest::{Client, StatusCode};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-#[path = "redis_support/mod.rs"]
-mod redis_support;
-
-const COOKIE_SECRET: &str = "round-trip-test-cookie-secret-0123456789abcd";
-const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+use std::time::Duration;
 
 /// Counters that moved between two `command_calls` snapshots.
 fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>) -> HashMap<String, u64> {
@@ -47,73 +40,14 @@ fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>) -> HashMap
         .collect()
 }
 
-async fn spawn(redis: &Deployment, api_limit: u32) -> String {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let settings = Settings {
-        port: 0,
-        workers: Some(1),
-        redis: redis.config(),
-        cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
-        encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
-        rate_limit_api_max: api_limit,
-        ..Settings::default()
-    };
-    let app = Application::build(settings.validated().expect("valid settings"))
-        .await
-        .expect("application builds with Redis");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    // Until the health monitor's first PING answers, the limiter limits in process.
-    let client = Client::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !client
-        .get(format!("{address}/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == StatusCode::OK)
-    {
-        assert!(Instant::now() < deadline, "instance never became healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    address
-}
+/// How long an instance may take to see Redis answer (until then its limiter limits in
+/// process).
+const HEALTHY_WITHIN: Duration = Duration::from_secs(5);
 
-/// Signs in through the simulated Genesys login; returns the `sessionId=...` cookie pair.
-async fn sign_in(address: &str) -> String {
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let mut res = client
-        .get(format!(
-            "{address}/api/v1/auth/login?login_hint=admin@acme.example"
-        ))
-        .send()
-        .await
-        .unwrap();
-    for _ in 0..2 {
-        assert_eq!(res.status(), StatusCode::FOUND);
-        let next = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-        res = client.get(next).send().await.unwrap();
-    }
-    assert_eq!(res.status(), StatusCode::FOUND);
-    res.headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sessionId="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-async fn stats(client: &Client, address: &str, cookie: &str) -> StatusCode {
-    let res = client
-        .get(format!("{address}/api/v1/dashboard/stats?period=today"))
-        .header(header::COOKIE, cookie)
+/// `GET /api/v1/dashboard/stats` with `session`'s cookie; its status once read to the end.
+async fn stats(session: &Client, app: &TestApp) -> StatusCode {
+    let res = session
+        .get(app.url("/api/v1/dashboard/stats?period=today"))
         .send()
         .await
         .unwrap();
@@ -130,12 +64,17 @@ on_topologies!(round_trips:
 
 async fn round_trips(redis: Deployment) {
     let cluster = redis.name() == "cluster";
-    let address = spawn(&redis, 10_000).await;
-    let cookie = sign_in(&address).await;
-    let client = Client::new();
+    let app = spawn_app_with(|s| Settings {
+        rate_limit_api_max: 10_000,
+        ..with_redis(s, redis.config())
+    })
+    .await;
+    app.wait_for("/health", StatusCode::OK, HEALTHY_WITHIN)
+        .await;
+    let admin = app.session("admin@acme.example").await;
     // Warm-up: fills the cache and lets the instance learn the session's user.
     for _ in 0..3 {
-        assert_eq!(stats(&client, &address, &cookie).await, StatusCode::OK);
+        assert_eq!(stats(&admin, &app).await, StatusCode::OK);
     }
 
     const N: u64 = 100;
@@ -144,7 +83,7 @@ async fn round_trips(redis: Deployment) {
     let calls_before = counters.command_calls().await;
     let reads_before = counters.reads_processed().await;
     for _ in 0..N {
-        assert_eq!(stats(&client, &address, &cookie).await, StatusCode::OK);
+        assert_eq!(stats(&admin, &app).await, StatusCode::OK);
     }
     let reads_after = counters.reads_processed().await;
     let calls_after = counters.command_calls().await;
@@ -221,16 +160,20 @@ on_topologies!(api_limit_is_shared:
 
 async fn api_limit_is_shared(redis: Deployment) {
     const LIMIT: u32 = 10;
-    let a = spawn(&redis, LIMIT).await;
-    let b = spawn(&redis, LIMIT).await;
-    let cookie = sign_in(&a).await;
-    let client = Client::new();
+    let limited = |s: Settings| Settings {
+        rate_limit_api_max: LIMIT,
+        ..with_redis(s, redis.config())
+    };
+    let (a, b) = (spawn_app_with(limited).await, spawn_app_with(limited).await);
+    a.wait_for("/health", StatusCode::OK, HEALTHY_WITHIN).await;
+    b.wait_for("/health", StatusCode::OK, HEALTHY_WITHIN).await;
+    let admin = a.session("admin@acme.example").await;
     let (mut ok, mut limited) = (0, 0);
     // Alternating instances: each one's first request of the session takes the plain path
     // (separate limiter call), the later ones the pipelined one; all hit the same counter.
     for i in 0..30 {
         let instance = if i % 2 == 0 { &a } else { &b };
-        match stats(&client, instance, &cookie).await {
+        match stats(&admin, instance).await {
             StatusCode::OK => ok += 1,
             StatusCode::TOO_MANY_REQUESTS => limited += 1,
             other => panic!("unexpected {other}"),

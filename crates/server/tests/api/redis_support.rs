@@ -1,14 +1,19 @@
 //! The Redis deployments the server's Redis tests run on, one type for all three topologies,
-//! so each test is written once and run on each ([`on_topologies!`]).
+//! so each test is written once and run on each ([`on_topologies!`]); an instance goes on
+//! one with `spawn_app_with(|s| with_redis(s, redis.config()))`.
 //!
 //! - `single`: a throw-away `redis-server` per test;
-//! - `cluster`: the test binary's shared 3-master Cluster, with a key prefix of the test's own
+//! - `cluster`: the test binary's one shared 3-master Cluster (started by the first test that
+//!   asks, stopped with the process), with a key prefix of the test's own
 //!   (`REDIS_KEY_PREFIX`), so tests sharing it do not see each other's sessions, limits or
-//!   caches;
-//! - `cluster_with_replicas` / `sentinel`: deployments of the test's own, for tests that kill or
-//!   restart nodes.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test binary uses a part
+//!   caches. Pub/Sub channels and the outbound Stream are not prefixed (other services use
+//!   them): an event a test publishes reaches every instance on the Cluster and makes the
+//!   tenant's cached views stale in all of them (a message event its conversation lists, a
+//!   status event its metrics too). So a test that counts a cache's fills must not share the
+//!   Cluster with one whose events touch that cache: the journey, whose sandbox sends Acme's
+//!   status events, takes a Cluster of its own, as do the tests that count every command;
+//! - `own_cluster` / `cluster_with_replicas` / `sentinel`: deployments of the test's own, for
+//!   tests that count commands, send the platform's events, or kill or restart nodes.
 
 use portal_redis::{RedisCluster, RedisCounters, RedisSentinel, RedisServer, Security};
 use portal_server::configuration::RedisConfig;
@@ -43,7 +48,8 @@ impl Deployment {
         }
     }
 
-    /// Three masters of the test's own (tests that count every command).
+    /// Three masters of the test's own (tests that count every command, or send the
+    /// platform's events).
     pub(crate) async fn own_cluster() -> Self {
         Self::Cluster(RedisCluster::start(false, Security::default()).await)
     }
@@ -81,16 +87,31 @@ impl Deployment {
         }
     }
 
+    /// [`config`](Self::config) with deadlines short enough that an outage answers quickly
+    /// (the service must notice one within 2 s): 300 ms on one node, 1 s on a Cluster or
+    /// Sentinel, whose client connects to several nodes first (on a loaded test machine).
+    pub(crate) fn quick_config(&self) -> RedisConfig {
+        let ms = match self {
+            Self::Single(_) => 300,
+            _ => 1000,
+        };
+        RedisConfig {
+            connect_timeout_ms: ms,
+            command_timeout_ms: ms,
+            ..self.config()
+        }
+    }
+
     /// The adapter's settings (for stores made outside an application).
     pub(crate) fn settings(&self) -> portal_redis::RedisSettings {
         self.config().settings().expect("a topology")
     }
 
-    /// The prefix keys carry (the shared cluster's per-test prefix).
-    pub(crate) fn prefix(&self) -> &str {
+    /// The node of a `single` deployment (tests that stop or freeze it).
+    pub(crate) fn node(&mut self) -> &mut RedisServer {
         match self {
-            Self::SharedCluster { prefix, .. } => prefix,
-            _ => "",
+            Self::Single(server) => server,
+            _ => panic!("{} is not one node", self.name()),
         }
     }
 
@@ -162,7 +183,6 @@ impl Deployment {
 
 /// Generates one `#[tokio::test]` per topology, each calling `$body(deployment)`:
 /// `on_topologies!(body: name_single => Deployment::single(), name_cluster => ...);`
-#[macro_export]
 macro_rules! on_topologies {
     ($body:ident: $($name:ident => $deployment:expr),+ $(,)?) => {
         $(
@@ -173,3 +193,4 @@ macro_rules! on_topologies {
         )+
     };
 }
+pub(crate) use on_topologies;

@@ -6,184 +6,29 @@
 //! and recovers by itself.
 //!
 //! Real instances on port 0, all with the same `COOKIE_SECRET` and `ENCRYPTION_KEY` (as a
-//! deployment would), on deployments of portal-redis's harness (`redis_support`).
+//! deployment would: `helpers::with_redis`) and short Redis deadlines
+//! (`Deployment::quick_config`), on deployments of portal-redis's harness (`redis_support`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 #![allow(clippy::print_stdout)] // measured figures, shown with --nocapture
 
+use crate::helpers::*;
+use crate::redis_support::{Deployment, on_topologies};
 use async_trait::async_trait;
-use futures::StreamExt;
 use portal_domain::model::{
     Conversation, ConversationId, ConversationPage, ConversationQuery, DateRange, Direction,
     Message, MessageId, MessageStatus, MessageUpdate, Period, RawMetrics, TenantEvent, TenantId,
 };
 use portal_domain::ports::downstream::{StateManager, StateManagerError};
-use portal_domain::ports::stores::EventBus;
-use portal_domain::secret::SecretString;
-use portal_redis::RedisServer;
-use portal_sandbox::demo::acme_tenant_id;
-use portal_server::{Application, Overrides, Settings};
-use redis_support::Deployment;
-use reqwest::{Client, StatusCode, header};
+use portal_server::{Overrides, Settings};
+use reqwest::StatusCode;
+use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
-#[path = "redis_support/mod.rs"]
-mod redis_support;
-
-const COOKIE_SECRET: &str = "multi-instance-test-cookie-secret-0123456789";
-const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 /// How long the service may take to notice Redis going or coming back (spec: 2 s), plus slack
 /// for a loaded test machine.
 const NOTICE: Duration = Duration::from_secs(5);
-
-struct Instance {
-    address: String,
-    /// The instance's own event bus (publishes through its Redis connection).
-    bus: Arc<dyn EventBus>,
-}
-
-impl Instance {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-}
-
-async fn spawn_instance(redis: &Deployment, tweak: impl FnOnce(&mut Settings)) -> Instance {
-    spawn_instance_with(redis, tweak, Overrides::default()).await
-}
-
-/// An instance on the node `server` (the outage tests stop and freeze it).
-async fn spawn_on(server: &RedisServer) -> Instance {
-    let config = portal_server::configuration::RedisConfig::single(server.url());
-    spawn_configured(config, |_| {}, Overrides::default()).await
-}
-
-async fn spawn_instance_with(
-    redis: &Deployment,
-    tweak: impl FnOnce(&mut Settings),
-    overrides: Overrides,
-) -> Instance {
-    // A Cluster connection opens one connection per node first: a wider connect deadline on a
-    // loaded test machine.
-    let wide = redis.name() != "single";
-    spawn_configured(
-        redis.config(),
-        |s| {
-            if wide {
-                s.redis.connect_timeout_ms = 1000;
-                s.redis.command_timeout_ms = 1000;
-            }
-            tweak(s);
-        },
-        overrides,
-    )
-    .await
-}
-
-async fn spawn_configured(
-    config: portal_server::configuration::RedisConfig,
-    tweak: impl FnOnce(&mut Settings),
-    overrides: Overrides,
-) -> Instance {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut settings = Settings {
-        port: 0,
-        workers: Some(1),
-        redis: portal_server::configuration::RedisConfig {
-            // Short deadlines: an outage answers quickly.
-            connect_timeout_ms: 300,
-            command_timeout_ms: 300,
-            ..config
-        },
-        cookie_secret: Some(SecretString::from(COOKIE_SECRET)),
-        encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
-        ..Settings::default()
-    };
-    tweak(&mut settings);
-    let app = Application::build_with(settings.validated().expect("valid settings"), overrides)
-        .await
-        .expect("application builds with Redis");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let bus = app.realtime().bus.clone();
-    tokio::spawn(app.run_until_stopped());
-    Instance { address, bus }
-}
-
-fn plain_client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Polls `/health` until its status is `want` (200 or 503).
-async fn wait_for_health(instance: &Instance, want: StatusCode) -> serde_json::Value {
-    let client = plain_client();
-    let deadline = Instant::now() + NOTICE;
-    loop {
-        let res = client.get(instance.url("/health")).send().await.unwrap();
-        if res.status() == want {
-            return res.json().await.unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/health on {} never answered {want}",
-            instance.address
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()[header::LOCATION].to_str().unwrap().to_owned()
-}
-
-/// Signs in on `instance` through the simulated Genesys login; returns the `sessionId=...`
-/// cookie pair.
-async fn sign_in(instance: &Instance, hint: &str) -> String {
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let res = client
-        .get(instance.url(&format!("/api/v1/auth/login?login_hint={hint}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
-    let res = client.get(location(&res)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
-    let res = client.get(location(&res)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
-    res.headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sessionId="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-async fn me(instance: &Instance, cookie: &str) -> reqwest::Response {
-    plain_client()
-        .get(instance.url("/api/v1/auth/me"))
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn error_code(res: reqwest::Response) -> String {
-    let body: serde_json::Value = res.json().await.unwrap();
-    body["code"].as_str().unwrap_or_default().to_owned()
-}
 
 on_topologies!(sessions_and_logout_are_shared:
     a_session_made_on_one_instance_is_valid_on_the_others_and_logout_is_seen_by_all => Deployment::single(),
@@ -191,31 +36,30 @@ on_topologies!(sessions_and_logout_are_shared:
 );
 
 async fn sessions_and_logout_are_shared(redis: Deployment) {
-    let a = spawn_instance(&redis, |_| {}).await;
-    let b = spawn_instance(&redis, |_| {}).await;
-    let c = spawn_instance(&redis, |_| {}).await;
+    let a = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    let b = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    let c = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
 
-    let cookie = sign_in(&a, "agent@acme.example").await;
+    let session = a.session("agent@acme.example").await;
     let mut csrf = String::new();
     for instance in [&a, &b, &c] {
-        let res = me(instance, &cookie).await;
+        let res = instance.me(&session).await;
         assert_eq!(res.status(), StatusCode::OK, "on {}", instance.address);
-        let body: serde_json::Value = res.json().await.unwrap();
+        let body: Value = res.json().await.unwrap();
         assert_eq!(body["email"], "agent@acme.example");
         csrf = body["csrfToken"].as_str().unwrap().to_owned();
     }
 
     // The CSRF token read on C works on B (same secrets); logout there ends it everywhere.
-    let res = plain_client()
+    let res = session
         .post(b.url("/api/v1/auth/logout"))
-        .header(header::COOKIE, &cookie)
         .header("X-CSRF-Token", &csrf)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     for instance in [&a, &b, &c] {
-        let res = me(instance, &cookie).await;
+        let res = instance.me(&session).await;
         assert_eq!(
             res.status(),
             StatusCode::UNAUTHORIZED,
@@ -231,15 +75,18 @@ on_topologies!(sign_in_limit_is_shared:
 );
 
 async fn sign_in_limit_is_shared(redis: Deployment) {
-    let limited = |s: &mut Settings| s.rate_limit_auth_max = 6;
+    let limited = |s: Settings| Settings {
+        rate_limit_auth_max: 6,
+        ..with_redis(s, redis.quick_config())
+    };
     let instances = [
-        spawn_instance(&redis, limited).await,
-        spawn_instance(&redis, limited).await,
-        spawn_instance(&redis, limited).await,
+        spawn_app_with(limited).await,
+        spawn_app_with(limited).await,
+        spawn_app_with(limited).await,
     ];
     // Until an instance has seen Redis answer it limits in process; wait for all three.
     for instance in &instances {
-        wait_for_health(instance, StatusCode::OK).await;
+        instance.wait_for("/health", StatusCode::OK, NOTICE).await;
     }
 
     let client = plain_client();
@@ -267,22 +114,25 @@ async fn sign_in_limit_is_shared(redis: Deployment) {
 
 #[tokio::test]
 async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
-    let mut redis = RedisServer::start().await;
-    let a = spawn_on(&redis).await;
-    let b = spawn_on(&redis).await;
-    let health = wait_for_health(&a, StatusCode::OK).await;
+    let mut redis = Deployment::single().await;
+    let a = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    let b = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    let health: Value = a
+        .wait_for("/health", StatusCode::OK, NOTICE)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["checks"]["redis"], "ok", "{health}");
 
     // Written before the outage: a session, and a new tenant's onboarding wizard at step 1.
-    let cookie = sign_in(&a, "admin@acme.example").await;
-    assert_eq!(me(&b, &cookie).await.status(), StatusCode::OK);
-    let newco = sign_in(&a, "new@newco.example").await;
-    let me_newco: serde_json::Value = me(&a, &newco).await.json().await.unwrap();
-    let csrf = me_newco["csrfToken"].as_str().unwrap().to_owned();
-    let res = plain_client()
+    let admin = a.session("admin@acme.example").await;
+    assert_eq!(b.me(&admin).await.status(), StatusCode::OK);
+    let newco = a.signed_in("new@newco.example").await;
+    let res = newco
+        .client
         .post(a.url("/api/v1/onboarding/step1"))
-        .header(header::COOKIE, &newco)
-        .header("X-CSRF-Token", &csrf)
+        .header("X-CSRF-Token", &newco.csrf)
         .json(&serde_json::json!({
             "companyName": "NewCo Ltd", "region": "eu-west-1", "contactEmail": "new@newco.example"
         }))
@@ -290,12 +140,17 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let step1: serde_json::Value = res.json().await.unwrap();
+    let step1: Value = res.json().await.unwrap();
     let tenant = step1["tenantId"].as_str().unwrap().to_owned();
 
-    redis.stop().await;
+    redis.node().stop().await;
     for instance in [&a, &b] {
-        let health = wait_for_health(instance, StatusCode::SERVICE_UNAVAILABLE).await;
+        let health: Value = instance
+            .wait_for("/health", StatusCode::SERVICE_UNAVAILABLE, NOTICE)
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(health["status"], "degraded", "{health}");
         assert_eq!(health["checks"]["redis"], "error", "{health}");
         let ready = plain_client()
@@ -307,14 +162,13 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
 
         // Fail closed, and quickly: the session cannot be checked, so nobody gets in.
         let started = Instant::now();
-        let res = me(instance, &cookie).await;
+        let res = instance.me(&admin).await;
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "took {:?}",
             started.elapsed()
         );
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(error_code(res).await, "SERVICE_UNAVAILABLE");
+        assert_error(res, 503, "SERVICE_UNAVAILABLE").await;
     }
     // Sign-in is still rate limited (in process) rather than erroring out on the limiter:
     // the login itself needs Redis for its state, so it fails closed too.
@@ -334,9 +188,9 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     let back = Instant::now();
     for instance in [&a, &b] {
         loop {
-            let res = me(instance, &cookie).await;
+            let res = instance.me(&admin).await;
             if res.status() == StatusCode::OK {
-                let body: serde_json::Value = res.json().await.unwrap();
+                let body: Value = res.json().await.unwrap();
                 assert_eq!(body["email"], "admin@acme.example", "the session survived");
                 break;
             }
@@ -348,17 +202,17 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        wait_for_health(instance, StatusCode::OK).await;
+        instance.wait_for("/health", StatusCode::OK, NOTICE).await;
     }
     // The wizard state written before the outage is still there.
-    let res = plain_client()
+    let res = newco
+        .client
         .get(a.url(&format!("/api/v1/onboarding/status/{tenant}")))
-        .header(header::COOKIE, &newco)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let status: serde_json::Value = res.json().await.unwrap();
+    let status: Value = res.json().await.unwrap();
     assert_eq!(status["currentStep"], 1, "{status}");
     assert_eq!(status["completedSteps"], serde_json::json!([1]), "{status}");
 }
@@ -369,24 +223,15 @@ on_topologies!(events_cross_instances:
 );
 
 async fn events_cross_instances(redis: Deployment) {
-    let a = spawn_instance(&redis, |_| {}).await;
-    let b = spawn_instance(&redis, |_| {}).await;
-    let cookie = sign_in(&a, "agent@acme.example").await;
+    let a = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    let b = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    let agent = a.signed_in("agent@acme.example").await;
+    let mut ws = a.connect(&agent, acme()).await;
 
-    let url = format!(
-        "{}/tenant/{}/portal",
-        a.address.replace("http://", "ws://"),
-        acme_tenant_id()
-    );
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    req.headers_mut()
-        .insert("origin", "http://localhost:3000".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-
-    b.bus
+    b.realtime
+        .bus
         .publish(&TenantEvent::Message {
-            tenant_id: acme_tenant_id(),
+            tenant_id: acme(),
             update: MessageUpdate {
                 direction: Direction::Inbound,
                 conversation_id: ConversationId::new_random(),
@@ -399,24 +244,15 @@ async fn events_cross_instances(redis: Deployment) {
         .await
         .unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .expect("the event reached the socket on A")
-            .expect("socket open")
-            .unwrap();
-        if let tungstenite::Message::Text(text) = frame {
-            let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-            if event["event"] == "message_update" {
-                assert_eq!(event["data"]["message_id"], "wamid.from-b", "{event}");
-                assert_eq!(event["data"]["text"], "published on B");
-                break;
-            }
-        }
-    }
+    let event = event_about(
+        &mut ws,
+        "message_update",
+        "wamid.from-b",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(event["data"]["text"], "published on B", "{event}");
 }
-
 /// The simulated State Manager, its `metrics` calls counted in a counter shared by every
 /// instance.
 struct CountingStateManager {
@@ -477,19 +313,23 @@ async fn one_call_per_cold_key(redis: Deployment) {
             })),
             ..Overrides::default()
         };
-        let instance =
-            spawn_instance_with(&redis, |s| s.rate_limit_api_max = 10_000, overrides).await;
-        wait_for_health(&instance, StatusCode::OK).await;
+        let instance = spawn_app_with_overrides(
+            |s| Settings {
+                rate_limit_api_max: 10_000,
+                ..with_redis(s, redis.quick_config())
+            },
+            overrides,
+        )
+        .await;
+        instance.wait_for("/health", StatusCode::OK, NOTICE).await;
         instances.push(instance);
     }
-    let cookie = sign_in(&instances[0], "admin@acme.example").await;
+    let admin = instances[0].session("admin@acme.example").await;
 
-    let client = plain_client();
     let requests = instances.iter().flat_map(|instance| {
         (0..8).map(|_| {
-            client
+            admin
                 .get(instance.url("/api/v1/dashboard/stats?period=week"))
-                .header(header::COOKIE, &cookie)
                 .send()
         })
     });
@@ -498,7 +338,7 @@ async fn one_call_per_cold_key(redis: Deployment) {
     for res in responses {
         let res = res.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        let body: serde_json::Value = res.json().await.unwrap();
+        let body: Value = res.json().await.unwrap();
         bodies.push(body["totalMessages"].clone());
     }
     assert_eq!(
@@ -511,26 +351,30 @@ async fn one_call_per_cold_key(redis: Deployment) {
 
 #[tokio::test]
 async fn a_hung_redis_answers_503_within_the_deadline_and_recovers() {
-    let redis = RedisServer::start().await;
-    let a = spawn_on(&redis).await;
-    wait_for_health(&a, StatusCode::OK).await;
-    let cookie = sign_in(&a, "agent@acme.example").await;
+    let mut redis = Deployment::single().await;
+    let a = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    a.wait_for("/health", StatusCode::OK, NOTICE).await;
+    let agent = a.session("agent@acme.example").await;
 
     // The process stops answering (no connection error): only the deadlines end the wait.
-    redis.freeze();
+    redis.node().freeze();
     let started = Instant::now();
-    let res = me(&a, &cookie).await;
+    let res = a.me(&agent).await;
     let took = started.elapsed();
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(error_code(res).await, "SERVICE_UNAVAILABLE");
+    assert_error(res, 503, "SERVICE_UNAVAILABLE").await;
     // Connect (300 ms) + command (300 ms) deadlines, plus scheduling slack.
     assert!(took < Duration::from_millis(1500), "took {took:?}");
-    let health = wait_for_health(&a, StatusCode::SERVICE_UNAVAILABLE).await;
+    let health: Value = a
+        .wait_for("/health", StatusCode::SERVICE_UNAVAILABLE, NOTICE)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "degraded");
 
-    redis.thaw();
+    redis.node().thaw();
     let back = Instant::now();
-    while me(&a, &cookie).await.status() != StatusCode::OK {
+    while a.me(&agent).await.status() != StatusCode::OK {
         assert!(back.elapsed() < NOTICE, "did not recover after thaw");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -546,37 +390,25 @@ on_topologies!(restart_is_followed:
 /// connection (503 "connection lost" while `/readyz` already said 200). The health monitor
 /// pings through the request connection, so once `/readyz` is 200 that connection works.
 async fn restart_is_followed(mut redis: Deployment) {
-    let a = spawn_instance(&redis, |_| {}).await;
-    wait_for_health(&a, StatusCode::OK).await;
-    let cookie = sign_in(&a, "agent@acme.example").await;
+    let a = spawn_app_with(|s| with_redis(s, redis.quick_config())).await;
+    a.wait_for("/health", StatusCode::OK, NOTICE).await;
+    let agent = a.session("agent@acme.example").await;
     redis.wait_replicated().await;
-    assert_eq!(me(&a, &cookie).await.status(), StatusCode::OK);
+    assert_eq!(a.me(&agent).await.status(), StatusCode::OK);
 
     redis.restart().await;
     // Wait for readiness only, sending nothing else...
-    let client = plain_client();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let ready = client.get(a.url("/readyz")).send().await.unwrap();
-        if ready.status() == StatusCode::OK {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: never ready again",
-            redis.name()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    a.wait_for("/readyz", StatusCode::OK, Duration::from_secs(15))
+        .await;
     // ...then the very next request succeeds, on the session written before the restart.
-    let res = me(&a, &cookie).await;
+    let res = a.me(&agent).await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
         "{}: the first request after /readyz turned 200",
         redis.name()
     );
-    let body: serde_json::Value = res.json().await.unwrap();
+    let body: Value = res.json().await.unwrap();
     assert_eq!(body["email"], "agent@acme.example");
 }
 
@@ -590,16 +422,19 @@ on_topologies!(failover_is_followed:
 /// never 500 (and never get in without a session); within 10 s of the promotion every request
 /// works again with no restart, and the session written before survives.
 async fn failover_is_followed(mut redis: Deployment) {
-    let a = spawn_instance(&redis, |s| s.rate_limit_api_max = 100_000).await;
-    let b = spawn_instance(&redis, |s| s.rate_limit_api_max = 100_000).await;
-    wait_for_health(&a, StatusCode::OK).await;
-    wait_for_health(&b, StatusCode::OK).await;
-    let cookie = sign_in(&a, "admin@acme.example").await;
+    let unlimited = |s: Settings| Settings {
+        rate_limit_api_max: 100_000,
+        ..with_redis(s, redis.quick_config())
+    };
+    let a = spawn_app_with(unlimited).await;
+    let b = spawn_app_with(unlimited).await;
+    a.wait_for("/health", StatusCode::OK, NOTICE).await;
+    b.wait_for("/health", StatusCode::OK, NOTICE).await;
+    let admin = a.session("admin@acme.example").await;
     let stats = "/api/v1/dashboard/stats?period=week";
-    let get = |instance: &Instance, path: &str| {
-        plain_client()
+    let get = |instance: &TestApp, path: &str| {
+        admin
             .get(instance.url(path))
-            .header(header::COOKIE, &cookie)
             .timeout(Duration::from_secs(5))
             .send()
     };
@@ -610,7 +445,7 @@ async fn failover_is_followed(mut redis: Deployment) {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = Arc::new(std::sync::Mutex::new(Vec::<u16>::new()));
     let load = {
-        let (stop, seen, cookie) = (stop.clone(), seen.clone(), cookie.clone());
+        let (stop, seen, client) = (stop.clone(), seen.clone(), admin.clone());
         let urls = [
             a.url(stats),
             b.url("/api/v1/auth/me"),
@@ -618,17 +453,11 @@ async fn failover_is_followed(mut redis: Deployment) {
             a.url("/api/v1/auth/me"),
         ];
         tokio::spawn(async move {
-            let client = plain_client();
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 let url = &urls[i % urls.len()];
                 i += 1;
-                let res = client
-                    .get(url)
-                    .header(header::COOKIE, &cookie)
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await;
+                let res = client.get(url).timeout(Duration::from_secs(5)).send().await;
                 let status = res.map(|r| r.status().as_u16()).unwrap_or(0);
                 seen.lock().unwrap().push(status);
             }
@@ -636,7 +465,7 @@ async fn failover_is_followed(mut redis: Deployment) {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let key = format!("metrics:{{{}}}:week", acme_tenant_id());
+    let key = format!("metrics:{{{}}}:week", acme());
     redis.fail_over(&key).await;
     let promoted = Instant::now();
 
@@ -651,7 +480,7 @@ async fn failover_is_followed(mut redis: Deployment) {
                 r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)
             };
             if ok(&s) && ok(&m) {
-                let body: serde_json::Value = m.unwrap().json().await.unwrap();
+                let body: Value = m.unwrap().json().await.unwrap();
                 assert_eq!(body["email"], "admin@acme.example", "the session survived");
                 break;
             }
