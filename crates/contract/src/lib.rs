@@ -51,7 +51,8 @@
 //! - `SessionStore::touch` must keep the remaining TTL (`SET ... KEEPTTL` or a script).
 //! - Events published after `EventBus::subscribe` has **returned** must be delivered: wait
 //!   for the `SUBSCRIBE` confirmation before returning the stream.
-//! - `Lock::release` with another holder's token must not delete (compare-and-delete script).
+//! - `Lock::release` with another holder's token must not delete (compare-and-delete script);
+//!   `Lock::renew` likewise extends only the holder's lease (compare-and-expire).
 //! - `RateLimiter::hit` refused hits are not recorded; `cost = 0` records nothing.
 //!
 //! # Layout
@@ -165,6 +166,7 @@ macro_rules! store_contract_tests {
             lock_exactly_one_of_many_concurrent_acquirers,
             lock_release_requires_the_holders_token,
             lock_expiry_frees_it,
+            lock_renew_extends_only_the_holders_lease,
             rate_exact_under_concurrency,
             rate_remaining_cost_and_refusals,
             rate_window_slides,

@@ -128,6 +128,10 @@ impl Lock for CountingLock {
         self.1.store();
         self.0.try_acquire(n, ttl).await
     }
+    async fn renew(&self, n: &str, t: &LockToken, ttl: Duration) -> Result<bool, StoreError> {
+        self.1.store();
+        self.0.renew(n, t, ttl).await
+    }
     async fn release(&self, n: &str, t: &LockToken) -> Result<bool, StoreError> {
         self.1.store();
         self.0.release(n, t).await

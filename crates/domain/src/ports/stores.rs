@@ -257,17 +257,23 @@ pub trait Cache: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockToken(pub String);
 
-/// A distributed mutual-exclusion lock with expiry.
+/// A distributed mutual-exclusion lock with expiry (a lease).
 ///
 /// Contract: `try_acquire` succeeds for exactly one caller while the lock is held and not
-/// expired; `release` deletes the lock only if `token` still owns it (never another holder's)
-/// and says whether it did.
+/// expired, and each acquisition gets a new token (the fencing token); `renew` extends the
+/// lease to `ttl` from now only if `token` still owns the lock and says whether it did (a
+/// holder whose lease ran out, and was perhaps taken over, learns it has lost the lock);
+/// `release` deletes the lock only if `token` still owns it (never another holder's) and says
+/// whether it did.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Lock: Send + Sync {
     /// Tries once to take the lock.
     async fn try_acquire(&self, name: &str, ttl: Duration)
     -> Result<Option<LockToken>, StoreError>;
+    /// Extends the lease of a lock held with `token` to `ttl` from now.
+    async fn renew(&self, name: &str, token: &LockToken, ttl: Duration)
+    -> Result<bool, StoreError>;
     /// Releases a lock held with `token`.
     async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError>;
 }
