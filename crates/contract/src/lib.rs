@@ -46,8 +46,9 @@
 //! `#![cfg(feature = "redis-tests")]`.
 //!
 //! Clauses worth knowing because they are easy to miss with Redis:
-//! - `SessionStore::delete_all_for_user` must not report index entries whose session has
-//!   expired.
+//! - `SessionStore::delete_all_for_user` and `list_for_user` must not report index entries
+//!   whose session has expired, and the index must drop them (a SET of members grows for
+//!   ever; a sorted set scored by expiry and pruned on write does not).
 //! - `SessionStore::touch` must keep the remaining TTL (`SET ... KEEPTTL` or a script).
 //! - Events published after `EventBus::subscribe` has **returned** must be delivered: wait
 //!   for the `SUBSCRIBE` confirmation before returning the stream.
@@ -152,6 +153,8 @@ macro_rules! store_contract_tests {
             session_delete_is_idempotent_and_unindexes,
             session_delete_all_for_user_removes_only_that_user,
             session_expires_after_ttl,
+            session_list_for_user_returns_only_live_sessions,
+            session_index_never_outgrows_the_live_sessions,
             session_get_and_hit_returns_the_session_and_a_shared_decision,
             session_get_and_hit_of_a_missing_session_still_counts,
             one_time_take_returns_payload_exactly_once,

@@ -90,10 +90,7 @@ pub async fn lock_renew_extends_only_the_holders_lease(s: &Stores, w: &Waiter) {
         "another token must not renew the lease"
     );
     assert!(
-        s.lock
-            .renew(&name, &token, LONG_TTL)
-            .await
-            .expect("renew"),
+        s.lock.renew(&name, &token, LONG_TTL).await.expect("renew"),
         "the holder renews its lease"
     );
     w.wait(PAST_SHORT_TTL).await;

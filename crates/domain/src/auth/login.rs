@@ -192,6 +192,8 @@ impl Authenticator {
             created_at: now,
             expires_at: now + to_time(self.settings.session_ttl),
             last_activity: now,
+            refreshed_at: None,
+            client: Default::default(),
         };
         let session_id = self.create_session(&session).await?;
         let return_to = match (pending.return_to, onboarding_only) {

@@ -28,6 +28,8 @@ fn session(user: &str, last_activity: time::OffsetDateTime) -> Session {
         expires_at: now() + time::Duration::hours(24),
         last_activity,
         refresh_token: None,
+        refreshed_at: None,
+        client: Default::default(),
     }
 }
 

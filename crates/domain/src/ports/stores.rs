@@ -21,9 +21,13 @@ use time::OffsetDateTime;
 ///   without writing if the key no longer exists (a concurrent logout wins).
 /// - `touch` sets `lastActivity` only, leaving the TTL alone; a no-op on missing keys.
 /// - `delete` removes the session and its index entry; idempotent.
+/// - `list_for_user` returns the user's live sessions with their keys (any order).
 /// - `delete_all_for_user` removes every session of the user and returns the keys of those
-///   that were live. Not routed yet: "log out everywhere" (the sessions issue routes it,
-///   through [`crate::auth::Authenticator::logout_everywhere`]).
+///   that were live ("log out everywhere").
+/// - The per-user index never outgrows the live sessions: an entry whose session expired or
+///   was deleted is dropped at the latest by the next write to that user's index (`create`,
+///   `replace`) or by `list_for_user`, so a user signing in and out for ever keeps an index
+///   of at most their live sessions.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -47,6 +51,8 @@ pub trait SessionStore: Send + Sync {
     async fn touch(&self, key: &SessionKey, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Deletes a session.
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError>;
+    /// The user's live sessions.
+    async fn list_for_user(&self, user: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError>;
     /// Deletes all of a user's sessions ("log out everywhere").
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError>;
     /// Reads a session and, in the same store round trip, records one hit (`cost = 1`) of

@@ -313,6 +313,8 @@ impl H {
             expires_at: now + time::Duration::hours(24),
             last_activity: now,
             refresh_token: None,
+            refreshed_at: None,
+            client: Default::default(),
         };
         let key = SessionKey::from_hex(format!("{n:064x}"));
         self.sessions
