@@ -86,6 +86,10 @@ impl SessionStore for CountingSessions {
         self.1.store();
         self.0.delete(k).await
     }
+    async fn list_for_user(&self, u: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError> {
+        self.1.store();
+        self.0.list_for_user(u).await
+    }
     async fn delete_all_for_user(&self, u: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         self.1.store();
         self.0.delete_all_for_user(u).await

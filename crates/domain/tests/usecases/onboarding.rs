@@ -181,6 +181,9 @@ impl SessionStore for FlakySessions {
     async fn delete(&self, k: &SessionKey) -> Result<(), StoreError> {
         self.inner.delete(k).await
     }
+    async fn list_for_user(&self, user: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError> {
+        self.inner.list_for_user(user).await
+    }
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         self.inner.delete_all_for_user(user).await
     }
