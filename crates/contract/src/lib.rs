@@ -71,8 +71,8 @@ pub mod fixtures;
 
 use futures::future::BoxFuture;
 use portal_domain::ports::stores::{
-    Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
-    RateLimiter, SessionStore,
+    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
+    OutboundQueue, RateLimiter, SessionStore,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -99,6 +99,8 @@ pub struct Stores {
     pub event_bus: Arc<dyn EventBus>,
     /// Outbound queue.
     pub outbound: Arc<dyn OutboundQueue>,
+    /// Audit trails.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -179,6 +181,11 @@ macro_rules! store_contract_tests {
             idempotency_records_expire,
             bus_delivers_events_and_revocations_to_every_subscriber,
             outbound_enqueue_returns_distinct_ids,
+            audit_append_is_compare_and_append_on_the_head,
+            audit_reads_page_both_ways_and_scopes_are_apart,
+            audit_racing_writers_keep_one_linear_chain,
+            audit_retention_by_count_moves_the_anchor,
+            audit_retention_by_age_drops_old_entries,
         );
     };
     (@each $factory:expr, $waiter:expr; $($name:ident),+ $(,)?) => {

@@ -376,3 +376,102 @@ pub trait OutboundQueue: Send + Sync {
     /// Appends a message.
     async fn enqueue(&self, message: &OutboundMessage) -> Result<String, StoreError>;
 }
+
+/// Whose audit trail: a tenant's, or the platform's (what happens before a user has a tenant:
+/// failed or rate-limited sign-ins, a new user's first steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditScope {
+    /// The tenant's trail (what its admins read).
+    Tenant(TenantId),
+    /// Everything without a tenant (read by operators in the store, not over the API).
+    Platform,
+}
+
+/// Where an entry is in its trail, as the store orders them (a Redis Stream ID,
+/// `<milliseconds>-<sequence>`). Opaque to the domain; the API hands it out as the page cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuditCursor(pub String);
+
+/// One entry as stored: its content and its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The entry's content (JSON), exactly the bytes the HMAC covers.
+    pub entry: String,
+    /// Hex HMAC-SHA256 over the previous entry's HMAC and `entry`.
+    pub hmac: String,
+    /// The HMAC of the entry before it when it was written (empty for the first entry).
+    pub prev: String,
+}
+
+/// A stored entry and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAudit {
+    /// Its position.
+    pub cursor: AuditCursor,
+    /// What was stored.
+    pub record: AuditRecord,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Appended at this position.
+    Appended(AuditCursor),
+    /// The trail's head is not `record.prev` (another writer appended first): nothing was
+    /// written; this is the head to sign against instead.
+    Conflict {
+        /// The HMAC the next entry must chain to.
+        head: String,
+    },
+}
+
+/// How long a trail keeps its entries: at most `max_entries`, none older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRetention {
+    /// Entries kept per trail.
+    pub max_entries: usize,
+    /// Age after which entries are dropped.
+    pub max_age: Duration,
+}
+
+/// Per-scope append-only trails of chained audit entries (a Redis Stream per tenant).
+///
+/// Contract:
+/// - `append` writes `record` at the end of the scope's trail only if the trail's head (the
+///   last entry's HMAC; with no entry, the anchor) equals `record.prev`, as one atomic step:
+///   of two writers that read the same head, one appends and the other gets
+///   [`AppendOutcome::Conflict`] with the new head, so the chain stays linear whatever the
+///   number of instances. It then drops entries beyond `retention` (oldest first) and records
+///   the HMAC of the last one dropped as the trail's anchor.
+/// - `newest` returns entries strictly before `before` (or from the end), newest first;
+///   `oldest` entries strictly after `after` (or from the start), oldest first; at most
+///   `count` each.
+/// - `anchor` is the HMAC the oldest kept entry chains to: empty until something was dropped.
+/// - Scopes never see each other's entries. The store never sees the HMAC key.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends if the head is `record.prev`, then applies the retention.
+    async fn append(
+        &self,
+        scope: AuditScope,
+        record: &AuditRecord,
+        retention: AuditRetention,
+    ) -> Result<AppendOutcome, StoreError>;
+    /// Newest first, before `before`.
+    async fn newest(
+        &self,
+        scope: AuditScope,
+        before: Option<AuditCursor>,
+        count: usize,
+    ) -> Result<Vec<StoredAudit>, StoreError>;
+    /// Oldest first, after `after`.
+    async fn oldest(
+        &self,
+        scope: AuditScope,
+        after: Option<AuditCursor>,
+        count: usize,
+    ) -> Result<Vec<StoredAudit>, StoreError>;
+    /// The HMAC the oldest kept entry chains to.
+    async fn anchor(&self, scope: AuditScope) -> Result<String, StoreError>;
+}
