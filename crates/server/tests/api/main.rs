@@ -18,6 +18,7 @@ mod observability;
 mod onboarding;
 mod production;
 mod retries;
+mod sessions;
 mod shutdown;
 mod sign_in;
 mod websocket;
