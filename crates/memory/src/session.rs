@@ -205,25 +205,8 @@ impl MemorySessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portal_domain::model::{Email, Role, TenantId};
-
-    fn session(user: &UserId) -> Session {
-        let t0 = time::OffsetDateTime::UNIX_EPOCH;
-        Session {
-            user_id: user.clone(),
-            tenant_id: Some(TenantId::new_random()),
-            role: Role::Agent,
-            email: Email::parse("a@example.com").unwrap(),
-            name: "A".into(),
-            onboarding_only: false,
-            created_at: t0,
-            expires_at: t0,
-            last_activity: t0,
-            refresh_token: None,
-            refreshed_at: None,
-            client: Default::default(),
-        }
-    }
+    use portal_contract::fixtures::session;
+    use portal_domain::model::TenantId;
 
     fn key(n: u32) -> SessionKey {
         SessionKey::from_hex(format!("{n:064x}"))
@@ -237,7 +220,11 @@ mod tests {
         let user = UserId::parse("u").unwrap();
         for n in 0..50 {
             store
-                .create(&key(n), &session(&user), Duration::from_secs(60))
+                .create(
+                    &key(n),
+                    &session(&user, TenantId::new_random()),
+                    Duration::from_secs(60),
+                )
                 .await
                 .unwrap();
             tokio::time::advance(Duration::from_secs(20)).await;

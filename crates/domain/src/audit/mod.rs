@@ -369,43 +369,8 @@ impl Writer {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
-    use crate::ports::stores::StoredAudit;
+    use crate::ports::stores::MockAuditLog;
     use crate::ports::system::{NoopTelemetry, SystemClock};
-    use async_trait::async_trait;
-
-    /// A trail that keeps nothing.
-    struct Nowhere;
-
-    #[async_trait]
-    impl AuditLog for Nowhere {
-        async fn append(
-            &self,
-            _: AuditScope,
-            _: &AuditRecord,
-            _: AuditRetention,
-        ) -> Result<AppendOutcome, StoreError> {
-            Ok(AppendOutcome::Appended(AuditCursor("0-0".into())))
-        }
-        async fn newest(
-            &self,
-            _: AuditScope,
-            _: Option<AuditCursor>,
-            _: usize,
-        ) -> Result<Vec<StoredAudit>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn oldest(
-            &self,
-            _: AuditScope,
-            _: Option<AuditCursor>,
-            _: usize,
-        ) -> Result<Vec<StoredAudit>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn anchor(&self, _: AuditScope) -> Result<String, StoreError> {
-            Ok(String::new())
-        }
-    }
 
     struct Counter(std::sync::atomic::AtomicU64);
 
@@ -442,9 +407,13 @@ pub(crate) mod test_support {
 
     /// An auditor for unit tests that do not look at the trail (needs a Tokio runtime).
     pub(crate) fn discarding() -> Arc<Auditor> {
+        // A trail that takes every entry and keeps none.
+        let mut log = MockAuditLog::new();
+        log.expect_append()
+            .returning(|_, _, _| Ok(AppendOutcome::Appended(AuditCursor("0-0".into()))));
         Auditor::start(
             AuditPorts {
-                log: Arc::new(Nowhere),
+                log: Arc::new(log),
                 clock: Arc::new(SystemClock),
                 random: Arc::new(Counter(0.into())),
                 telemetry: Arc::new(NoopTelemetry),
