@@ -290,19 +290,43 @@ impl Auditor {
     /// Checks one trail.
     pub async fn verify_scope(&self, scope: AuditScope) -> Result<Verification, AuditError> {
         let log = &self.shared.ports.log;
-        let mut check = ChainCheck::new(&self.shared.key, log.anchor(scope).await?);
-        let mut after = None;
+        let (anchor, mut batch) = self.consistent_start(scope).await?;
+        let mut check = ChainCheck::new(&self.shared.key, anchor);
         loop {
-            let batch = log.oldest(scope, after, BATCH).await?;
             for stored in &batch {
                 check.check(stored);
             }
             match batch.last() {
-                Some(last) if batch.len() == BATCH => after = Some(last.cursor.clone()),
-                _ => break,
+                Some(last) if batch.len() == BATCH => {
+                    let after = Some(last.cursor.clone());
+                    batch = log.oldest(scope, after, BATCH).await?;
+                }
+                _ => return Ok(check.result),
             }
         }
-        Ok(check.result)
+    }
+
+    /// The anchor and the first entries, read so that they belong together: an append
+    /// between the two reads may drop the oldest entry (retention) and move the anchor, which
+    /// would look like a missing entry. Read again (a few times) until the oldest entry
+    /// chains to the anchor; a mismatch that stays is reported by the check.
+    async fn consistent_start(
+        &self,
+        scope: AuditScope,
+    ) -> Result<(String, Vec<crate::ports::stores::StoredAudit>), AuditError> {
+        let log = &self.shared.ports.log;
+        let mut attempts = 3;
+        loop {
+            let batch = log.oldest(scope, None, BATCH).await?;
+            let anchor = log.anchor(scope).await?;
+            attempts -= 1;
+            let chains = batch
+                .first()
+                .is_none_or(|first| first.record.prev == anchor);
+            if chains || attempts == 0 {
+                return Ok((anchor, batch));
+            }
+        }
     }
 }
 
