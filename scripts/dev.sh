@@ -7,7 +7,7 @@
 #   $SANDBOX_PORT (default 9090), consuming the service's outbound Stream on that Redis and
 #   publishing delivery events (message_update, sent/delivered/read) on its Pub/Sub;
 # - two agent-portal instances (8081 and 8082) on that Redis with EVERY downstream URL pointed
-#   at the sandbox, sharing COOKIE_SECRET and ENCRYPTION_KEY generated for this run: a session
+#   at the sandbox, sharing COOKIE_SECRET, ENCRYPTION_KEY and AUDIT_HMAC_KEY generated for this run: a session
 #   made on one instance is valid on the other, a widget send on one is seen live on both.
 # Ctrl-C stops everything this script started.
 #
@@ -74,6 +74,7 @@ wait_listening "$sandbox_port" portal-sandbox
 
 secret_hex() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 export COOKIE_SECRET="$(secret_hex)"
+export AUDIT_HMAC_KEY="$(secret_hex)"
 export ENCRYPTION_KEY="$(secret_hex)"
 export AUTH_SERVICE_URL="$sandbox"
 export TENANT_SERVICE_URL="$sandbox"

@@ -368,6 +368,7 @@ impl From<RefreshError> for ApiError {
                 ApiError::new(ErrorCode::RefreshFailed, "Token refresh failed")
             }
             RefreshError::SessionGone => ApiError::session_expired(),
+            e @ RefreshError::Busy => ApiError::unavailable(e),
             RefreshError::Unavailable(f) => ApiError::unavailable(f),
             RefreshError::Store(s) => ApiError::unavailable(s),
         }

@@ -1,14 +1,18 @@
-//! Extractors: the client IP, the authenticated session (with CSRF and the API rate limit),
-//! the sign-in rate limit, and the signed-cookie helpers.
+//! Extractors: the client IP and the request's context (what the audit trail records), the
+//! authenticated session (with CSRF and the API rate limit), the sign-in rate limit, and the
+//! signed-cookie helpers. The refusals decided here (CSRF, the sign-in limit) are audited
+//! here.
 
 use crate::error::ApiError;
+use crate::middleware::RequestId;
 use crate::state::{AppState, LOGIN_COOKIE, SESSION_COOKIE, WebSettings};
 use actix_web::cookie::{Cookie, CookieJar, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use portal_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
 use portal_domain::auth::{Capability, CurrentSession};
-use portal_domain::model::TenantId;
+use portal_domain::model::{RequestContext, TenantId};
 use portal_domain::ports::stores::{RateDecision, RatePolicy};
 use portal_domain::secret::{ExposeSecret, SecretString};
 use std::future::Future;
@@ -50,6 +54,17 @@ pub(crate) fn client_ip(req: &HttpRequest, web: &WebSettings) -> Option<IpAddr> 
             .or_else(|| forwarded.first().copied())
             .unwrap_or(peer),
     )
+}
+
+/// What the audit trail records of the request: client IP, user agent, request ID.
+pub(crate) fn request_context(req: &HttpRequest, web: &WebSettings) -> RequestContext {
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let extensions = req.extensions();
+    let request_id = extensions.get::<RequestId>().map(|r| r.0.as_str());
+    RequestContext::new(client_ip(req, web), user_agent, request_id)
 }
 
 /// Applies a rate limit; records the decision for the response headers. A limiter-store
@@ -243,6 +258,7 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
         }
         Err(e) => return Err(e.into()),
     };
+    let current = current.with_context(request_context(&req, web));
     tracing::Span::current().record("user_id", tracing::field::display(&current.session.user_id));
     if let Some(tenant) = &current.session.tenant_id {
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
@@ -258,6 +274,12 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
                 user_id = %current.session.user_id,
                 present = presented.is_some(),
                 "CSRF check failed"
+            );
+            state.auditor().record(
+                AuditEvent::by(&current, AuditAction::CsrfRefused, AuditOutcome::Refused)
+                    .detail("method", req.method().as_str())
+                    .detail("route", req.match_pattern().unwrap_or_default())
+                    .detail("tokenPresent", presented.is_some()),
             );
             return Err(ApiError::csrf_failed());
         }
@@ -301,8 +323,18 @@ impl FromRequest for AuthRateLimited {
                 .map(|ip| ip.to_string())
                 .unwrap_or_else(|| "unknown".into());
             let key = format!("auth:{ip}");
-            apply_limit(&req, &state, "auth", &key, state.limits().auth).await?;
-            Ok(AuthRateLimited)
+            let limited = apply_limit(&req, &state, "auth", &key, state.limits().auth).await;
+            if limited.is_err() {
+                state.auditor().record(
+                    AuditEvent::anonymous(
+                        AuditAction::SignInRateLimited,
+                        AuditOutcome::Refused,
+                        &request_context(&req, state.web()),
+                    )
+                    .detail("route", req.match_pattern().unwrap_or_default()),
+                );
+            }
+            limited.map(|()| AuthRateLimited)
         })
     }
 }

@@ -9,9 +9,10 @@
 //!   `RateLimit-*` headers, error-body finishing).
 //! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, role and tenant
 //!   checks), `AuthRateLimited`, client IP, signed cookies.
-//! - [`routes`]: one module per area (`auth`, `onboarding`, `dashboard`, `history`,
-//!   `widget`, the `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`,
-//!   `metrics`), each with its handlers and the request and response DTOs they use.
+//! - [`routes`]: one module per area (`auth`, `sessions` (the user's sessions, an admin
+//!   ending a user's), `audit`, `onboarding`, `dashboard`, `history`, `widget`, the
+//!   `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`, `metrics`), each with
+//!   its handlers and the request and response DTOs they use.
 //! - `input`: converting request DTOs into domain values with every field's problem
 //!   reported (`Problems`), and the OpenAPI schemas of the domain's input rules.
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers.

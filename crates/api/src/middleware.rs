@@ -45,6 +45,11 @@ pub struct RequestScopeInfo {
 pub(crate) type RequestScope =
     Arc<dyn Fn(&RequestScopeInfo, EdgeFuture) -> EdgeFuture + Send + Sync>;
 
+/// The request's ID, in its extensions: extractors put it into the audit trail's entries
+/// (their correlation ID).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// The route label of requests no route matched.
 pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
 
@@ -318,6 +323,8 @@ pub async fn edge(
         let res = edge.preflight();
         return Ok(req.into_response(res));
     }
+    req.extensions_mut()
+        .insert(RequestId(edge.request_id.clone()));
     // Handlers and extractors turn their errors into responses inside; an `Err` here could
     // only come from an inner middleware (there is none) and is left to actix.
     let res = edge.handle(req, next, &span).await?;

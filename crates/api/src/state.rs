@@ -3,6 +3,7 @@
 
 use crate::routes::ws::RealtimeWiring;
 use actix_web::cookie::Key;
+use portal_domain::audit::Auditor;
 use portal_domain::auth::{Authenticator, RateLimits};
 use portal_domain::dashboard::Dashboard;
 use portal_domain::history::History;
@@ -140,6 +141,8 @@ pub struct UseCases {
     pub history: Arc<History>,
     /// Widget sends (`/api/v1/widget/send`, the socket's `send_message`).
     pub widget: Arc<Widget>,
+    /// The audit trail (`/api/v1/audit`, and the refusals the edge decides).
+    pub audit: Arc<Auditor>,
 }
 
 pub(crate) struct Inner {
@@ -227,6 +230,11 @@ impl AppState {
     /// The widget-send use case.
     pub fn widget(&self) -> &Widget {
         &self.0.use_cases.widget
+    }
+
+    /// The audit trail.
+    pub fn auditor(&self) -> &Auditor {
+        &self.0.use_cases.audit
     }
 
     /// The WebSocket hub and settings.

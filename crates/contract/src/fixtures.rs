@@ -43,6 +43,8 @@ pub fn session(user: &UserId, tenant: TenantId) -> Session {
         expires_at: T0 + time::Duration::hours(24),
         last_activity: T0,
         refresh_token: None,
+        refreshed_at: None,
+        client: portal_domain::model::ClientInfo::default(),
     }
 }
 

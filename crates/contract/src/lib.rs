@@ -46,12 +46,14 @@
 //! `#![cfg(feature = "redis-tests")]`.
 //!
 //! Clauses worth knowing because they are easy to miss with Redis:
-//! - `SessionStore::delete_all_for_user` must not report index entries whose session has
-//!   expired.
+//! - `SessionStore::delete_all_for_user` and `list_for_user` must not report index entries
+//!   whose session has expired, and the index must drop them (a SET of members grows for
+//!   ever; a sorted set scored by expiry and pruned on write does not).
 //! - `SessionStore::touch` must keep the remaining TTL (`SET ... KEEPTTL` or a script).
 //! - Events published after `EventBus::subscribe` has **returned** must be delivered: wait
 //!   for the `SUBSCRIBE` confirmation before returning the stream.
-//! - `Lock::release` with another holder's token must not delete (compare-and-delete script).
+//! - `Lock::release` with another holder's token must not delete (compare-and-delete script);
+//!   `Lock::renew` likewise extends only the holder's lease (compare-and-expire).
 //! - `RateLimiter::hit` refused hits are not recorded; `cost = 0` records nothing.
 //!
 //! # Layout
@@ -69,8 +71,8 @@ pub mod fixtures;
 
 use futures::future::BoxFuture;
 use portal_domain::ports::stores::{
-    Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
-    RateLimiter, SessionStore,
+    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
+    OutboundQueue, RateLimiter, SessionStore,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -97,6 +99,8 @@ pub struct Stores {
     pub event_bus: Arc<dyn EventBus>,
     /// Outbound queue.
     pub outbound: Arc<dyn OutboundQueue>,
+    /// Audit trails.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -151,6 +155,8 @@ macro_rules! store_contract_tests {
             session_delete_is_idempotent_and_unindexes,
             session_delete_all_for_user_removes_only_that_user,
             session_expires_after_ttl,
+            session_list_for_user_returns_only_live_sessions,
+            session_index_never_outgrows_the_live_sessions,
             session_get_and_hit_returns_the_session_and_a_shared_decision,
             session_get_and_hit_of_a_missing_session_still_counts,
             one_time_take_returns_payload_exactly_once,
@@ -165,6 +171,7 @@ macro_rules! store_contract_tests {
             lock_exactly_one_of_many_concurrent_acquirers,
             lock_release_requires_the_holders_token,
             lock_expiry_frees_it,
+            lock_renew_extends_only_the_holders_lease,
             rate_exact_under_concurrency,
             rate_remaining_cost_and_refusals,
             rate_window_slides,
@@ -174,6 +181,11 @@ macro_rules! store_contract_tests {
             idempotency_records_expire,
             bus_delivers_events_and_revocations_to_every_subscriber,
             outbound_enqueue_returns_distinct_ids,
+            audit_append_is_compare_and_append_on_the_head,
+            audit_reads_page_both_ways_and_scopes_are_apart,
+            audit_racing_writers_keep_one_linear_chain,
+            audit_retention_by_count_moves_the_anchor,
+            audit_retention_by_age_drops_old_entries,
         );
     };
     (@each $factory:expr, $waiter:expr; $($name:ident),+ $(,)?) => {

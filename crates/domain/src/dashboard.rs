@@ -9,6 +9,8 @@
 //! [`Dashboard::range`] reads a date range uncached. Each read is one call of the State
 //! Manager port; its deadline, retries and breaker are the outbound edge's.
 
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, Auditor};
+use crate::auth::CurrentSession;
 use crate::cache_aside::{
     CacheAside, CacheAsideConfig, CacheAsideError, CacheInvalidation, Cached, ReadPorts,
 };
@@ -89,6 +91,7 @@ pub struct Dashboard {
     invalidation: CacheInvalidation,
     state_manager: Arc<dyn StateManager>,
     clock: Arc<dyn Clock>,
+    auditor: Arc<Auditor>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -112,6 +115,7 @@ impl Dashboard {
             invalidation: CacheInvalidation::new(Arc::clone(&ports.cache)),
             state_manager: ports.state_manager,
             clock: ports.clock,
+            auditor: ports.auditor,
         }
     }
 
@@ -152,12 +156,25 @@ impl Dashboard {
     }
 
     /// Makes the tenant's cached figures and conversation pages stale, so the next request
-    /// fetches (spec §7.3).
-    pub async fn refresh(&self, tenant: TenantId) -> Result<(), DashboardError> {
-        self.invalidation
+    /// fetches (spec §7.3). Audited, with who asked.
+    pub async fn refresh(
+        &self,
+        current: &CurrentSession,
+        tenant: TenantId,
+    ) -> Result<(), DashboardError> {
+        let result = self
+            .invalidation
             .invalidate(tenant, &[CacheKind::Metrics, CacheKind::Conversations])
-            .await?;
-        tracing::info!(tenant_id = %tenant, "dashboard caches cleared");
+            .await;
+        let outcome = match &result {
+            Ok(_) => AuditOutcome::Success,
+            Err(_) => AuditOutcome::Failure,
+        };
+        self.auditor.record(
+            AuditEvent::by(current, AuditAction::DashboardRefresh, outcome).in_tenant(Some(tenant)),
+        );
+        result?;
+        tracing::info!(tenant_id = %tenant, triggered_by = %current.session.user_id, "dashboard caches cleared");
         Ok(())
     }
 
@@ -248,6 +265,7 @@ mod tests {
             lock: Arc::new(FakeLock::default()),
             clock: Arc::new(TokioClock::new()),
             telemetry: telemetry.clone(),
+            auditor: crate::audit::test_support::discarding(),
         }));
         Rig {
             dashboard,
@@ -306,7 +324,13 @@ mod tests {
         let r = rig(state_manager(calls.clone(), Arc::default()));
         let tenant = TenantId::new_random();
         r.dashboard.stats(tenant, Period::Today).await.unwrap();
-        r.dashboard.refresh(tenant).await.unwrap();
+        r.dashboard
+            .refresh(
+                &crate::audit::test_support::signed_in("admin", crate::model::Role::Admin),
+                tenant,
+            )
+            .await
+            .unwrap();
         let after = r.dashboard.stats(tenant, Period::Today).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(after.stats.figures.total_messages, 1001);
@@ -362,7 +386,13 @@ mod tests {
         assert_eq!(fresh["period"], "today");
         assert!(fresh.get("stale").is_none());
 
-        r.dashboard.refresh(tenant).await.unwrap();
+        r.dashboard
+            .refresh(
+                &crate::audit::test_support::signed_in("admin", crate::model::Role::Admin),
+                tenant,
+            )
+            .await
+            .unwrap();
         *failing.lock().unwrap() = Some(DownstreamFailure::Unavailable { status: Some(503) });
         let stale =
             serde_json::to_value(r.dashboard.stats(tenant, Period::Today).await.unwrap()).unwrap();

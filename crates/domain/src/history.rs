@@ -7,6 +7,8 @@
 //! for other use cases (widget send). Each read is one call of the State Manager port; its
 //! deadline, retries and breaker are the outbound edge's.
 
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, Auditor};
+use crate::auth::CurrentSession;
 use crate::cache_aside::{CacheAside, CacheAsideConfig, CacheAsideError, Cached, ReadPorts};
 use crate::error::DownstreamFailure;
 use crate::model::{
@@ -196,6 +198,7 @@ fn access_error(e: StateManagerError) -> AccessError {
 pub struct History {
     threads: CacheAside<ConversationPage>,
     state_manager: Arc<dyn StateManager>,
+    auditor: Arc<Auditor>,
 }
 
 impl std::fmt::Debug for History {
@@ -217,6 +220,7 @@ impl History {
         Self {
             threads: ports.cache_aside(config),
             state_manager: ports.state_manager,
+            auditor: ports.auditor,
         }
     }
 
@@ -267,14 +271,30 @@ impl History {
         conversation_for_tenant(self.state_manager.as_ref(), tenant, id, require_active).await
     }
 
-    /// A conversation's messages, after checking it belongs to `tenant` (spec §8.2).
-    /// Never [`AccessError::Closed`]: closed conversations keep a readable history.
+    /// A conversation's messages, after checking it belongs to `tenant` (spec §8.2); one of
+    /// another tenant is refused and the refusal audited. Never [`AccessError::Closed`]:
+    /// closed conversations keep a readable history.
     pub async fn messages(
         &self,
+        current: &CurrentSession,
         tenant: TenantId,
         id: ConversationId,
     ) -> Result<ConversationMessages, AccessError> {
-        let conversation = self.conversation_for_tenant(tenant, id, false).await?;
+        let conversation = match self.conversation_for_tenant(tenant, id, false).await {
+            Err(AccessError::TenantMismatch) => {
+                self.auditor.record(
+                    AuditEvent::by(
+                        current,
+                        AuditAction::TenantIsolationRefused,
+                        AuditOutcome::Refused,
+                    )
+                    .target(format!("conversation:{id}"))
+                    .reason("history"),
+                );
+                return Err(AccessError::TenantMismatch);
+            }
+            other => other?,
+        };
         let messages = self
             .state_manager
             .messages(id)
@@ -303,6 +323,7 @@ mod tests {
             lock: Arc::new(FakeLock::default()),
             clock: Arc::new(TokioClock::new()),
             telemetry: Arc::new(CountingTelemetry::default()),
+            auditor: crate::audit::test_support::discarding(),
         })
     }
 
@@ -424,7 +445,14 @@ mod tests {
                 error: None,
             }])
         });
-        let body = history(sm).messages(tenant, id).await.unwrap();
+        let body = history(sm)
+            .messages(
+                &crate::audit::test_support::signed_in("viewer", crate::model::Role::Viewer),
+                tenant,
+                id,
+            )
+            .await
+            .unwrap();
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["conversation_id"], id.to_string());
         assert_eq!(json["wa_id"], "15550100");
@@ -439,7 +467,11 @@ mod tests {
             .returning(|id| Ok(conversation(TenantId::new_random(), id)));
         sm.expect_messages().never();
         let err = history(sm)
-            .messages(TenantId::new_random(), ConversationId::new_random())
+            .messages(
+                &crate::audit::test_support::signed_in("viewer", crate::model::Role::Viewer),
+                TenantId::new_random(),
+                ConversationId::new_random(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err, AccessError::TenantMismatch);
@@ -452,7 +484,11 @@ mod tests {
             .returning(|_| Err(StateManagerError::NotFound));
         sm.expect_messages().never();
         let err = history(sm)
-            .messages(TenantId::new_random(), ConversationId::new_random())
+            .messages(
+                &crate::audit::test_support::signed_in("viewer", crate::model::Role::Viewer),
+                TenantId::new_random(),
+                ConversationId::new_random(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err, AccessError::NotFound);
@@ -466,7 +502,11 @@ mod tests {
             .returning(|_| Err(DownstreamFailure::Unavailable { status: Some(503) }.into()));
         sm.expect_messages().never();
         let err = history(sm)
-            .messages(TenantId::new_random(), ConversationId::new_random())
+            .messages(
+                &crate::audit::test_support::signed_in("viewer", crate::model::Role::Viewer),
+                TenantId::new_random(),
+                ConversationId::new_random(),
+            )
             .await
             .unwrap_err();
         assert_eq!(

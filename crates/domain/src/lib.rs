@@ -15,7 +15,8 @@
 //! - [`secret`]: secret-bearing types that redact themselves and zero their memory on drop.
 //! - [`crypto`]: pure computations (hashes, HMAC-derived tokens, PKCE) that need no key store.
 //! - [`resilience`]: the circuit breaker shared by every downstream call.
-//! - [`auth`]: sign-in, sessions, CSRF, WebSocket tickets.
+//! - [`auth`]: sign-in, sessions (refresh, listing and ending them), CSRF, WebSocket tickets.
+//! - [`audit`]: the tamper-evident audit trail (HMAC-chained entries per tenant).
 //! - [`onboarding`], [`dashboard`], [`history`], [`widget`]: the remaining use cases.
 //! - [`realtime`]: the per-instance WebSocket fan-out hub.
 //!
@@ -24,6 +25,7 @@
 //! futures, ring (hashes and HMAC only), secrecy. Anything that opens a socket belongs in an
 //! adapter.
 
+pub mod audit;
 pub mod auth;
 pub mod cache_aside;
 pub mod crypto;

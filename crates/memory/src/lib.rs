@@ -16,6 +16,7 @@
 //! - [`MemorySessionStore`], [`MemoryOneTimeStore`], [`MemoryOnboardingStore`],
 //!   [`MemoryCache`], [`MemoryLock`], [`MemoryRateLimiter`] (exact sliding-window log),
 //!   [`MemoryIdempotencyStore`], [`MemoryEventBus`] (a `tokio::sync::broadcast`),
+//!   [`MemoryAuditLog`] (a list per trail),
 //!   [`MemoryOutboundQueue`] (keeps what it is given; [`MemoryOutboundQueue::messages`] lets
 //!   tests look).
 //! - `ttl`: the expiring map most adapters share.
@@ -25,6 +26,7 @@
 //! # Dependencies
 //! The domain, tokio (`sync`, `time`), futures, uuid, tracing. Nothing that does I/O.
 
+mod audit;
 mod bus;
 mod cache;
 mod clock;
@@ -37,6 +39,7 @@ mod rate;
 mod session;
 mod ttl;
 
+pub use audit::MemoryAuditLog;
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use clock::ManualClock;
@@ -49,8 +52,8 @@ pub use rate::MemoryRateLimiter;
 pub use session::MemorySessionStore;
 
 use portal_domain::ports::stores::{
-    Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
-    RateLimiter, SessionStore,
+    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
+    OutboundQueue, RateLimiter, SessionStore,
 };
 use std::sync::Arc;
 
@@ -77,6 +80,8 @@ pub struct MemoryStores {
     pub outbound: Arc<dyn OutboundQueue>,
     /// The same outbound queue, concretely: the embedded default and tests read what was sent.
     pub outbound_queue: Arc<MemoryOutboundQueue>,
+    /// The audit trails.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl MemoryStores {
@@ -95,6 +100,7 @@ impl MemoryStores {
             event_bus: Arc::new(MemoryEventBus::new()),
             outbound: outbound_queue.clone(),
             outbound_queue,
+            audit: Arc::new(MemoryAuditLog::new()),
         }
     }
 }

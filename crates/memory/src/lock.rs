@@ -39,6 +39,21 @@ impl Lock for MemoryLock {
         Ok(Some(LockToken(token)))
     }
 
+    async fn renew(
+        &self,
+        name: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        if inner.get(name, now) != Some(&token.0) {
+            return Ok(false);
+        }
+        inner.insert(name.to_owned(), token.0.clone(), deadline(now, ttl), now);
+        Ok(true)
+    }
+
     async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = lock(&self.inner);

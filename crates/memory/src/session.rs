@@ -17,16 +17,33 @@ use tokio::time::Instant;
 #[derive(Debug, Default)]
 struct Inner {
     sessions: TtlMap<SessionKey, Session>,
-    /// user → keys of their sessions (possibly expired ones, filtered on read).
+    /// user → keys of their sessions. Entries of expired sessions are dropped whenever that
+    /// user's index is written or listed ([`Inner::live_keys`]), and by the sweep.
     by_user: HashMap<UserId, HashSet<SessionKey>>,
 }
 
 impl Inner {
     fn index(&mut self, user: &UserId, key: &SessionKey) {
+        let now = Instant::now();
+        self.live_keys(user, now);
         self.by_user
             .entry(user.clone())
             .or_default()
             .insert(key.clone());
+    }
+
+    /// The user's indexed keys whose sessions are live, the others dropped from the index.
+    fn live_keys(&mut self, user: &UserId, now: Instant) -> Vec<SessionKey> {
+        let Some(keys) = self.by_user.get_mut(user) else {
+            return Vec::new();
+        };
+        let sessions = &self.sessions;
+        keys.retain(|k| sessions.get(k, now).is_some());
+        let live: Vec<SessionKey> = keys.iter().cloned().collect();
+        if live.is_empty() {
+            self.by_user.remove(user);
+        }
+        live
     }
 
     fn unindex(&mut self, user: &UserId, key: &SessionKey) {
@@ -153,6 +170,19 @@ impl SessionStore for MemorySessionStore {
         Ok(())
     }
 
+    async fn list_for_user(&self, user: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let keys = inner.live_keys(user, now);
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| {
+                let session = inner.sessions.get(&k, now).cloned()?;
+                Some((k, session))
+            })
+            .collect())
+    }
+
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         let now = Instant::now();
         let mut inner = lock(&self.inner);
@@ -161,5 +191,48 @@ impl SessionStore for MemorySessionStore {
             .into_iter()
             .filter(|k| inner.sessions.remove(k, now).is_some())
             .collect())
+    }
+}
+
+#[cfg(test)]
+impl MemorySessionStore {
+    /// Entries in `user`'s index, live or not.
+    pub(crate) fn index_len(&self, user: &UserId) -> usize {
+        lock(&self.inner).by_user.get(user).map_or(0, HashSet::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portal_contract::fixtures::session;
+    use portal_domain::model::TenantId;
+
+    fn key(n: u32) -> SessionKey {
+        SessionKey::from_hex(format!("{n:064x}"))
+    }
+
+    /// 50 sign-ins of one user, each session living a minute: the index holds the live
+    /// ones only, never the 50.
+    #[tokio::test(start_paused = true)]
+    async fn the_index_never_outgrows_the_live_sessions() {
+        let store = MemorySessionStore::new();
+        let user = UserId::parse("u").unwrap();
+        for n in 0..50 {
+            store
+                .create(
+                    &key(n),
+                    &session(&user, TenantId::new_random()),
+                    Duration::from_secs(60),
+                )
+                .await
+                .unwrap();
+            tokio::time::advance(Duration::from_secs(20)).await;
+        }
+        assert!(store.index_len(&user) <= 3, "{}", store.index_len(&user));
+        assert_eq!(store.list_for_user(&user).await.unwrap().len(), 2);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(store.list_for_user(&user).await.unwrap().is_empty());
+        assert_eq!(store.index_len(&user), 0);
     }
 }

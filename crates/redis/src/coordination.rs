@@ -1,4 +1,4 @@
-//! Single-use tokens (`GETDEL`), the lock (`SET NX PX` + compare-and-delete), the sliding-window
+//! Single-use tokens (`GETDEL`), the lock (`SET NX PX`, compare-and-renew, compare-and-delete), the sliding-window
 //! rate limiter (a Lua script on a ZSET log) and idempotency records.
 
 use crate::{RedisStores, error, millis};
@@ -16,6 +16,16 @@ use std::time::Duration;
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0",
+    )
+});
+
+/// Extends the lease only if the lock still holds the caller's token.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 0",
     )
 });
@@ -135,6 +145,20 @@ impl Lock for RedisStores {
             )
             .await?;
         Ok(set.map(|_| LockToken(token)))
+    }
+
+    async fn renew(
+        &self,
+        name: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut inv = RENEW.prepare_invoke();
+        inv.key(self.keys().lock(name))
+            .arg(&token.0)
+            .arg(millis(ttl));
+        let renewed: i64 = self.eval("lock renew", inv).await?;
+        Ok(renewed == 1)
     }
 
     async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError> {

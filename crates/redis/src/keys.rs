@@ -1,7 +1,7 @@
 //! Key names (spec §4.2), with hash tags so multi-key operations stay in one Cluster slot.
 
 use portal_domain::model::{SessionKey, TenantId};
-use portal_domain::ports::stores::{CacheKey, CacheKind, OneTimePurpose};
+use portal_domain::ports::stores::{AuditScope, CacheKey, CacheKind, OneTimePurpose};
 
 /// Builds every key, with the deployment's optional prefix.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +65,24 @@ impl Keys {
     pub(crate) fn idempotency(&self, key: &str) -> String {
         format!("{}idem:{{{key}}}", self.prefix)
     }
+
+    /// A trail's stream: `audit:{<tenant>}` (the tenant's hash tag, like its caches), or
+    /// `audit:{platform}`.
+    pub(crate) fn audit(&self, scope: AuditScope) -> String {
+        format!("{}audit:{{{}}}", self.prefix, audit_tag(scope))
+    }
+
+    /// A trail's anchor, in the stream's slot.
+    pub(crate) fn audit_anchor(&self, scope: AuditScope) -> String {
+        format!("{}audit_anchor:{{{}}}", self.prefix, audit_tag(scope))
+    }
+}
+
+fn audit_tag(scope: AuditScope) -> String {
+    match scope {
+        AuditScope::Tenant(t) => t.to_string(),
+        AuditScope::Platform => "platform".to_owned(),
+    }
 }
 
 /// Pub/sub channel of session revocations (not prefixed: shared by every instance).
@@ -124,6 +142,11 @@ mod tests {
             keys.cache_generation(t, CacheKind::Metrics),
             format!("cache_gen:{{{t}}}:metrics")
         );
+        assert_eq!(
+            keys.audit_anchor(AuditScope::Tenant(t)),
+            format!("audit_anchor:{{{t}}}")
+        );
+        assert_eq!(keys.audit(AuditScope::Platform), "audit:{platform}");
         let prefixed = Keys::new(Some("p:"));
         assert_eq!(prefixed.onboarding(t), format!("p:onboarding:{{{t}}}"));
     }

@@ -1,10 +1,17 @@
 //! `SessionStore`: a HASH per session (`data` = JSON, `lastActivity`) under
-//! `session:{<sha256>}`, and a SET per user (`user_sessions:{<userId>}`) of session hashes.
+//! `session:{<sha256>}`, and a sorted set per user (`user_sessions:{<userId>}`) of session
+//! hashes scored by their expiry (milliseconds, Redis's clock).
 //!
 //! The session and the index live in different Cluster slots, so they are written by separate
-//! commands: the index first (a dangling member is pruned on read), then the session. The
-//! operations over all of a user's sessions send one command per session key (`per_key`: one
-//! pipeline on a single node, concurrent commands on a Cluster).
+//! commands: the index first, then the session. Every write to the index drops the members
+//! whose expiry has passed, and the index itself expires with its last member, so it never
+//! outgrows the user's live sessions; `list_for_user` also drops members whose session is
+//! gone (deleted between the two commands). The operations over all of a user's sessions
+//! send one command per session key (`per_key`: one pipeline on a single node, concurrent
+//! commands on a Cluster).
+//!
+//! An index written by an earlier version (a plain SET) is turned into the sorted set by the
+//! first script that touches it, each member scored with the set's own expiry.
 
 use crate::{RedisStores, error, millis};
 use async_trait::async_trait;
@@ -17,14 +24,45 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Adds a member and extends the index TTL to at least the session's.
+/// The Lua prelude of every index script: `now` (ms, Redis's clock), an index of an earlier
+/// version (a SET) converted, expired members dropped. ARGV[1] is the TTL (ms) a converted
+/// member gets when the old set had none.
+const INDEX_PRELUDE: &str = r"local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('TYPE', KEYS[1]).ok == 'set' then
+  local members = redis.call('SMEMBERS', KEYS[1])
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 0 then left = tonumber(ARGV[1]) end
+  redis.call('DEL', KEYS[1])
+  for _, m in ipairs(members) do redis.call('ZADD', KEYS[1], now + left, m) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+";
+
+/// The index expires with its last member (or goes when empty).
+const INDEX_EXPIRY: &str = r"local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+";
+
+/// Adds (or re-scores) a member expiring `ARGV[1]` ms from now.
 static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"redis.call('SADD', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1",
-    )
+    Script::new(&format!(
+        "{INDEX_PRELUDE}redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])\n{INDEX_EXPIRY}return 1"
+    ))
+});
+
+/// The live members.
+static INDEX_LIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{INDEX_PRELUDE}{INDEX_EXPIRY}return redis.call('ZRANGE', KEYS[1], 0, -1)"
+    ))
+});
+
+/// Removes members `ARGV[2..]`.
+static INDEX_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{INDEX_PRELUDE}for i = 2, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end\n{INDEX_EXPIRY}return 1"
+    ))
 });
 
 /// Overwrites an existing session only (a concurrent logout wins).
@@ -79,23 +117,52 @@ impl RedisStores {
     ) -> Result<(), StoreError> {
         let mut inv = INDEX_ADD.prepare_invoke();
         inv.key(self.keys().user_sessions(user))
-            .arg(key.as_str())
-            .arg(millis(ttl));
+            .arg(millis(ttl))
+            .arg(key.as_str());
         self.eval::<i64>("session index", inv).await.map(drop)
     }
 
-    /// `<verb> session:{<member>}` for each index member.
-    fn session_cmds(&self, verb: &str, members: &[String]) -> Vec<redis::Cmd> {
+    /// The user's index members whose expiry has not passed.
+    async fn index_live(&self, user: &UserId) -> Result<Vec<String>, StoreError> {
+        let mut inv = INDEX_LIVE.prepare_invoke();
+        inv.key(self.keys().user_sessions(user)).arg(millis(DAY));
+        self.eval("session index", inv).await
+    }
+
+    async fn index_remove(
+        &self,
+        user: &(impl std::fmt::Display + ?Sized),
+        members: &[&str],
+    ) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut inv = INDEX_REMOVE.prepare_invoke();
+        inv.key(self.keys().user_sessions(user)).arg(millis(DAY));
+        for m in members {
+            inv.arg(*m);
+        }
+        self.eval::<i64>("session index", inv).await.map(drop)
+    }
+
+    /// `<verb> session:{<member>} <args>` for each index member.
+    fn session_cmds(&self, verb: &str, args: &[&str], members: &[String]) -> Vec<redis::Cmd> {
         members
             .iter()
             .map(|m| {
                 let mut cmd = redis::cmd(verb);
                 cmd.arg(self.keys().session(&SessionKey::from_hex(m.as_str())));
+                for a in args {
+                    cmd.arg(*a);
+                }
                 cmd
             })
             .collect()
     }
 }
+
+/// The TTL a member of an earlier version's index gets when that index had none.
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 #[async_trait]
 impl SessionStore for RedisStores {
@@ -220,21 +287,34 @@ impl SessionStore for RedisStores {
         self.query::<i64>("session delete", redis::cmd("DEL").arg(&skey))
             .await?;
         if let Some(user) = user {
-            let index = self.keys().user_sessions(user.as_str());
-            self.query::<i64>(
-                "session delete",
-                redis::cmd("SREM").arg(index).arg(key.as_str()),
-            )
-            .await?;
+            self.index_remove(user.as_str(), &[key.as_str()]).await?;
         }
         Ok(())
     }
 
-    async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
-        let index = self.keys().user_sessions(user);
-        let members: Vec<String> = self
-            .read("session delete all", redis::cmd("SMEMBERS").arg(&index))
+    async fn list_for_user(&self, user: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError> {
+        let members = self.index_live(user).await?;
+        let reads: Vec<(Option<String>, Option<String>)> = self
+            .per_key(
+                "session list",
+                true,
+                &self.session_cmds("HMGET", &["data", "lastActivity"], &members),
+            )
             .await?;
+        let mut live = Vec::with_capacity(members.len());
+        let mut gone = Vec::new();
+        for (member, (data, activity)) in members.iter().zip(reads) {
+            match decode(data, activity)? {
+                Some(session) => live.push((SessionKey::from_hex(member.as_str()), session)),
+                None => gone.push(member.as_str()),
+            }
+        }
+        self.index_remove(user, &gone).await?;
+        Ok(live)
+    }
+
+    async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
+        let members = self.index_live(user).await?;
         if members.is_empty() {
             return Ok(Vec::new());
         }
@@ -242,15 +322,11 @@ impl SessionStore for RedisStores {
             .per_key(
                 "session delete all",
                 false,
-                &self.session_cmds("DEL", &members),
+                &self.session_cmds("DEL", &[], &members),
             )
             .await?;
-        let mut srem = redis::cmd("SREM");
-        srem.arg(&index);
-        for m in &members {
-            srem.arg(m);
-        }
-        self.query::<i64>("session delete all", &srem).await?;
+        let all: Vec<&str> = members.iter().map(String::as_str).collect();
+        self.index_remove(user, &all).await?;
         Ok(members
             .into_iter()
             .zip(deleted)

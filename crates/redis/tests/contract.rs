@@ -22,7 +22,8 @@ fn ports(redis: RedisStores) -> Stores {
         rate_limiter: redis.clone(),
         idempotency: redis.clone(),
         event_bus: redis.clone(),
-        outbound: redis,
+        outbound: redis.clone(),
+        audit: redis,
     }
 }
 

@@ -154,7 +154,7 @@ async fn nothing_secret_is_stored_in_plain_text() {
         let value: Vec<String> = match kind.as_str() {
             "string" => vec![conn.get(key).await.unwrap()],
             "hash" => conn.hvals(key).await.unwrap(),
-            "set" => conn.smembers(key).await.unwrap(),
+            "zset" => conn.zrange(key, 0, -1).await.unwrap(),
             other => panic!("unexpected type {other}"),
         };
         dump.push_str(&value.join(" "));
@@ -447,4 +447,84 @@ async fn get_and_hit_survives_a_flushed_script_cache_and_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ok, "get_and_hit never recovered after a restart");
+}
+
+/// The per-user index is a sorted set scored by expiry, pruned on every write: 50 short
+/// sign-ins of one user leave an index of their live sessions only (the SET it replaces kept
+/// all 50), and the index expires with its last session.
+#[tokio::test]
+async fn the_user_index_holds_the_live_sessions_only() {
+    let server = RedisServer::start().await;
+    let store = stores(&server);
+    let mut conn = raw(&server).await;
+    let (user, tenant) = (fixtures::user(), TenantId::new_random());
+    let index = format!("user_sessions:{{{user}}}");
+    for _ in 0..50 {
+        store
+            .create(
+                &fixtures::session_key(),
+                &fixtures::session(&user, tenant),
+                Duration::from_millis(50),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let live = fixtures::session_key();
+    store
+        .create(&live, &fixtures::session(&user, tenant), HOUR)
+        .await
+        .unwrap();
+    let members: i64 = conn.zcard(&index).await.unwrap();
+    assert_eq!(members, 1, "the expired sessions left the index");
+    assert!(within(pttl(&mut conn, &index).await, HOUR));
+    assert_eq!(store.list_for_user(&user).await.unwrap().len(), 1);
+}
+
+/// An index an earlier version wrote (a plain SET) is taken over: listed, extended, emptied.
+#[tokio::test]
+async fn an_index_of_the_earlier_set_shape_is_converted() {
+    let server = RedisServer::start().await;
+    let store = stores(&server);
+    let mut conn = raw(&server).await;
+    let (user, tenant) = (fixtures::user(), TenantId::new_random());
+    let (old, dead) = (fixtures::session_key(), fixtures::session_key());
+    store
+        .create(&old, &fixtures::session(&user, tenant), HOUR)
+        .await
+        .unwrap();
+    let index = format!("user_sessions:{{{user}}}");
+    let _: () = conn.del(&index).await.unwrap();
+    let _: () = conn
+        .sadd(&index, &[old.as_str(), dead.as_str()])
+        .await
+        .unwrap();
+    let _: () = conn.expire(&index, 3600).await.unwrap();
+
+    let listed: Vec<_> = store
+        .list_for_user(&user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, vec![old.clone()], "the dangling member is dropped");
+    let kind: String = redis::cmd("TYPE")
+        .arg(&index)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kind, "zset");
+    let new = fixtures::session_key();
+    store
+        .create(&new, &fixtures::session(&user, tenant), HOUR)
+        .await
+        .unwrap();
+    let mut ended = store.delete_all_for_user(&user).await.unwrap();
+    ended.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut expected = vec![old, new];
+    expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(ended, expected);
+    let exists: bool = conn.exists(&index).await.unwrap();
+    assert!(!exists, "an empty index is gone");
 }

@@ -86,6 +86,10 @@ impl SessionStore for CountingSessions {
         self.1.store();
         self.0.delete(k).await
     }
+    async fn list_for_user(&self, u: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError> {
+        self.1.store();
+        self.0.list_for_user(u).await
+    }
     async fn delete_all_for_user(&self, u: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         self.1.store();
         self.0.delete_all_for_user(u).await
@@ -127,6 +131,10 @@ impl Lock for CountingLock {
     async fn try_acquire(&self, n: &str, ttl: Duration) -> Result<Option<LockToken>, StoreError> {
         self.1.store();
         self.0.try_acquire(n, ttl).await
+    }
+    async fn renew(&self, n: &str, t: &LockToken, ttl: Duration) -> Result<bool, StoreError> {
+        self.1.store();
+        self.0.renew(n, t, ttl).await
     }
     async fn release(&self, n: &str, t: &LockToken) -> Result<bool, StoreError> {
         self.1.store();

@@ -140,6 +140,34 @@ pub struct Settings {
     /// `SESSION_TTL_SECS`: absolute session lifetime (24 h).
     #[garde(range(min = 60))]
     pub session_ttl_secs: u64,
+    /// `SESSION_MAX_PER_USER`: live sessions per user; a sign-in beyond it ends the least
+    /// recently active one (20).
+    #[garde(range(min = 1, max = 1000))]
+    pub session_max_per_user: usize,
+    /// `SESSION_REFRESH_LEASE_MS`: the lease of a session's refresh lock, renewed every third
+    /// of it while the Auth Service call runs; a crashed holder frees it after this (5000).
+    #[garde(range(min = 30, max = 600_000))]
+    pub session_refresh_lease_ms: u64,
+    /// `SESSION_REFRESH_WAIT_MS`: how long a refresh waits for another one of the same
+    /// session before answering 503 (10000).
+    #[garde(range(min = 100, max = 600_000))]
+    pub session_refresh_wait_ms: u64,
+
+    /// `AUDIT_HMAC_KEY`: signs the audit trail's HMAC-SHA256 chain; at least 32 characters,
+    /// required in production (generated per process otherwise: a restart then breaks
+    /// `verify` for the entries written before it).
+    #[garde(custom(audit_key_rule))]
+    pub audit_hmac_key: Option<SecretString>,
+    /// `AUDIT_RETENTION_DAYS`: entries older than this are dropped (90).
+    #[garde(range(min = 1, max = 3650))]
+    pub audit_retention_days: u64,
+    /// `AUDIT_MAX_ENTRIES`: entries kept per tenant, the oldest dropped first (100000).
+    #[garde(range(min = 100, max = 100_000_000))]
+    pub audit_max_entries: usize,
+    /// `AUDIT_QUEUE_CAPACITY`: entries waiting to be written before new ones go to the log
+    /// (`audit=true`) instead (10000).
+    #[garde(range(min = 1, max = 1_000_000))]
+    pub audit_queue_capacity: usize,
     /// `WS_PING_INTERVAL_MS`: how often the server pings each WebSocket (15 s).
     #[garde(range(min = 10))]
     pub ws_ping_interval_ms: u64,
@@ -218,6 +246,13 @@ impl Default for Settings {
             rate_limit_onboarding_window_secs: 900,
             onboarding_state_ttl_secs: 3600,
             session_ttl_secs: 24 * 3600,
+            session_max_per_user: 20,
+            session_refresh_lease_ms: 5_000,
+            session_refresh_wait_ms: 10_000,
+            audit_hmac_key: None,
+            audit_retention_days: 90,
+            audit_max_entries: 100_000,
+            audit_queue_capacity: 10_000,
             ws_ping_interval_ms: 15_000,
             ws_idle_timeout_ms: 30_000,
             ws_session_check_ms: 60_000,
@@ -315,6 +350,20 @@ fn is_repeated_byte_key(hex_key: &str) -> bool {
     let lower = hex_key.to_ascii_lowercase();
     let first = lower.get(..2).unwrap_or_default();
     lower.len() >= 2 && lower.as_bytes().chunks(2).all(|c| c == first.as_bytes())
+}
+
+fn audit_key_rule(value: &Option<SecretString>, _: &()) -> garde::Result {
+    match value {
+        Some(s) if s.expose_secret().len() < 32 => {
+            Err(garde::Error::new("must be at least 32 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One character repeated: a placeholder, not a secret.
+fn is_placeholder(secret: &str) -> bool {
+    secret.chars().all(|c| secret.starts_with(c))
 }
 
 fn cookie_secret_rule(value: &Option<SecretString>, _: &()) -> garde::Result {
@@ -450,6 +499,11 @@ impl Settings {
         );
         require("ENCRYPTION_KEY", self.encryption_key.is_some(), "");
         require("COOKIE_SECRET", self.cookie_secret.is_some(), "");
+        require(
+            "AUDIT_HMAC_KEY",
+            self.audit_hmac_key.is_some(),
+            " (unset: a key per process, so the audit trail no longer verifies after a restart)",
+        );
         require("BASE_URL", self.base_url.is_some(), "");
         require("GENESYS_CLIENT_ID", self.genesys_client_id.is_some(), "");
         for (name, url) in [
@@ -483,12 +537,16 @@ impl Settings {
                     .into(),
             );
         }
-        if let Some(secret) = &self.cookie_secret {
-            let s = secret.expose_secret();
-            if s.chars().all(|c| s.starts_with(c)) {
-                problems.push(
-                    "COOKIE_SECRET: a placeholder (one repeated character), not a secret".into(),
-                );
+        for (name, secret) in [
+            ("COOKIE_SECRET", &self.cookie_secret),
+            ("AUDIT_HMAC_KEY", &self.audit_hmac_key),
+        ] {
+            if let Some(secret) = secret
+                && is_placeholder(secret.expose_secret())
+            {
+                problems.push(format!(
+                    "{name}: a placeholder (one repeated character), not a secret"
+                ));
             }
         }
         if self.cookie_secure == Some(false) {
@@ -635,6 +693,17 @@ impl Settings {
         }
     }
 
+    /// The audit trail's retention and queue.
+    pub fn audit(&self) -> portal_domain::audit::AuditSettings {
+        portal_domain::audit::AuditSettings {
+            retention: portal_domain::ports::stores::AuditRetention {
+                max_entries: self.audit_max_entries,
+                max_age: Duration::from_secs(self.audit_retention_days * 24 * 3600),
+            },
+            queue_capacity: self.audit_queue_capacity,
+        }
+    }
+
     /// The rate limits.
     pub fn rate_limits(&self) -> RateLimits {
         RateLimits {
@@ -731,6 +800,7 @@ mod tests {
             "TRUSTED_PROXIES",
             "ENCRYPTION_KEY",
             "COOKIE_SECRET",
+            "AUDIT_HMAC_KEY",
         ] {
             assert!(text.contains(expected), "{expected} missing from {text}");
         }
@@ -761,10 +831,13 @@ mod tests {
         let err = Settings::load_from(env(&[
             ("ENCRYPTION_KEY", "zz-not-hex-zz"),
             ("COOKIE_SECRET", "short-secret-value"),
+            ("AUDIT_HMAC_KEY", "short-audit-key"),
         ]))
         .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("ENCRYPTION_KEY") && text.contains("COOKIE_SECRET"));
+        assert!(text.contains("AUDIT_HMAC_KEY"), "{text}");
         assert!(!text.contains("zz-not-hex-zz") && !text.contains("short-secret-value"));
+        assert!(!text.contains("short-audit-key"));
     }
 }

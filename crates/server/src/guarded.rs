@@ -277,6 +277,28 @@ mod tests {
         }
     }
 
+    /// An admin of `tenant`, who may refresh its dashboard.
+    fn admin(tenant: TenantId) -> portal_domain::auth::CurrentSession {
+        let t0 = time::OffsetDateTime::UNIX_EPOCH;
+        portal_domain::auth::CurrentSession::new(
+            portal_domain::model::SessionKey::from_hex("0".repeat(64)),
+            portal_domain::model::Session {
+                user_id: portal_domain::model::UserId::parse("admin").unwrap(),
+                tenant_id: Some(tenant),
+                role: portal_domain::model::Role::Admin,
+                email: portal_domain::model::Email::parse("admin@example.com").unwrap(),
+                name: "Admin".into(),
+                onboarding_only: false,
+                created_at: t0,
+                expires_at: t0,
+                last_activity: t0,
+                refresh_token: None,
+                refreshed_at: None,
+                client: Default::default(),
+            },
+        )
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_breaker_opens_under_the_dashboard_which_serves_stale_figures_then_recovers() {
         let flaky = Arc::new(Flaky::default());
@@ -297,15 +319,26 @@ mod tests {
             lock: Arc::new(MemoryLock::new()),
             clock: Arc::new(SystemClock),
             telemetry: Arc::new(NoopTelemetry),
+            auditor: portal_domain::audit::Auditor::start(
+                portal_domain::audit::AuditPorts {
+                    log: Arc::new(portal_memory::MemoryAuditLog::new()),
+                    clock: Arc::new(SystemClock),
+                    random: Arc::new(portal_crypto::SystemRandom::new()),
+                    telemetry: Arc::new(NoopTelemetry),
+                },
+                portal_domain::audit::AuditKey::new(b"guarded-test-audit-key-0123456789"),
+                portal_domain::audit::AuditSettings::default(),
+            ),
         });
         let tenant = TenantId::new_random();
+        let admin = admin(tenant);
         let known = dashboard.stats(tenant, Period::Today).await.unwrap();
         assert_eq!(flaky.calls.load(Ordering::SeqCst), 1);
 
         // The State Manager goes down; the cached figures are made stale. The guard retries
         // the read until the breaker opens (2 failures in 3 calls), then stops calling.
         flaky.down.store(true, Ordering::SeqCst);
-        dashboard.refresh(tenant).await.unwrap();
+        dashboard.refresh(&admin, tenant).await.unwrap();
         let view = dashboard.stats(tenant, Period::Today).await.unwrap();
         assert!(view.stale);
         assert_eq!(view.stats, known.stats);
@@ -313,7 +346,7 @@ mod tests {
         assert_eq!(breaker.state(), CircuitState::Open);
 
         // Open: no call is made; stale figures where known, 503 elsewhere.
-        dashboard.refresh(tenant).await.unwrap();
+        dashboard.refresh(&admin, tenant).await.unwrap();
         assert!(dashboard.stats(tenant, Period::Today).await.unwrap().stale);
         assert_eq!(
             dashboard.stats(tenant, Period::Month).await.unwrap_err(),

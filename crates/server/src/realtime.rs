@@ -65,6 +65,7 @@ impl Realtime {
     /// Builds the hub and the widget (over the wired State Manager and [`outbound_queue`],
     /// which `overrides` may wrap), and starts the task dispatching the bus subscription to
     /// the hub. A failed subscription is logged: sockets still open, but receive no events.
+    #[allow(clippy::too_many_arguments)] // the widget's ports, passed through
     pub(crate) async fn wire(
         settings: &Settings,
         stores: &Stores,
@@ -73,6 +74,7 @@ impl Realtime {
         overrides: &Overrides,
         random: Arc<dyn Random>,
         clock: Arc<dyn Clock>,
+        auditor: Arc<portal_domain::audit::Auditor>,
     ) -> Self {
         let bus = stores.event_bus.clone();
         let hub = Hub::new(settings.ws_queue_capacity);
@@ -95,6 +97,7 @@ impl Realtime {
             stores.idempotency.clone(),
             random,
             clock,
+            auditor,
         ));
         let settings = RealtimeSettings {
             ping_interval: Duration::from_millis(settings.ws_ping_interval_ms),

@@ -16,6 +16,7 @@ use actix_web::dev::Server;
 use actix_web::web;
 use anyhow::Context;
 use portal_api::{AppState, WebSettings};
+use portal_domain::audit::{AuditKey, AuditPorts, Auditor};
 use portal_domain::auth::{AuthPorts, AuthSettings, Authenticator};
 use portal_domain::cache_aside::ReadPorts;
 use portal_domain::dashboard::Dashboard;
@@ -37,6 +38,9 @@ use url::Url;
 pub(crate) const SANDBOX_CLIENT_ID: &str = "agent-portal-sandbox";
 /// Where the simulated Genesys login is mounted in the embedded default.
 pub(crate) const SANDBOX_LOGIN_PATH: &str = "/_sandbox/genesys";
+
+/// How long shutdown waits for queued audit entries to be written.
+const AUDIT_FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// What tests (and the benchmarks) may substitute when building the application.
 #[derive(Clone, Default)]
@@ -116,6 +120,7 @@ impl Application {
             &overrides,
             system.random.clone(),
             system.clock.clone(),
+            use_cases.auditor.clone(),
         )
         .await;
         let web = web_settings(&settings, &base_url, &system.cookie_secret)?;
@@ -168,7 +173,13 @@ impl Application {
     /// gets a going-away close).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.realtime.stop_on_shutdown_signal(self.server.handle());
-        self.server.await
+        let served = self.server.await;
+        // The audit entries still queued are written (or logged) before the process ends.
+        let flushed = tokio::time::timeout(AUDIT_FLUSH_AT_SHUTDOWN, self.state.auditor().flush());
+        if flushed.await.is_err() {
+            tracing::warn!("shutdown: audit entries still queued were not all written in time");
+        }
+        served
     }
 }
 
@@ -216,6 +227,8 @@ struct System {
     telemetry: Arc<dyn Telemetry>,
     /// `COOKIE_SECRET`, or one for this process only: signs cookies, derives CSRF tokens.
     cookie_secret: SecretString,
+    /// `AUDIT_HMAC_KEY`, or one for this process only: signs the audit trail's chain.
+    audit_key: SecretString,
 }
 
 /// The system ports; secrets not configured are generated for this process (embedded
@@ -237,6 +250,10 @@ fn system(
     if cookie_secret.expose_secret().len() < 32 {
         anyhow::bail!("COOKIE_SECRET: must be at least 32 characters");
     }
+    let audit_key = match &settings.audit_hmac_key {
+        Some(k) => k.clone(),
+        None => random.hex_token::<32>(),
+    };
     let telemetry: Arc<dyn Telemetry> = match prometheus {
         Some(p) => p.clone(),
         None => Arc::new(NoopTelemetry),
@@ -250,11 +267,13 @@ fn system(
             .unwrap_or_else(|| Arc::new(SystemClock)),
         telemetry,
         cookie_secret,
+        audit_key,
     })
 }
 
 /// The use cases behind the HTTP routes (the widget is [`Realtime`]'s).
-struct UseCases {
+pub(crate) struct UseCases {
+    pub(crate) auditor: Arc<Auditor>,
     authenticator: Arc<Authenticator>,
     onboarding: Arc<Onboarding>,
     dashboard: Arc<Dashboard>,
@@ -276,6 +295,19 @@ async fn use_cases(
         settings.redirect_uri(base_url),
     );
     auth_settings.session_ttl = Duration::from_secs(settings.session_ttl_secs);
+    auth_settings.max_sessions_per_user = settings.session_max_per_user;
+    auth_settings.refresh_lease = Duration::from_millis(settings.session_refresh_lease_ms);
+    auth_settings.refresh_wait = Duration::from_millis(settings.session_refresh_wait_ms);
+    let auditor = Auditor::start(
+        AuditPorts {
+            log: stores.audit.clone(),
+            clock: system.clock.clone(),
+            random: system.random.clone(),
+            telemetry: system.telemetry.clone(),
+        },
+        AuditKey::new(system.audit_key.expose_secret().as_bytes()),
+        settings.audit(),
+    );
     let authenticator = Arc::new(Authenticator::new(
         auth_settings,
         AuthPorts {
@@ -284,6 +316,8 @@ async fn use_cases(
             auth_service: downstreams.ports.auth_service.clone(),
             tenants: downstreams.ports.tenant_service.clone(),
             bus: stores.event_bus.clone(),
+            lock: stores.lock.clone(),
+            auditor: auditor.clone(),
             cipher: system.cipher.clone(),
             random: system.random.clone(),
             clock: system.clock.clone(),
@@ -303,6 +337,7 @@ async fn use_cases(
             limiter: stores.rate_limiter.clone(),
             authenticator: authenticator.clone(),
             lock: stores.lock.clone(),
+            auditor: auditor.clone(),
         },
         OnboardingSettings {
             state_ttl: Duration::from_secs(settings.onboarding_state_ttl_secs),
@@ -316,6 +351,7 @@ async fn use_cases(
         lock: stores.lock.clone(),
         clock: system.clock.clone(),
         telemetry: system.telemetry.clone(),
+        auditor: auditor.clone(),
     };
     let dashboard = Arc::new(Dashboard::new(reads.clone()));
     match stores.event_bus.subscribe().await {
@@ -329,6 +365,7 @@ async fn use_cases(
         }
     }
     Ok(UseCases {
+        auditor,
         authenticator,
         onboarding,
         dashboard,
@@ -403,6 +440,7 @@ fn app_state(settings: &Settings, parts: Parts<'_>) -> AppState {
         dashboard: use_cases.dashboard,
         history: use_cases.history,
         widget: realtime.widget.clone(),
+        audit: use_cases.auditor,
     };
     let hub = portal_api::routes::ws::RealtimeWiring {
         hub: realtime.hub.clone(),

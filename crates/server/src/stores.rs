@@ -28,8 +28,8 @@ use crate::configuration::Settings;
 use async_trait::async_trait;
 use portal_domain::StoreError;
 use portal_domain::ports::stores::{
-    Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
-    RateDecision, RateLimiter, RatePolicy, SessionStore,
+    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
+    OutboundQueue, RateDecision, RateLimiter, RatePolicy, SessionStore,
 };
 use portal_domain::ports::system::{HealthProbe, HealthStatus};
 use portal_redis::{RedisHealth, RedisSettings, RedisStores};
@@ -62,6 +62,8 @@ pub struct Stores {
     /// The real outbound queue (memory, or the Redis Stream). Sandbox downstreams use
     /// `Platform::delivery(event_bus)` instead (see the module docs).
     pub outbound: Arc<dyn OutboundQueue>,
+    /// The audit trails (with Redis: a Stream per tenant).
+    pub audit: Arc<dyn AuditLog>,
     /// The store's health probe (`store` for memory, `redis` for Redis).
     pub probe: Arc<dyn HealthProbe>,
     /// Redis liveness, when Redis is used.
@@ -90,6 +92,7 @@ impl Stores {
             idempotency: m.idempotency,
             event_bus: m.event_bus,
             outbound: m.outbound,
+            audit: m.audit,
             probe: Arc::new(MemoryProbe),
             redis_health: None,
         }
@@ -116,7 +119,8 @@ impl Stores {
             rate_limiter: Arc::new(FallbackRateLimiter::new(shared.clone(), health.clone())),
             idempotency: shared.clone(),
             event_bus: shared.clone(),
-            outbound: shared,
+            outbound: shared.clone(),
+            audit: shared,
             probe: Arc::new(health.clone()),
             redis_health: Some(health),
         })

@@ -13,7 +13,9 @@
 //! Plus: `portal_downstream_request_duration_seconds{service,operation,outcome}` (histogram),
 //! `portal_circuit_state{service}` (0 closed, 1 half-open, 2 open: the last transition
 //! reported under that name, or the state a [`Source`] reads at scrape time), `portal_websocket_connections`,
-//! `portal_websocket_slow_consumers_total`, `portal_rate_limited_total{scope}`, and
+//! `portal_websocket_slow_consumers_total`, `portal_rate_limited_total{scope}`,
+//! `portal_audit_fallback_total{reason}` (audit entries that went to the log, `audit=true`,
+//! because the store was down or the queue full), and
 //! `portal_redis_pool_{size,available,waiting}` and `portal_redis_refused_total` (store
 //! operations refused because Redis was unreachable: an outage is counted, not logged per
 //! request) when the server registers a Redis source.
@@ -38,8 +40,8 @@ mod tests;
 pub use scrape::{Scrape, Source};
 
 use metrics::{
-    ApiLabels, CacheLabels, DownstreamLabels, Metrics, ScopeLabels, ServiceLabels, StatusLabels,
-    circuit_value, method_label,
+    ApiLabels, CacheLabels, DownstreamLabels, Metrics, ReasonLabels, ScopeLabels, ServiceLabels,
+    StatusLabels, circuit_value, method_label,
 };
 use portal_domain::ports::stores::CacheKind;
 use portal_domain::ports::system::{CacheResult, CircuitState, Telemetry};
@@ -165,6 +167,13 @@ impl Telemetry for PrometheusTelemetry {
         self.metrics
             .rate_limited
             .get_or_create(&ScopeLabels { scope })
+            .inc();
+    }
+
+    fn audit_fallback(&self, reason: &'static str) {
+        self.metrics
+            .audit_fallback
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 

@@ -48,6 +48,11 @@ pub(crate) struct ScopeLabels {
     pub(crate) scope: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub(crate) reason: &'static str,
+}
+
 pub(crate) type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -64,6 +69,7 @@ pub(crate) struct Metrics {
     pub(crate) ws_connections: Gauge,
     pub(crate) ws_slow_consumers: Counter,
     pub(crate) rate_limited: Family<ScopeLabels, Counter>,
+    pub(crate) audit_fallback: Family<ReasonLabels, Counter>,
     pub(crate) redis_pool_size: Gauge,
     pub(crate) redis_pool_available: Gauge,
     pub(crate) redis_pool_waiting: Gauge,
@@ -84,6 +90,7 @@ impl Metrics {
             ws_connections: Gauge::default(),
             ws_slow_consumers: Counter::default(),
             rate_limited: Family::default(),
+            audit_fallback: Family::default(),
             redis_pool_size: Gauge::default(),
             redis_pool_available: Gauge::default(),
             redis_pool_waiting: Gauge::default(),
@@ -135,6 +142,11 @@ impl Metrics {
             "portal_rate_limited",
             "Requests refused by a rate limit, by scope",
             metrics.rate_limited.clone(),
+        );
+        r.register(
+            "portal_audit_fallback",
+            "Audit entries logged (audit=true) instead of stored, by reason",
+            metrics.audit_fallback.clone(),
         );
         if redis_pool {
             r.register(

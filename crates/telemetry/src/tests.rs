@@ -36,6 +36,7 @@ fn renders_the_spec_metrics_with_route_templates() {
     t.cache_lookup(CacheKind::Metrics, CacheResult::Hit);
     t.onboarding_completed("success");
     t.rate_limited("auth");
+    t.audit_fallback("store_unavailable");
     t.circuit_state("state_manager", CircuitState::Open);
     t.session_started();
     let text = t.render().unwrap();
@@ -57,6 +58,13 @@ fn renders_the_spec_metrics_with_route_templates() {
         .is_some()
     );
     assert!(line(&text, "portal_rate_limited_total{scope=\"auth\"} 1").is_some());
+    assert!(
+        line(
+            &text,
+            "portal_audit_fallback_total{reason=\"store_unavailable\"} 1"
+        )
+        .is_some()
+    );
     assert!(line(&text, "portal_circuit_state{service=\"state_manager\"} 2").is_some());
     assert!(
         line(&text, "portal_active_sessions_total 1").is_some(),

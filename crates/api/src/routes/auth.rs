@@ -2,8 +2,8 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
-    AuthRateLimited, Authenticated, login_cookie, login_cookie_removal, session_cookie,
-    session_cookie_removal, signed_cookie,
+    AuthRateLimited, Authenticated, login_cookie, login_cookie_removal, request_context,
+    session_cookie, session_cookie_removal, signed_cookie,
 };
 use crate::state::{AppState, LOGIN_COOKIE};
 use actix_web::http::header;
@@ -174,9 +174,14 @@ pub(crate) async fn callback(
         state: query.state,
         error: query.error,
     };
+    let context = request_context(&req, web);
     let outcome = state
         .auth()
-        .complete_login(binding.as_ref().map(|b| b.expose_secret()), params)
+        .complete_login(
+            binding.as_ref().map(|b| b.expose_secret()),
+            params,
+            &context,
+        )
         .await;
     match outcome {
         Ok(signed_in) => {

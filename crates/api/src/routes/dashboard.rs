@@ -171,8 +171,7 @@ pub(crate) async fn refresh(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_for(&auth, Capability::ViewDashboard)?;
-    state.dashboard().refresh(tenant).await?;
-    tracing::info!(tenant_id = %tenant, triggered_by = %auth.current.session.user_id, "metrics cache cleared");
+    state.dashboard().refresh(&auth.current, tenant).await?;
     Ok(HttpResponse::Ok().json(RefreshResponse {
         success: true,
         message: "Cache cleared. Next request will fetch fresh data.".to_owned(),

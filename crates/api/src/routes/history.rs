@@ -1,9 +1,10 @@
 //! `/api/v1/history/*` (spec §8): the tenant's conversation list (cached, paginated) and one
 //! conversation's messages (after checking it belongs to the session's tenant).
 //!
-//! Any role of an onboarded tenant may read. The tenant always comes from the session; a
-//! conversation of another tenant is 403 `TENANT_MISMATCH` (logged by the use case as a
-//! security event).
+//! Any role of an onboarded tenant may read; viewers see customers' numbers masked
+//! (`1555•••829`), admins and agents whole. The tenant always comes from the session; a
+//! conversation of another tenant is 403 `TENANT_MISMATCH` (logged and audited by the use case
+//! as a security event).
 
 use crate::error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
 use crate::extract::Authenticated;
@@ -12,8 +13,8 @@ use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use portal_domain::auth::Capability;
 use portal_domain::cache_aside::CacheAsideError;
-use portal_domain::history::{AccessError, parse_query};
-use portal_domain::model::{ConversationId, ConversationQuery};
+use portal_domain::history::{AccessError, ConversationMessages, ThreadsPage, parse_query};
+use portal_domain::model::{ConversationId, ConversationQuery, Role, customer_number_for};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa::openapi::Required;
@@ -161,7 +162,7 @@ pub(crate) async fn threads(
     let tenant = tenant_for(&auth, Capability::ViewHistory)?;
     let query = parse_threads_query(&query)?;
     let page = state.history().threads(tenant, query).await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(threads_for(auth.current.session.role, page)))
 }
 
 /// A conversation's messages (spec §8.2).
@@ -189,8 +190,23 @@ pub(crate) async fn messages(
         .id
         .parse::<ConversationId>()
         .map_err(|e| ApiError::validation("id", e.to_string()))?;
-    let body = state.history().messages(tenant, id).await?;
-    Ok(HttpResponse::Ok().json(body))
+    let body = state.history().messages(&auth.current, tenant, id).await?;
+    Ok(HttpResponse::Ok().json(messages_for(auth.current.session.role, body)))
+}
+
+/// The conversation list as `role` may see it: customer numbers whole for admins and agents,
+/// masked for viewers (the domain's rule, applied here once for this output).
+fn threads_for(role: Role, mut page: ThreadsPage) -> ThreadsPage {
+    for row in &mut page.data {
+        row.wa_id = customer_number_for(role, &row.wa_id).into_owned();
+    }
+    page
+}
+
+/// A conversation's messages as `role` may see them (the customer's number, as above).
+fn messages_for(role: Role, mut body: ConversationMessages) -> ConversationMessages {
+    body.wa_id = customer_number_for(role, &body.wa_id).into_owned();
+    body
 }
 
 #[cfg(test)]
@@ -220,5 +236,21 @@ mod tests {
         assert!(e.contains("ValidationFailed"), "{e}");
         assert!(parse_threads_query(&q(None, Some("101"), None)).is_err());
         assert!(parse_threads_query(&q(Some(""), None, None)).is_err());
+    }
+
+    #[test]
+    fn viewers_get_a_masked_number_agents_and_admins_the_whole_one() {
+        let body = ConversationMessages {
+            conversation_id: ConversationId::new_random(),
+            wa_id: "15551234829".into(),
+            messages: Vec::new(),
+        };
+        for (role, shown) in [
+            (Role::Viewer, "1555•••829"),
+            (Role::Agent, "15551234829"),
+            (Role::Admin, "15551234829"),
+        ] {
+            assert_eq!(messages_for(role, body.clone()).wa_id, shown);
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! Route handlers. Each is a few lines: extract, call one use case, map the result.
 
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod dashboard;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod metrics;
 pub(crate) mod onboarding;
+pub(crate) mod sessions;
 pub(crate) mod widget;
 pub mod ws;

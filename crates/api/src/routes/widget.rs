@@ -156,7 +156,7 @@ pub(crate) async fn send(
         .try_into_domain(key.map(|k| ("Idempotency-Key", k)))?;
     let receipt = state
         .widget()
-        .send(tenant, &auth.current.session.user_id, request)
+        .send(&auth.current, tenant, request)
         .await
         .map_err(send_error)?;
     Ok(HttpResponse::Ok().json(SendResponse::from(receipt)))

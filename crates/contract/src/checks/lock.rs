@@ -71,3 +71,63 @@ pub async fn lock_expiry_frees_it(s: &Stores, w: &Waiter) {
     );
     assert!(s.lock.release(&name, &new).await.expect("release new"));
 }
+
+/// `renew` extends the holder's lease past its first TTL; a stale token renews nothing.
+pub async fn lock_renew_extends_only_the_holders_lease(s: &Stores, w: &Waiter) {
+    let name = unique("lock");
+    let token = s
+        .lock
+        .try_acquire(&name, SHORT_TTL)
+        .await
+        .expect("acquire")
+        .expect("free lock");
+    let forged = LockToken(unique("forged"));
+    assert!(
+        !s.lock
+            .renew(&name, &forged, LONG_TTL)
+            .await
+            .expect("renew forged"),
+        "another token must not renew the lease"
+    );
+    assert!(
+        s.lock.renew(&name, &token, LONG_TTL).await.expect("renew"),
+        "the holder renews its lease"
+    );
+    w.wait(PAST_SHORT_TTL).await;
+    assert_eq!(
+        s.lock.try_acquire(&name, LONG_TTL).await.expect("acquire"),
+        None,
+        "a renewed lease outlives its first TTL"
+    );
+    assert!(s.lock.release(&name, &token).await.expect("release"));
+    assert!(
+        !s.lock
+            .renew(&name, &token, LONG_TTL)
+            .await
+            .expect("renew released"),
+        "a released lock cannot be renewed"
+    );
+
+    // A lease that ran out cannot be renewed, even before anyone else took the lock.
+    let expired = s
+        .lock
+        .try_acquire(&name, SHORT_TTL)
+        .await
+        .expect("acquire")
+        .expect("free lock");
+    w.wait(PAST_SHORT_TTL).await;
+    assert!(
+        !s.lock
+            .renew(&name, &expired, LONG_TTL)
+            .await
+            .expect("renew expired"),
+        "an expired lease is lost"
+    );
+    assert!(
+        s.lock
+            .try_acquire(&name, LONG_TTL)
+            .await
+            .expect("acquire")
+            .is_some()
+    );
+}

@@ -1,6 +1,7 @@
 //! The checks, one module per port. Every check has the signature
 //! `async fn(&Stores, &Waiter)` and panics when the adapter breaks the contract.
 
+mod audit;
 mod bus;
 mod cache;
 mod idempotency;
@@ -11,6 +12,7 @@ mod outbound;
 mod rate;
 mod session;
 
+pub use audit::*;
 pub use bus::*;
 pub use cache::*;
 pub use idempotency::*;

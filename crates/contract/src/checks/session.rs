@@ -318,3 +318,94 @@ pub async fn session_get_and_hit_of_a_missing_session_still_counts(s: &Stores, _
         .expect("report");
     assert_eq!(report.remaining, 2, "the hit was recorded");
 }
+
+/// `list_for_user` returns that user's live sessions (as stored, with their keys), neither
+/// expired nor deleted ones, nor another user's.
+pub async fn session_list_for_user_returns_only_live_sessions(s: &Stores, w: &Waiter) {
+    let (alice, bob) = (user(), user());
+    let tenant = TenantId::new_random();
+    let (short, long, deleted) = (session_key(), session_key(), session_key());
+    let mut kept = session(&alice, tenant);
+    kept.client = portal_domain::model::ClientInfo {
+        user_agent: Some("Contract/1.0".into()),
+        network: Some("203.0.113.0/24".into()),
+    };
+    s.sessions
+        .create(&short, &session(&alice, tenant), SHORT_TTL)
+        .await
+        .expect("create short");
+    s.sessions
+        .create(&long, &kept, LONG_TTL)
+        .await
+        .expect("create long");
+    s.sessions
+        .create(&deleted, &session(&alice, tenant), LONG_TTL)
+        .await
+        .expect("create deleted");
+    s.sessions
+        .create(&session_key(), &session(&bob, tenant), LONG_TTL)
+        .await
+        .expect("create bob's");
+    s.sessions.delete(&deleted).await.expect("delete");
+
+    let listed = s.sessions.list_for_user(&alice).await.expect("list");
+    let keys: HashSet<_> = listed.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, HashSet::from([short.clone(), long.clone()]));
+
+    w.wait(PAST_SHORT_TTL).await;
+    assert_eq!(
+        s.sessions.list_for_user(&alice).await.expect("list"),
+        vec![(long, kept)],
+        "only the live session is listed, with what it stores"
+    );
+    assert!(
+        s.sessions
+            .list_for_user(&user())
+            .await
+            .expect("list unknown")
+            .is_empty()
+    );
+}
+
+/// A user signing in again and again, each session short-lived: the index keeps only the
+/// live sessions (the next write drops the expired ones), so listing and "log out
+/// everywhere" see exactly those.
+pub async fn session_index_never_outgrows_the_live_sessions(s: &Stores, w: &Waiter) {
+    let user = user();
+    let tenant = TenantId::new_random();
+    for _ in 0..10 {
+        s.sessions
+            .create(&session_key(), &session(&user, tenant), SHORT_TTL)
+            .await
+            .expect("create");
+    }
+    w.wait(PAST_SHORT_TTL).await;
+    let live = session_key();
+    s.sessions
+        .create(&live, &session(&user, tenant), LONG_TTL)
+        .await
+        .expect("create live");
+    let listed: Vec<_> = s
+        .sessions
+        .list_for_user(&user)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, vec![live.clone()]);
+    assert_eq!(
+        s.sessions
+            .delete_all_for_user(&user)
+            .await
+            .expect("delete all"),
+        vec![live]
+    );
+    assert!(
+        s.sessions
+            .list_for_user(&user)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}

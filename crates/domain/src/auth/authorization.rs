@@ -1,7 +1,7 @@
 //! What a session may do (decisions §4), and its CSRF token.
 
 use super::Authenticator;
-use crate::model::{Session, SessionKey, TenantId};
+use crate::model::{RequestContext, Session, SessionKey, TenantId};
 
 /// Key-derivation purpose of CSRF tokens.
 const CSRF_PURPOSE: &str = "csrf";
@@ -19,6 +19,10 @@ pub enum Capability {
     Monitor,
     /// The onboarding wizard.
     Onboard,
+    /// Ending another user's sessions (admins, their own tenant's users).
+    ManageSessions,
+    /// Reading and verifying the tenant's audit trail.
+    ReadAudit,
 }
 
 /// Why a session may not do something.
@@ -39,6 +43,26 @@ pub struct CurrentSession {
     pub key: SessionKey,
     /// The session.
     pub session: Session,
+    /// The request it came with (client IP, user agent, correlation ID), for the audit
+    /// trail. Empty when the session was not resolved from a request (the edge sets it).
+    pub context: RequestContext,
+}
+
+impl CurrentSession {
+    /// A session resolved outside a request.
+    pub fn new(key: SessionKey, session: Session) -> Self {
+        Self {
+            key,
+            session,
+            context: RequestContext::default(),
+        }
+    }
+
+    /// The same session, seen with the request of `context`.
+    pub fn with_context(mut self, context: RequestContext) -> Self {
+        self.context = context;
+        self
+    }
 }
 
 impl CurrentSession {
@@ -61,6 +85,7 @@ impl CurrentSession {
                     .ok_or(AccessDenied::OnboardingIncomplete)?;
                 let allowed = match capability {
                     Capability::SendMessages => matches!(s.role, Admin | Agent),
+                    Capability::ManageSessions | Capability::ReadAudit => s.role == Admin,
                     _ => true,
                 };
                 if allowed {

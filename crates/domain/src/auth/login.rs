@@ -1,9 +1,12 @@
 //! Sign-in: the authorize redirect and Genesys's callback.
 
-use super::{Authenticator, REFRESH_FIELD, to_time};
+use super::{Authenticator, CurrentSession, REFRESH_FIELD, to_time};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 use crate::crypto::sha256_hex;
 use crate::error::StoreError;
-use crate::model::{Ciphertext, Session, SessionId, TenantId, TenantStatus, UserId, UserProfile};
+use crate::model::{
+    Ciphertext, RequestContext, Session, SessionId, TenantId, TenantStatus, UserId, UserProfile,
+};
 use crate::ports::downstream::{AuthServiceError, CodeExchange, TokenSet};
 use crate::ports::stores::OneTimePurpose;
 use crate::ports::system::{EncryptionContext, RandomExt};
@@ -157,11 +160,41 @@ impl Authenticator {
         })
     }
 
-    /// Completes a sign-in from Genesys's redirect. `binding` is the pre-login cookie.
+    /// Completes a sign-in from Genesys's redirect. `binding` is the pre-login cookie,
+    /// `context` the callback request (the session keeps its user agent and network). A user
+    /// beyond the per-user session cap loses their least recently active session. Audited,
+    /// whatever the outcome.
     pub async fn complete_login(
         &self,
         binding: Option<&str>,
         params: CallbackParams,
+        context: &RequestContext,
+    ) -> Result<SignedIn, CallbackError> {
+        let result = self.sign_in(binding, params, context).await;
+        match &result {
+            Ok(signed_in) => {
+                let current =
+                    CurrentSession::new(signed_in.session_id.key(), signed_in.session.clone())
+                        .with_context(context.clone());
+                self.auditor.record(
+                    AuditEvent::by(&current, AuditAction::SignIn, AuditOutcome::Success)
+                        .target(self.session_target(&current.key)),
+                );
+                self.enforce_session_cap(&current).await;
+            }
+            Err(e) => self.auditor.record(
+                AuditEvent::anonymous(AuditAction::SignIn, AuditOutcome::Failure, context)
+                    .detail("reason", e.reason()),
+            ),
+        }
+        result
+    }
+
+    async fn sign_in(
+        &self,
+        binding: Option<&str>,
+        params: CallbackParams,
+        context: &RequestContext,
     ) -> Result<SignedIn, CallbackError> {
         let (digest, pending) = self.take_pending_login(binding, params.state).await?;
         if let Some(error) = params.error {
@@ -192,6 +225,8 @@ impl Authenticator {
             created_at: now,
             expires_at: now + to_time(self.settings.session_ttl),
             last_activity: now,
+            refreshed_at: None,
+            client: context.client_info(),
         };
         let session_id = self.create_session(&session).await?;
         let return_to = match (pending.return_to, onboarding_only) {

@@ -12,14 +12,18 @@
 //! - this file: [`Authenticator`] (the use case), its ports and settings, the rate limits.
 //! - [`login`]: `begin_login` and `complete_login`, and their types and errors.
 //! - [`session`]: resolving a request's session (with the piggybacked API rate-limit hit),
-//!   refresh, logout, binding a session to a tenant.
+//!   refresh (single flight across instances, under a renewed lease), logout, binding a
+//!   session to a tenant.
+//! - [`manage`]: the user's sessions (listing, ending one, ending all), an admin ending a
+//!   user's sessions, the per-user cap.
 //! - `memo`: what the instance remembers of the sessions it has seen.
 //! - [`authorization`]: capabilities by role and onboarding, [`CurrentSession`], CSRF.
 //! - `tickets`: single-use WebSocket tickets.
 
+use crate::audit::Auditor;
 use crate::crypto::TokenDeriver;
 use crate::ports::downstream::{AuthService, TenantService};
-use crate::ports::stores::{EventBus, OneTimeStore, RatePolicy, SessionStore};
+use crate::ports::stores::{EventBus, Lock, OneTimeStore, RatePolicy, SessionStore};
 use crate::ports::system::{Cipher, Clock, Random};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,7 @@ use url::Url;
 
 pub mod authorization;
 pub mod login;
+pub mod manage;
 mod memo;
 pub mod session;
 mod tickets;
@@ -36,6 +41,7 @@ mod tests;
 
 pub use authorization::{AccessDenied, Capability, CurrentSession};
 pub use login::{CallbackError, CallbackParams, LoginStart, SignedIn};
+pub use manage::{ManageError, SessionSummary};
 pub use session::{RefreshError, SessionError};
 
 use memo::SessionMemo;
@@ -57,6 +63,20 @@ pub struct AuthSettings {
     pub(crate) activity_write_interval: Duration,
     /// WebSocket ticket lifetime (30 s).
     pub ws_ticket_ttl: Duration,
+    /// How long a refresh holds its session's refresh lock before it must renew it (5 s). The
+    /// holder renews it every third of this while the Auth Service call runs, so a slow call
+    /// keeps it; a holder that died frees it after this.
+    pub refresh_lease: Duration,
+    /// How long a refresh waits for another one of the same session (on any instance) before
+    /// answering 503 (10 s).
+    pub refresh_wait: Duration,
+    /// A refresh asked for within this of the previous one returns the session that one left
+    /// (10 s): tabs and instances refreshing together redeem the refresh token once.
+    pub(crate) refresh_reuse: Duration,
+    /// How often a waiting refresh looks again (50 ms).
+    pub(crate) refresh_poll: Duration,
+    /// Live sessions per user (20): a sign-in beyond it ends the least recently active one.
+    pub max_sessions_per_user: usize,
 }
 
 impl AuthSettings {
@@ -70,6 +90,11 @@ impl AuthSettings {
             pending_login_ttl: Duration::from_secs(300),
             activity_write_interval: Duration::from_secs(60),
             ws_ticket_ttl: Duration::from_secs(30),
+            refresh_lease: Duration::from_secs(5),
+            refresh_wait: Duration::from_secs(10),
+            refresh_reuse: Duration::from_secs(10),
+            refresh_poll: Duration::from_millis(50),
+            max_sessions_per_user: 20,
         }
     }
 }
@@ -112,10 +137,13 @@ pub struct Authenticator {
     auth_service: Arc<dyn AuthService>,
     tenants: Arc<dyn TenantService>,
     bus: Arc<dyn EventBus>,
+    lock: Arc<dyn Lock>,
+    auditor: Arc<Auditor>,
     cipher: Arc<dyn Cipher>,
     random: Arc<dyn Random>,
     clock: Arc<dyn Clock>,
-    /// Derives per-session CSRF tokens; keyed by the cookie secret.
+    /// Derives per-session CSRF tokens and public session handles; keyed by the cookie
+    /// secret.
     csrf: TokenDeriver,
     /// Session key → user ID of sessions seen on this instance, so the API rate-limit hit can
     /// ride in the session read's round trip ([`Authenticator::authenticate_limited`]).
@@ -144,6 +172,10 @@ pub struct AuthPorts {
     pub tenants: Arc<dyn TenantService>,
     /// Event bus (session revocations).
     pub bus: Arc<dyn EventBus>,
+    /// The refresh lock (one Auth Service call per session across instances).
+    pub lock: Arc<dyn Lock>,
+    /// The audit trail.
+    pub auditor: Arc<Auditor>,
     /// Cipher (refresh tokens, PKCE verifiers).
     pub cipher: Arc<dyn Cipher>,
     /// Randomness.
@@ -170,6 +202,8 @@ impl Authenticator {
             auth_service: ports.auth_service,
             tenants: ports.tenants,
             bus: ports.bus,
+            lock: ports.lock,
+            auditor: ports.auditor,
             cipher: ports.cipher,
             random: ports.random,
             clock: ports.clock,

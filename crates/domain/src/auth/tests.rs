@@ -28,6 +28,8 @@ fn session(user: &str, last_activity: time::OffsetDateTime) -> Session {
         expires_at: now() + time::Duration::hours(24),
         last_activity,
         refresh_token: None,
+        refreshed_at: None,
+        client: Default::default(),
     }
 }
 
@@ -61,6 +63,8 @@ fn authenticator(sessions: MockSessionStore) -> Authenticator {
             auth_service: Arc::new(MockAuthService::new()),
             tenants: Arc::new(MockTenantService::new()),
             bus: Arc::new(MockEventBus::new()),
+            lock: Arc::new(crate::ports::stores::MockLock::new()),
+            auditor: crate::audit::test_support::discarding(),
             cipher: Arc::new(MockCipher::new()),
             random: Arc::new(MockRandom::new()),
             clock: Arc::new(clock),

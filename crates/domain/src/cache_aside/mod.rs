@@ -126,7 +126,7 @@ struct Inner<T> {
 
 /// What a cached read use case over the State Manager talks to ([`crate::dashboard::Dashboard`],
 /// [`crate::history::History`]): the source, the cache and lock of the cache-aside views, the
-/// clock and telemetry.
+/// clock and telemetry, and the audit trail (cache refreshes, refused cross-tenant reads).
 #[derive(Clone)]
 pub struct ReadPorts {
     /// The source of the values.
@@ -139,6 +139,8 @@ pub struct ReadPorts {
     pub clock: Arc<dyn Clock>,
     /// Cache results and the like.
     pub telemetry: Arc<dyn Telemetry>,
+    /// The audit trail.
+    pub auditor: Arc<crate::audit::Auditor>,
 }
 
 impl std::fmt::Debug for ReadPorts {

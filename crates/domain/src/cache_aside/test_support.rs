@@ -97,6 +97,14 @@ impl Lock for FakeLock {
         self.acquired.fetch_add(1, Ordering::SeqCst);
         Ok(Some(LockToken(token)))
     }
+    async fn renew(
+        &self,
+        name: &str,
+        token: &LockToken,
+        _ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self.held.lock().unwrap().get(name) == Some(&token.0))
+    }
     async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError> {
         let mut held = self.held.lock().unwrap();
         if held.get(name) == Some(&token.0) {

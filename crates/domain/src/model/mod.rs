@@ -1,5 +1,6 @@
 //! The service's value types and entities.
 
+mod client;
 mod conversation;
 mod event;
 mod ids;
@@ -9,6 +10,7 @@ mod session;
 mod tenant;
 mod user;
 
+pub use client::{ClientInfo, RequestContext, USER_AGENT_MAX_CHARS, clean_user_agent, truncate_ip};
 pub use conversation::{
     Conversation, ConversationPage, ConversationQuery, ConversationStatus, ConversationSummary,
     Direction, Message, MessageStatus, OutboundMessage,

@@ -1,6 +1,6 @@
 //! Sessions (spec §4.2.1, decisions §4).
 
-use super::{Email, Role, TenantId, UserId};
+use super::{ClientInfo, Email, Role, TenantId, UserId};
 use crate::secret::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -105,6 +105,17 @@ pub struct Session {
     /// The user's Auth Service refresh token, encrypted (never stored in plain text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<Ciphertext>,
+    /// When the tokens were last refreshed (a refresh within a few seconds of another returns
+    /// the session as that one left it, instead of redeeming the new refresh token again).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub refreshed_at: Option<OffsetDateTime>,
+    /// The device it was signed in from (user agent, network), for the user's session list.
+    #[serde(default)]
+    pub client: ClientInfo,
 }
 
 impl Session {

@@ -20,6 +20,7 @@ use super::error::{OnboardingError, tenant_failure};
 use super::input::FieldError;
 use super::state::{OnboardingState, Progress, SealedWebhooks, StepOutOfOrder};
 use super::usecase::{Onboarding, fields};
+use crate::audit::AuditAction;
 use crate::auth::CurrentSession;
 use crate::model::{GenesysConfig, TenantId, TenantStatus, TenantUpdate, UserId};
 use crate::model::{WebhookConfig, WhatsAppConfig};
@@ -43,8 +44,28 @@ type Loaded = Versioned<OnboardingState>;
 
 impl Onboarding {
     /// Step 5: persists the configuration at the Tenant Service and activates the tenant.
-    /// Safe to retry after any failure: see the module documentation.
+    /// Safe to retry after any failure: see the module documentation. Audited (never the
+    /// webhook secrets).
     pub async fn complete(
+        &self,
+        current: &CurrentSession,
+        requested: Option<TenantId>,
+        base_url: &url::Url,
+    ) -> Result<Completion, OnboardingError> {
+        let result = self.completion(current, requested, base_url).await;
+        self.audit_step(
+            current,
+            AuditAction::OnboardingCompleted,
+            &result,
+            |event, outcome| match outcome {
+                Ok(done) => event.target(format!("tenant:{}", done.tenant_id)),
+                Err(e) => event.detail("fields", e.fields()),
+            },
+        );
+        result
+    }
+
+    async fn completion(
         &self,
         current: &CurrentSession,
         requested: Option<TenantId>,

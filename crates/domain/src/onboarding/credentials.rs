@@ -5,6 +5,7 @@ use super::error::OnboardingError;
 use super::input::{FieldError, GenesysCredentials, WhatsAppCredentials};
 use super::state::{GenesysSetup, OnboardingState, WhatsAppSetup};
 use super::usecase::{Onboarding, fields};
+use crate::audit::{AuditAction, AuditEvent};
 use crate::auth::CurrentSession;
 use crate::model::TenantId;
 use crate::ports::downstream::{GenesysError, WhatsAppError};
@@ -22,13 +23,30 @@ pub(super) enum Check<T> {
 impl Onboarding {
     /// Step 2: checks the Genesys credentials with a client-credentials grant and records
     /// them (secret encrypted). Resets steps 3-5. Refused credentials leave the state as it
-    /// was and count as a failed attempt.
+    /// was and count as a failed attempt. Audited with the check's result and the fields that
+    /// changed.
     pub async fn step2(
         &self,
         current: &CurrentSession,
         requested: Option<TenantId>,
         credentials: GenesysCredentials,
     ) -> Result<OnboardingState, OnboardingError> {
+        let result = self.genesys_step(current, requested, credentials).await;
+        self.audit_step(
+            current,
+            AuditAction::OnboardingGenesys,
+            &result,
+            audit_check,
+        );
+        result.map(|(state, _)| state)
+    }
+
+    async fn genesys_step(
+        &self,
+        current: &CurrentSession,
+        requested: Option<TenantId>,
+        credentials: GenesysCredentials,
+    ) -> Result<(OnboardingState, Vec<&'static str>), OnboardingError> {
         let tenant = self.wizard_tenant(current, requested)?;
         let loaded = self.load(tenant).await?;
         loaded.value.progress.check_genesys_allowed()?;
@@ -49,22 +67,57 @@ impl Onboarding {
             region: credentials.region,
             validated_at: now,
         };
+        let changed = match loaded.value.progress.genesys() {
+            None => vec!["clientId", "clientSecret", "region"],
+            Some(old) => [
+                ("clientId", old.client_id != setup.client_id),
+                (
+                    "clientSecret",
+                    self.secret_changed(
+                        tenant,
+                        fields::GENESYS_CLIENT_SECRET,
+                        &old.client_secret,
+                        credentials.client_secret.secret(),
+                    ),
+                ),
+                ("region", old.region != setup.region),
+            ]
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect(),
+        };
         let mut state = loaded.value;
         state.progress = state.progress.submit_genesys(setup)?;
         state.last_updated = now;
         self.save(&state, Some(loaded.version)).await?;
         tracing::info!(tenant_id = %tenant, region = %credentials.region, "onboarding step 2 completed");
-        Ok(state)
+        Ok((state, changed))
     }
 
     /// Step 3: checks the WhatsApp token against the phone number and records them (token
-    /// encrypted) with the display number. Resets steps 4-5.
+    /// encrypted) with the display number. Resets steps 4-5. Audited like step 2.
     pub async fn step3(
         &self,
         current: &CurrentSession,
         requested: Option<TenantId>,
         credentials: WhatsAppCredentials,
     ) -> Result<OnboardingState, OnboardingError> {
+        let result = self.whatsapp_step(current, requested, credentials).await;
+        self.audit_step(
+            current,
+            AuditAction::OnboardingWhatsApp,
+            &result,
+            audit_check,
+        );
+        result.map(|(state, _)| state)
+    }
+
+    async fn whatsapp_step(
+        &self,
+        current: &CurrentSession,
+        requested: Option<TenantId>,
+        credentials: WhatsAppCredentials,
+    ) -> Result<(OnboardingState, Vec<&'static str>), OnboardingError> {
         let tenant = self.wizard_tenant(current, requested)?;
         let loaded = self.load(tenant).await?;
         loaded.value.progress.check_whatsapp_allowed()?;
@@ -90,12 +143,33 @@ impl Onboarding {
             phone_number: Some(phone_number),
             validated_at: now,
         };
+        let changed = match loaded.value.progress.whatsapp() {
+            None => vec!["phoneNumberId", "systemUserToken"],
+            Some(old) => [
+                (
+                    "phoneNumberId",
+                    old.phone_number_id != setup.phone_number_id,
+                ),
+                (
+                    "systemUserToken",
+                    self.secret_changed(
+                        tenant,
+                        fields::WHATSAPP_TOKEN,
+                        &old.system_user_token,
+                        credentials.system_user_token.secret(),
+                    ),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect(),
+        };
         let mut state = loaded.value;
         state.progress = state.progress.submit_whatsapp(setup)?;
         state.last_updated = now;
         self.save(&state, Some(loaded.version)).await?;
         tracing::info!(tenant_id = %tenant, phone_number_id = credentials.phone_number_id.as_str(), "onboarding step 3 completed");
-        Ok(state)
+        Ok((state, changed))
     }
 
     /// A step's check as its outcome: refused credentials count against the failed-attempt
@@ -177,6 +251,21 @@ impl Onboarding {
             }
             Err(_) => Check::Unreachable("Meta did not answer in time".into()),
         }
+    }
+}
+
+/// A credentials step's audit details: the check's result, and the fields that changed (on
+/// success) or were refused (on failure).
+fn audit_check(
+    event: AuditEvent,
+    outcome: Result<&(OnboardingState, Vec<&'static str>), &OnboardingError>,
+) -> AuditEvent {
+    match outcome {
+        Ok((_, changed)) => event.detail("check", "passed").fields_changed(changed),
+        Err(e) => match e.check() {
+            Some(check) => event.detail("check", check).detail("fields", e.fields()),
+            None => event,
+        },
     }
 }
 

@@ -64,6 +64,49 @@ pub enum OnboardingError {
     Store(#[from] StoreError),
 }
 
+impl OnboardingError {
+    /// A short name for the audit trail.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OnboardingError::Validation { .. } => "validation_failed",
+            OnboardingError::InvalidStep { .. } => "invalid_step",
+            OnboardingError::SessionExpired => "wizard_expired",
+            OnboardingError::Conflict { .. } => "conflict",
+            OnboardingError::NotFound => "not_found",
+            OnboardingError::RateLimited { .. } => "rate_limited",
+            OnboardingError::TenantIsolation => "tenant_isolation",
+            OnboardingError::SignedOut => "signed_out",
+            OnboardingError::Forbidden(_) => "forbidden",
+            OnboardingError::Unavailable { service, .. } => match *service {
+                "genesys" => "genesys_unavailable",
+                "whatsapp" => "whatsapp_unavailable",
+                _ => "tenant_service_unavailable",
+            },
+            OnboardingError::Store(_) => "store_unavailable",
+        }
+    }
+
+    /// How a credential check ended, when this error is one's outcome: `refused` (the
+    /// integration said no) or `unreachable`.
+    pub(crate) fn check(&self) -> Option<&'static str> {
+        match self {
+            OnboardingError::Validation { .. } => Some("refused"),
+            OnboardingError::Unavailable { service, .. } if *service != "tenantService" => {
+                Some("unreachable")
+            }
+            _ => None,
+        }
+    }
+
+    /// The fields a validation error names (names only).
+    pub(crate) fn fields(&self) -> Vec<&'static str> {
+        match self {
+            OnboardingError::Validation { errors } => errors.iter().map(|e| e.field).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl From<StepOutOfOrder> for OnboardingError {
     fn from(e: StepOutOfOrder) -> Self {
         OnboardingError::InvalidStep { current: e.current }

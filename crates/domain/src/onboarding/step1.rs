@@ -4,6 +4,7 @@
 use super::error::{OnboardingError, tenant_failure};
 use super::state::{OnboardingState, OrganizationDetails, Progress};
 use super::usecase::Onboarding;
+use crate::audit::AuditAction;
 use crate::auth::{Capability, CurrentSession};
 use crate::error::StoreError;
 use crate::model::{NewTenant, Tenant, TenantId, TenantStatus, TenantUpdate, UserId};
@@ -18,12 +19,34 @@ const CREATE_LOCK_WAIT: Duration = Duration::from_secs(5);
 impl Onboarding {
     /// Step 1: records the organisation and creates the tenant, or updates the user's
     /// existing one (the session's, else the Tenant Service's for this user). Resets any
-    /// later step. Binds the session to the tenant.
+    /// later step. Binds the session to the tenant. Audited (in the tenant's trail) with the
+    /// fields that changed.
     pub async fn step1(
         &self,
         current: &CurrentSession,
         details: OrganizationDetails,
     ) -> Result<OnboardingState, OnboardingError> {
+        let result = self.organization_step(current, details).await;
+        self.audit_step(
+            current,
+            AuditAction::OnboardingOrganization,
+            &result,
+            |event, outcome| match outcome {
+                Ok((state, changed)) => event
+                    .in_tenant(Some(state.tenant_id))
+                    .target(format!("tenant:{}", state.tenant_id))
+                    .fields_changed(changed),
+                Err(e) => event.detail("fields", e.fields()),
+            },
+        );
+        result.map(|(state, _)| state)
+    }
+
+    async fn organization_step(
+        &self,
+        current: &CurrentSession,
+        details: OrganizationDetails,
+    ) -> Result<(OnboardingState, Vec<&'static str>), OnboardingError> {
         let session_tenant = current.authorize(Capability::Onboard)?;
         let user = &current.session.user_id;
         // A user without a tenant may have two tabs racing here: only one may create it. The
@@ -65,7 +88,7 @@ impl Onboarding {
         current: &CurrentSession,
         session_tenant: Option<TenantId>,
         details: OrganizationDetails,
-    ) -> Result<OnboardingState, OnboardingError> {
+    ) -> Result<(OnboardingState, Vec<&'static str>), OnboardingError> {
         let user = &current.session.user_id;
         let existing = match session_tenant {
             Some(t) => Some(t),
@@ -81,7 +104,7 @@ impl Onboarding {
             Some(id) => self.update_tenant(id, &details).await?,
             None => self.create_tenant(user, &details).await?,
         };
-        let state = self.record_organization(tenant.id, user, details).await?;
+        let (state, changed) = self.record_organization(tenant.id, user, details).await?;
         if current.session.tenant_id != Some(tenant.id) {
             let onboarding_only = tenant.status != TenantStatus::Active;
             self.ports
@@ -90,7 +113,7 @@ impl Onboarding {
                 .await?;
         }
         tracing::info!(tenant_id = %tenant.id, "onboarding step 1 completed");
-        Ok(state)
+        Ok((state, changed))
     }
 
     /// The user's existing tenant with the new organisation details.
@@ -135,15 +158,20 @@ impl Onboarding {
     }
 
     /// Saves step 1 into the tenant's wizard (a new one, or an existing one whose later steps
-    /// are discarded).
+    /// are discarded); returns it with the names of the fields that changed.
     async fn record_organization(
         &self,
         tenant_id: TenantId,
         user: &UserId,
         details: OrganizationDetails,
-    ) -> Result<OnboardingState, OnboardingError> {
+    ) -> Result<(OnboardingState, Vec<&'static str>), OnboardingError> {
         let now = self.ports.clock.now();
-        let (state, version) = match self.ports.store.load(tenant_id).await? {
+        let loaded = self.ports.store.load(tenant_id).await?;
+        let changed = match &loaded {
+            Some(Versioned { value, .. }) => changed_fields(&value.organization, &details),
+            None => vec!["companyName", "region", "contactEmail"],
+        };
+        let (state, version) = match loaded {
             Some(Versioned { version, value }) => (
                 OnboardingState {
                     organization: details,
@@ -166,6 +194,18 @@ impl Onboarding {
             ),
         };
         self.save(&state, version).await?;
-        Ok(state)
+        Ok((state, changed))
     }
+}
+
+/// The names of the organisation's fields that differ.
+fn changed_fields(old: &OrganizationDetails, new: &OrganizationDetails) -> Vec<&'static str> {
+    [
+        ("companyName", old.company_name != new.company_name),
+        ("region", old.region != new.region),
+        ("contactEmail", old.contact_email != new.contact_email),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }

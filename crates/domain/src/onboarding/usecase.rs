@@ -7,6 +7,7 @@
 
 use super::error::OnboardingError;
 use super::state::{OnboardingState, Progress};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, Auditor};
 use crate::auth::{Authenticator, Capability, CurrentSession};
 use crate::error::StoreError;
 use crate::model::{Ciphertext, TenantId};
@@ -79,6 +80,8 @@ pub struct OnboardingPorts {
     /// Serialises tenant creation per user: two tabs submitting step 1 at once for a user
     /// without a tenant must not create two tenants.
     pub lock: Arc<dyn Lock>,
+    /// Each step and its outcome (which fields changed, never their values).
+    pub auditor: Arc<Auditor>,
 }
 
 /// The onboarding wizard use case (spec §6, decisions §5).
@@ -136,6 +139,15 @@ impl Onboarding {
                 requested_tenant_id = %requested,
                 user_id = %current.session.user_id,
                 "onboarding request for another tenant refused"
+            );
+            self.ports.auditor.record(
+                AuditEvent::by(
+                    current,
+                    AuditAction::TenantIsolationRefused,
+                    AuditOutcome::Refused,
+                )
+                .target(format!("tenant:{requested}"))
+                .reason("onboarding"),
             );
             return Err(OnboardingError::TenantIsolation);
         }
@@ -197,6 +209,56 @@ impl Onboarding {
                 tracing::error!(tenant_id = %tenant, field, error = %e, "stored onboarding secret unreadable");
                 OnboardingError::Store(StoreError::Corrupt(format!("{field}: {e}")))
             })
+    }
+
+    /// Whether a stored secret differs from a submitted one (an unreadable one counts as
+    /// changed). Compared in constant time; neither value leaves this function.
+    pub(super) fn secret_changed(
+        &self,
+        tenant: TenantId,
+        field: &'static str,
+        stored: &Ciphertext,
+        submitted: &SecretString,
+    ) -> bool {
+        use crate::secret::ExposeSecret;
+        self.ports
+            .cipher
+            .decrypt(stored, &EncryptionContext::tenant(tenant, field))
+            .map_or(true, |old| {
+                !crate::crypto::constant_time_eq(
+                    old.expose_secret().as_bytes(),
+                    submitted.expose_secret().as_bytes(),
+                )
+            })
+    }
+
+    /// Records a step's outcome; `details` adds what the success or failure says.
+    pub(super) fn audit_step<T>(
+        &self,
+        current: &CurrentSession,
+        action: AuditAction,
+        result: &Result<T, OnboardingError>,
+        details: impl FnOnce(AuditEvent, Result<&T, &OnboardingError>) -> AuditEvent,
+    ) {
+        let event = match result {
+            Ok(value) => details(
+                AuditEvent::by(current, action, AuditOutcome::Success),
+                Ok(value),
+            ),
+            Err(e) => {
+                let outcome = match e {
+                    OnboardingError::TenantIsolation
+                    | OnboardingError::Forbidden(_)
+                    | OnboardingError::RateLimited { .. } => AuditOutcome::Refused,
+                    _ => AuditOutcome::Failure,
+                };
+                details(
+                    AuditEvent::by(current, action, outcome).reason(e.reason()),
+                    Err(e),
+                )
+            }
+        };
+        self.ports.auditor.record(event);
     }
 
     pub(super) fn limit_key(&self, tenant: TenantId) -> String {

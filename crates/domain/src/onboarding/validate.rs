@@ -7,22 +7,48 @@ use super::state::{
     CheckResult, CheckStatus, GenesysSetup, OnboardingState, ValidationRecord, WhatsAppSetup,
 };
 use super::usecase::{Onboarding, fields};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 use crate::auth::CurrentSession;
 use crate::model::TenantId;
 use crate::ports::stores::Versioned;
 
 impl Onboarding {
     /// Step 4: tests both integrations in parallel with the stored credentials and records
-    /// the result. A failed check is reported in the answer, not as an error.
+    /// the result. A failed check is reported in the answer, not as an error. Audited with
+    /// each integration's result.
     pub async fn validate(
         &self,
         current: &CurrentSession,
         requested: Option<TenantId>,
     ) -> Result<ValidationRecord, OnboardingError> {
-        let tenant = self.wizard_tenant(current, requested)?;
-        let loaded = self.load(tenant).await?;
-        let (record, _) = self.run_validation(tenant, loaded).await?;
-        Ok(record)
+        let result = async {
+            let tenant = self.wizard_tenant(current, requested)?;
+            let loaded = self.load(tenant).await?;
+            let (record, _) = self.run_validation(tenant, loaded).await?;
+            Ok(record)
+        }
+        .await;
+        match &result {
+            Ok(record) => {
+                let outcome = if record.passed() {
+                    AuditOutcome::Success
+                } else {
+                    AuditOutcome::Failure
+                };
+                self.ports.auditor.record(
+                    AuditEvent::by(current, AuditAction::OnboardingValidation, outcome)
+                        .detail("genesys", status(record.genesys.status))
+                        .detail("whatsapp", status(record.whatsapp.status)),
+                );
+            }
+            Err(_) => self.audit_step(
+                current,
+                AuditAction::OnboardingValidation,
+                &result,
+                |e, _| e,
+            ),
+        }
+        result
     }
 
     /// Runs step 4 on `loaded` and saves the result; returns it with the new version.
@@ -94,5 +120,13 @@ fn check_result(check: Check<String>, success: impl FnOnce(String) -> String) ->
             status: CheckStatus::Failed,
             message: reason,
         },
+    }
+}
+
+/// A check's verdict as the trail names it.
+fn status(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Success => "success",
+        CheckStatus::Failed => "failed",
     }
 }

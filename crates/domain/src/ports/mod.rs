@@ -15,6 +15,7 @@
 //! | [`stores::IdempotencyStore`] | `portal-memory` | `portal-redis` |
 //! | [`stores::EventBus`] | `portal-memory` | `portal-redis` (Pub/Sub) |
 //! | [`stores::OutboundQueue`] | `portal-memory` | `portal-redis` (Stream) |
+//! | [`stores::AuditLog`] | `portal-memory` | `portal-redis` (a Stream per tenant) |
 //! | [`downstream::AuthService`] | `portal-sandbox` (simulated) | `portal-auth-service` |
 //! | [`downstream::TenantService`] | `portal-sandbox` | `portal-tenant-service` |
 //! | [`downstream::StateManager`] | `portal-sandbox` | `portal-state-manager` |

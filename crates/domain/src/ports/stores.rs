@@ -21,9 +21,13 @@ use time::OffsetDateTime;
 ///   without writing if the key no longer exists (a concurrent logout wins).
 /// - `touch` sets `lastActivity` only, leaving the TTL alone; a no-op on missing keys.
 /// - `delete` removes the session and its index entry; idempotent.
+/// - `list_for_user` returns the user's live sessions with their keys (any order).
 /// - `delete_all_for_user` removes every session of the user and returns the keys of those
-///   that were live. Not routed yet: "log out everywhere" (the sessions issue routes it,
-///   through [`crate::auth::Authenticator::logout_everywhere`]).
+///   that were live ("log out everywhere").
+/// - The per-user index never outgrows the live sessions: an entry whose session expired or
+///   was deleted is dropped at the latest by the next write to that user's index (`create`,
+///   `replace`) or by `list_for_user`, so a user signing in and out for ever keeps an index
+///   of at most their live sessions.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -47,6 +51,8 @@ pub trait SessionStore: Send + Sync {
     async fn touch(&self, key: &SessionKey, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Deletes a session.
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError>;
+    /// The user's live sessions.
+    async fn list_for_user(&self, user: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError>;
     /// Deletes all of a user's sessions ("log out everywhere").
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError>;
     /// Reads a session and, in the same store round trip, records one hit (`cost = 1`) of
@@ -257,17 +263,23 @@ pub trait Cache: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockToken(pub String);
 
-/// A distributed mutual-exclusion lock with expiry.
+/// A distributed mutual-exclusion lock with expiry (a lease).
 ///
 /// Contract: `try_acquire` succeeds for exactly one caller while the lock is held and not
-/// expired; `release` deletes the lock only if `token` still owns it (never another holder's)
-/// and says whether it did.
+/// expired, and each acquisition gets a new token (the fencing token); `renew` extends the
+/// lease to `ttl` from now only if `token` still owns the lock and says whether it did (a
+/// holder whose lease ran out, and was perhaps taken over, learns it has lost the lock);
+/// `release` deletes the lock only if `token` still owns it (never another holder's) and says
+/// whether it did.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Lock: Send + Sync {
     /// Tries once to take the lock.
     async fn try_acquire(&self, name: &str, ttl: Duration)
     -> Result<Option<LockToken>, StoreError>;
+    /// Extends the lease of a lock held with `token` to `ttl` from now.
+    async fn renew(&self, name: &str, token: &LockToken, ttl: Duration)
+    -> Result<bool, StoreError>;
     /// Releases a lock held with `token`.
     async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError>;
 }
@@ -363,4 +375,103 @@ pub trait EventBus: Send + Sync {
 pub trait OutboundQueue: Send + Sync {
     /// Appends a message.
     async fn enqueue(&self, message: &OutboundMessage) -> Result<String, StoreError>;
+}
+
+/// Whose audit trail: a tenant's, or the platform's (what happens before a user has a tenant:
+/// failed or rate-limited sign-ins, a new user's first steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditScope {
+    /// The tenant's trail (what its admins read).
+    Tenant(TenantId),
+    /// Everything without a tenant (read by operators in the store, not over the API).
+    Platform,
+}
+
+/// Where an entry is in its trail, as the store orders them (a Redis Stream ID,
+/// `<milliseconds>-<sequence>`). Opaque to the domain; the API hands it out as the page cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuditCursor(pub String);
+
+/// One entry as stored: its content and its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The entry's content (JSON), exactly the bytes the HMAC covers.
+    pub entry: String,
+    /// Hex HMAC-SHA256 over the previous entry's HMAC and `entry`.
+    pub hmac: String,
+    /// The HMAC of the entry before it when it was written (empty for the first entry).
+    pub prev: String,
+}
+
+/// A stored entry and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAudit {
+    /// Its position.
+    pub cursor: AuditCursor,
+    /// What was stored.
+    pub record: AuditRecord,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Appended at this position.
+    Appended(AuditCursor),
+    /// The trail's head is not `record.prev` (another writer appended first): nothing was
+    /// written; this is the head to sign against instead.
+    Conflict {
+        /// The HMAC the next entry must chain to.
+        head: String,
+    },
+}
+
+/// How long a trail keeps its entries: at most `max_entries`, none older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRetention {
+    /// Entries kept per trail.
+    pub max_entries: usize,
+    /// Age after which entries are dropped.
+    pub max_age: Duration,
+}
+
+/// Per-scope append-only trails of chained audit entries (a Redis Stream per tenant).
+///
+/// Contract:
+/// - `append` writes `record` at the end of the scope's trail only if the trail's head (the
+///   last entry's HMAC; with no entry, the anchor) equals `record.prev`, as one atomic step:
+///   of two writers that read the same head, one appends and the other gets
+///   [`AppendOutcome::Conflict`] with the new head, so the chain stays linear whatever the
+///   number of instances. It then drops entries beyond `retention` (oldest first) and records
+///   the HMAC of the last one dropped as the trail's anchor.
+/// - `newest` returns entries strictly before `before` (or from the end), newest first;
+///   `oldest` entries strictly after `after` (or from the start), oldest first; at most
+///   `count` each.
+/// - `anchor` is the HMAC the oldest kept entry chains to: empty until something was dropped.
+/// - Scopes never see each other's entries. The store never sees the HMAC key.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends if the head is `record.prev`, then applies the retention.
+    async fn append(
+        &self,
+        scope: AuditScope,
+        record: &AuditRecord,
+        retention: AuditRetention,
+    ) -> Result<AppendOutcome, StoreError>;
+    /// Newest first, before `before`.
+    async fn newest(
+        &self,
+        scope: AuditScope,
+        before: Option<AuditCursor>,
+        count: usize,
+    ) -> Result<Vec<StoredAudit>, StoreError>;
+    /// Oldest first, after `after`.
+    async fn oldest(
+        &self,
+        scope: AuditScope,
+        after: Option<AuditCursor>,
+        count: usize,
+    ) -> Result<Vec<StoredAudit>, StoreError>;
+    /// The HMAC the oldest kept entry chains to.
+    async fn anchor(&self, scope: AuditScope) -> Result<String, StoreError>;
 }

@@ -195,6 +195,9 @@ pub trait Telemetry: Send + Sync {
     fn session_started(&self) {}
     /// A sign-out on this instance ended a session.
     fn session_ended(&self) {}
+    /// An audit entry could not be stored (store down, queue full) and went to the log with
+    /// `audit=true` instead (`portal_audit_fallback_total{reason}`).
+    fn audit_fallback(&self, _reason: &'static str) {}
     /// The recorder's exposition for `/metrics` (OpenMetrics 1.0 text); `None` when it
     /// exports nothing.
     fn render(&self) -> Option<String> {

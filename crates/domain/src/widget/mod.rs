@@ -8,6 +8,8 @@
 //! queue. A failed append leaves nothing behind: the idempotency claim is released and the
 //! caller gets [`SendError::Unavailable`].
 
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, Auditor};
+use crate::auth::CurrentSession;
 use crate::crypto::sha256_hex;
 use crate::error::{DownstreamFailure, StoreError};
 use crate::history::{AccessError, conversation_for_tenant};
@@ -69,6 +71,19 @@ pub enum SendError {
     Unavailable(String),
 }
 
+impl SendError {
+    /// A short name for the audit trail.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SendError::NotFound => "not_found",
+            SendError::TenantMismatch => "tenant_mismatch",
+            SendError::ConversationClosed => "conversation_closed",
+            SendError::InProgress => "in_progress",
+            SendError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 impl From<StoreError> for SendError {
     fn from(e: StoreError) -> Self {
         SendError::Unavailable(e.to_string())
@@ -88,6 +103,8 @@ pub struct Widget {
     idempotency: Arc<dyn IdempotencyStore>,
     random: Arc<dyn Random>,
     clock: Arc<dyn Clock>,
+    /// Each send (conversation and message IDs, never the text).
+    auditor: Arc<Auditor>,
     /// How long a finished send is remembered for retries.
     idempotency_ttl: Duration,
 }
@@ -106,6 +123,7 @@ impl Widget {
         idempotency: Arc<dyn IdempotencyStore>,
         random: Arc<dyn Random>,
         clock: Arc<dyn Clock>,
+        auditor: Arc<Auditor>,
     ) -> Self {
         Self {
             state_manager,
@@ -113,12 +131,46 @@ impl Widget {
             idempotency,
             random,
             clock,
+            auditor,
             idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 
-    /// Sends a message for `agent` of `tenant`.
+    /// Sends a message for the agent of `current`, in `tenant` (the one the session may send
+    /// for). Audited: the conversation and message IDs, never the text; a conversation of
+    /// another tenant as a tenant-isolation refusal.
     pub async fn send(
+        &self,
+        current: &CurrentSession,
+        tenant: TenantId,
+        request: SendRequest,
+    ) -> Result<SendReceipt, SendError> {
+        let conversation = request.conversation_id;
+        let result = self
+            .send_as(tenant, &current.session.user_id, request)
+            .await;
+        let event = match &result {
+            Ok(receipt) => AuditEvent::by(current, AuditAction::WidgetSend, AuditOutcome::Success)
+                .detail("messageId", receipt.message_id.as_str()),
+            Err(SendError::TenantMismatch) => AuditEvent::by(
+                current,
+                AuditAction::TenantIsolationRefused,
+                AuditOutcome::Refused,
+            )
+            .reason("widget_send"),
+            Err(e) => AuditEvent::by(current, AuditAction::WidgetSend, AuditOutcome::Failure)
+                .reason(e.reason()),
+        };
+        self.auditor.record(
+            event
+                .in_tenant(Some(tenant))
+                .target(format!("conversation:{conversation}"))
+                .detail("conversationId", conversation.to_string()),
+        );
+        result
+    }
+
+    async fn send_as(
         &self,
         tenant: TenantId,
         agent: &UserId,

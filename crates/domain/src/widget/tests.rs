@@ -36,7 +36,13 @@ fn widget(sm: MockStateManager, q: MockOutboundQueue, idem: MockIdempotencyStore
         Arc::new(idem),
         Arc::new(SeqRandom(Mutex::new(0))),
         Arc::new(SystemClock),
+        crate::audit::test_support::discarding(),
     )
+}
+
+/// An agent's session (the tenant it sends for is passed on its own).
+fn agent(user: &str) -> CurrentSession {
+    crate::audit::test_support::signed_in(user, crate::model::Role::Agent)
 }
 
 fn request(key: Option<&str>) -> SendRequest {
@@ -73,11 +79,7 @@ async fn queues_one_message_and_records_the_result() {
         idem,
     );
     let receipt = w
-        .send(
-            tenant,
-            &UserId::parse("agent").unwrap(),
-            request(Some("k1")),
-        )
+        .send(&agent("agent"), tenant, request(Some("k1")))
         .await
         .unwrap();
     assert_eq!(receipt.status, "queued");
@@ -103,11 +105,7 @@ async fn a_retried_key_returns_the_first_result_without_queueing() {
         idem,
     );
     let receipt = w
-        .send(
-            tenant,
-            &UserId::parse("agent").unwrap(),
-            request(Some("k1")),
-        )
+        .send(&agent("agent"), tenant, request(Some("k1")))
         .await
         .unwrap();
     assert_eq!(receipt, first);
@@ -129,7 +127,7 @@ async fn another_tenants_or_a_closed_conversation_is_refused_without_queueing() 
         idem.expect_claim().never();
         let w = widget(state_manager(conv), q, idem);
         let err = w
-            .send(tenant, &UserId::parse("agent").unwrap(), request(Some("k")))
+            .send(&agent("agent"), tenant, request(Some("k")))
             .await
             .unwrap_err();
         if expect_mismatch {
@@ -147,11 +145,7 @@ async fn unknown_conversation_is_not_found() {
         .returning(|_| Err(StateManagerError::NotFound));
     let w = widget(sm, MockOutboundQueue::new(), MockIdempotencyStore::new());
     let err = w
-        .send(
-            TenantId::new_random(),
-            &UserId::parse("a").unwrap(),
-            request(None),
-        )
+        .send(&agent("a"), TenantId::new_random(), request(None))
         .await
         .unwrap_err();
     assert!(matches!(err, SendError::NotFound));
@@ -168,11 +162,7 @@ async fn a_failing_conversation_check_is_one_call_and_queues_nothing() {
     let mut idem = MockIdempotencyStore::new();
     idem.expect_claim().never();
     let err = widget(sm, q, idem)
-        .send(
-            TenantId::new_random(),
-            &UserId::parse("a").unwrap(),
-            request(Some("k")),
-        )
+        .send(&agent("a"), TenantId::new_random(), request(Some("k")))
         .await
         .unwrap_err();
     assert!(matches!(err, SendError::Unavailable(_)), "{err:?}");
@@ -195,7 +185,7 @@ async fn a_failed_enqueue_releases_the_claim_so_a_retry_can_send() {
         idem,
     );
     let err = w
-        .send(tenant, &UserId::parse("agent").unwrap(), request(Some("k")))
+        .send(&agent("agent"), tenant, request(Some("k")))
         .await
         .unwrap_err();
     assert!(matches!(err, SendError::Unavailable(_)));
@@ -215,7 +205,7 @@ async fn a_key_in_progress_is_a_conflict() {
         idem,
     );
     let err = w
-        .send(tenant, &UserId::parse("agent").unwrap(), request(Some("k")))
+        .send(&agent("agent"), tenant, request(Some("k")))
         .await
         .unwrap_err();
     assert!(matches!(err, SendError::InProgress));

@@ -5,11 +5,12 @@
 use crate::helpers::{FakeAuth, FakeTenants};
 use futures::StreamExt;
 use portal_crypto::{AesGcmCipher, SystemRandom};
+use portal_domain::audit::Auditor;
 use portal_domain::auth::{
     AccessDenied, AuthPorts, AuthSettings, Authenticator, CallbackError, CallbackParams,
     Capability, RefreshError, SessionError,
 };
-use portal_domain::model::{BusEvent, Role, SessionId, TenantId, TenantStatus};
+use portal_domain::model::{BusEvent, RequestContext, Role, SessionId, TenantId, TenantStatus};
 use portal_domain::ports::system::Clock;
 use portal_domain::secret::{ExposeSecret, secret};
 use portal_memory::{ManualClock, MemoryStores};
@@ -18,18 +19,28 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-struct World {
-    auth: Authenticator,
-    fake_auth: Arc<FakeAuth>,
-    stores: MemoryStores,
-    clock: Arc<ManualClock>,
+pub(crate) struct World {
+    pub(crate) auth: Authenticator,
+    pub(crate) fake_auth: Arc<FakeAuth>,
+    pub(crate) stores: MemoryStores,
+    pub(crate) auditor: Arc<Auditor>,
+    pub(crate) clock: Arc<ManualClock>,
     /// The active tenant of `admin`, `agent` and `viewer`.
-    acme: TenantId,
+    pub(crate) acme: TenantId,
     /// The still onboarding tenant of `admin-onboarding`.
-    onboarding: TenantId,
+    pub(crate) onboarding: TenantId,
+    /// What another instance of the service shares with this one (stores, services, keys).
+    parts: (AuthSettings, Arc<FakeTenants>, Arc<AesGcmCipher>),
 }
 
 fn world_with(fake_auth: FakeAuth) -> World {
+    world_configured(fake_auth, |_| {})
+}
+
+pub(crate) fn world_configured(
+    fake_auth: FakeAuth,
+    tweak: impl FnOnce(&mut AuthSettings),
+) -> World {
     let stores = MemoryStores::new();
     let random = Arc::new(SystemRandom::new());
     let clock = ManualClock::at(OffsetDateTime::now_utc());
@@ -37,36 +48,80 @@ fn world_with(fake_auth: FakeAuth) -> World {
     let tenants = FakeTenants::default();
     let acme = tenants.add(TenantStatus::Active, &["admin", "agent", "viewer"]);
     let onboarding = tenants.add(TenantStatus::Onboarding, &["admin-onboarding"]);
-    let settings = AuthSettings::new(
+    let mut settings = AuthSettings::new(
         "https://login.example/oauth/authorize".parse().unwrap(),
         "portal-client".into(),
         "https://portal.example/api/v1/auth/callback".into(),
     );
-    let auth = Authenticator::new(
+    tweak(&mut settings);
+    let auditor = crate::helpers::auditor(&stores, clock.clone());
+    let parts = (
         settings,
-        AuthPorts {
-            sessions: stores.sessions.clone(),
-            one_time: stores.one_time.clone(),
-            auth_service: fake_auth.clone(),
-            tenants: Arc::new(tenants),
-            bus: stores.event_bus.clone(),
-            cipher: Arc::new(AesGcmCipher::ephemeral(random.as_ref())),
-            random,
-            clock: clock.clone(),
-        },
-        b"csrf-key-csrf-key-csrf-key-csrf-key",
+        Arc::new(tenants),
+        Arc::new(AesGcmCipher::ephemeral(random.as_ref())),
     );
+    let auth = authenticator(&stores, &fake_auth, &auditor, &clock, &parts);
     World {
         auth,
         fake_auth,
         stores,
+        auditor,
         clock,
         acme,
         onboarding,
+        parts,
     }
 }
 
-fn world() -> World {
+fn authenticator(
+    stores: &MemoryStores,
+    fake_auth: &Arc<FakeAuth>,
+    auditor: &Arc<Auditor>,
+    clock: &Arc<ManualClock>,
+    (settings, tenants, cipher): &(AuthSettings, Arc<FakeTenants>, Arc<AesGcmCipher>),
+) -> Authenticator {
+    Authenticator::new(
+        settings.clone(),
+        AuthPorts {
+            sessions: stores.sessions.clone(),
+            one_time: stores.one_time.clone(),
+            auth_service: fake_auth.clone(),
+            tenants: tenants.clone(),
+            bus: stores.event_bus.clone(),
+            lock: stores.lock.clone(),
+            auditor: auditor.clone(),
+            cipher: cipher.clone(),
+            random: Arc::new(SystemRandom::new()),
+            clock: clock.clone(),
+        },
+        b"csrf-key-csrf-key-csrf-key-csrf-key",
+    )
+}
+
+impl World {
+    /// Another instance of the service: its own authenticator (and session memo) over the
+    /// same stores, services and keys.
+    pub(crate) fn another_instance(&self) -> Authenticator {
+        authenticator(
+            &self.stores,
+            &self.fake_auth,
+            &self.auditor,
+            &self.clock,
+            &self.parts,
+        )
+    }
+}
+
+/// The callback request of a browser.
+pub(crate) fn ctx() -> RequestContext {
+    RequestContext::new(
+        Some("203.0.113.77".parse().unwrap()),
+        Some("Mozilla/5.0 (Test)"),
+        Some("req-test"),
+    )
+}
+
+pub(crate) fn world() -> World {
     world_with(FakeAuth::default())
 }
 
@@ -77,7 +132,7 @@ fn query(url: &url::Url, name: &str) -> Option<String> {
 }
 
 /// Starts a login as `email` and returns (binding cookie, callback params).
-async fn start(w: &World, email: &str) -> (String, CallbackParams) {
+pub(crate) async fn start(w: &World, email: &str) -> (String, CallbackParams) {
     let start = w.auth.begin_login(Some(email), None).await.unwrap();
     let url = start.redirect_url;
     let state = query(&url, "state").unwrap();
@@ -128,7 +183,11 @@ async fn the_authorize_url_carries_state_pkce_s256_and_the_hint() {
 async fn a_full_sign_in_creates_a_session_under_a_hashed_key() {
     let w = world();
     let (binding, params) = start(&w, "admin@acme.example").await;
-    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let signed = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     assert_eq!(signed.return_to, "/dashboard");
     assert_eq!(signed.session.role, Role::Admin);
     assert_eq!(signed.session.tenant_id, Some(w.acme));
@@ -167,8 +226,8 @@ async fn every_login_gets_a_new_session_id() {
     let w = world();
     let (b1, p1) = start(&w, "admin@acme.example").await;
     let (b2, p2) = start(&w, "admin@acme.example").await;
-    let s1 = w.auth.complete_login(Some(&b1), p1).await.unwrap();
-    let s2 = w.auth.complete_login(Some(&b2), p2).await.unwrap();
+    let s1 = w.auth.complete_login(Some(&b1), p1, &ctx()).await.unwrap();
+    let s2 = w.auth.complete_login(Some(&b2), p2, &ctx()).await.unwrap();
     assert_ne!(s1.session_id.expose(), s2.session_id.expose());
     let stored = w
         .stores
@@ -184,10 +243,13 @@ async fn state_is_single_use_bound_to_the_browser_and_required() {
     let w = world();
     let (binding, params) = start(&w, "admin@acme.example").await;
     let again = replay(&params);
-    w.auth.complete_login(Some(&binding), params).await.unwrap();
+    w.auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     let err = w
         .auth
-        .complete_login(Some(&binding), again)
+        .complete_login(Some(&binding), again, &ctx())
         .await
         .unwrap_err();
     assert!(
@@ -198,7 +260,7 @@ async fn state_is_single_use_bound_to_the_browser_and_required() {
     let (_, params) = start(&w, "admin@acme.example").await;
     let err = w
         .auth
-        .complete_login(Some("another-browser"), params)
+        .complete_login(Some("another-browser"), params, &ctx())
         .await
         .unwrap_err();
     assert!(
@@ -210,7 +272,7 @@ async fn state_is_single_use_bound_to_the_browser_and_required() {
     params.state = None;
     let err = w
         .auth
-        .complete_login(Some(&binding), params)
+        .complete_login(Some(&binding), params, &ctx())
         .await
         .unwrap_err();
     assert!(
@@ -226,7 +288,7 @@ async fn codes_and_providers_failures_map_to_the_specs_reasons() {
     params.code = Some(secret("unknown-code"));
     let err = w
         .auth
-        .complete_login(Some(&binding), params)
+        .complete_login(Some(&binding), params, &ctx())
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "token_validation_failed");
@@ -235,7 +297,7 @@ async fn codes_and_providers_failures_map_to_the_specs_reasons() {
     params.error = Some("access_denied<script>".into());
     let err = w
         .auth
-        .complete_login(Some(&binding), params)
+        .complete_login(Some(&binding), params, &ctx())
         .await
         .unwrap_err();
     assert_eq!(
@@ -248,7 +310,7 @@ async fn codes_and_providers_failures_map_to_the_specs_reasons() {
     params.code = None;
     let err = w
         .auth
-        .complete_login(Some(&binding), params)
+        .complete_login(Some(&binding), params, &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, CallbackError::MissingCode));
@@ -260,7 +322,7 @@ async fn codes_and_providers_failures_map_to_the_specs_reasons() {
     let (binding, params) = start(&w, "admin@acme.example").await;
     let err = w
         .auth
-        .complete_login(Some(&binding), params)
+        .complete_login(Some(&binding), params, &ctx())
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "profile_retrieval_failed");
@@ -270,13 +332,21 @@ async fn codes_and_providers_failures_map_to_the_specs_reasons() {
 async fn users_without_an_active_tenant_get_an_onboarding_only_session() {
     let w = world();
     let (binding, params) = start(&w, "new@newco.example").await;
-    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let signed = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     assert_eq!(signed.session.tenant_id, None);
     assert!(signed.session.onboarding_only);
     assert_eq!(signed.return_to, "/onboarding");
 
     let (binding, params) = start(&w, "admin-onboarding@acme.example").await;
-    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let signed = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     assert_eq!(signed.session.tenant_id, Some(w.onboarding));
     assert!(signed.session.onboarding_only);
 }
@@ -292,7 +362,11 @@ async fn roles_and_onboarding_limit_what_a_session_may_do() {
         "new@newco.example",
     ] {
         let (binding, params) = start(&w, email).await;
-        let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+        let signed = w
+            .auth
+            .complete_login(Some(&binding), params, &ctx())
+            .await
+            .unwrap();
         let current = w
             .auth
             .authenticate(signed.session_id.expose())
@@ -332,7 +406,11 @@ async fn roles_and_onboarding_limit_what_a_session_may_do() {
 async fn an_expired_session_is_refused_and_removed() {
     let w = world();
     let (binding, params) = start(&w, "admin@acme.example").await;
-    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let signed = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     w.clock
         .advance(time::Duration::hours(24) + time::Duration::seconds(1));
     let err = w
@@ -360,7 +438,11 @@ async fn an_expired_session_is_refused_and_removed() {
 async fn last_activity_is_written_at_most_once_a_minute() {
     let w = world();
     let (binding, params) = start(&w, "admin@acme.example").await;
-    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let signed = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     let key = signed.session_id.key();
     let created = signed.session.last_activity;
     w.clock.advance(time::Duration::seconds(30));
@@ -400,7 +482,11 @@ async fn refresh_extends_the_session_and_logout_revokes_it_everywhere() {
     let w = world();
     let mut bus = w.stores.event_bus.subscribe().await.unwrap();
     let (binding, params) = start(&w, "admin@acme.example").await;
-    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let signed = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     let current = w
         .auth
         .authenticate(signed.session_id.expose())
@@ -433,8 +519,8 @@ async fn refresh_extends_the_session_and_logout_revokes_it_everywhere() {
     ));
 }
 
-/// "Log out everywhere" (not routed yet; the sessions issue routes it): every session of the
-/// user ends and is announced, another user's session is untouched.
+/// "Log out everywhere": every session of the user ends and is announced, another user's
+/// session is untouched.
 #[tokio::test]
 async fn logout_everywhere_ends_every_session_of_that_user_only() {
     let w = world();
@@ -442,19 +528,29 @@ async fn logout_everywhere_ends_every_session_of_that_user_only() {
     let mut admin = Vec::new();
     for _ in 0..2 {
         let (binding, params) = start(&w, "admin@acme.example").await;
-        admin.push(w.auth.complete_login(Some(&binding), params).await.unwrap());
+        admin.push(
+            w.auth
+                .complete_login(Some(&binding), params, &ctx())
+                .await
+                .unwrap(),
+        );
     }
     let (binding, params) = start(&w, "agent@acme.example").await;
-    let agent = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let agent = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     for s in admin.iter().chain([&agent]) {
         w.auth.authenticate(s.session_id.expose()).await.unwrap();
     }
 
-    let ended = w
+    let current = w
         .auth
-        .logout_everywhere(&admin[0].session.user_id)
+        .authenticate(admin[0].session_id.expose())
         .await
         .unwrap();
+    let ended = w.auth.logout_everywhere(&current).await.unwrap();
 
     assert_eq!(ended, 2);
     for s in &admin {
@@ -484,7 +580,11 @@ async fn logout_everywhere_ends_every_session_of_that_user_only() {
 async fn websocket_tickets_work_once() {
     let w = world();
     let (binding, params) = start(&w, "agent@acme.example").await;
-    let signed = w.auth.complete_login(Some(&binding), params).await.unwrap();
+    let signed = w
+        .auth
+        .complete_login(Some(&binding), params, &ctx())
+        .await
+        .unwrap();
     let current = w
         .auth
         .authenticate(signed.session_id.expose())

@@ -93,6 +93,8 @@ fn instances(n: usize) -> Instances {
     let lock = Arc::new(MemoryLock::new());
     let mut dashboards = Vec::new();
     let mut histories = Vec::new();
+    let stores = portal_memory::MemoryStores::new();
+    let auditor = crate::helpers::auditor(&stores, Arc::new(SystemClock));
     for _ in 0..n {
         let ports = ReadPorts {
             state_manager: state_manager.clone(),
@@ -100,6 +102,7 @@ fn instances(n: usize) -> Instances {
             lock: lock.clone(),
             clock: Arc::new(SystemClock),
             telemetry: Arc::new(NoopTelemetry),
+            auditor: auditor.clone(),
         };
         dashboards.push(Arc::new(Dashboard::new(ports.clone())));
         histories.push(Arc::new(History::new(ports)));
@@ -145,7 +148,13 @@ async fn during_an_outage_instances_serve_the_last_figures_as_stale() {
         .stats(tenant, Period::Month)
         .await
         .unwrap();
-    world.dashboards[1].refresh(tenant).await.unwrap();
+    world.dashboards[1]
+        .refresh(
+            &crate::helpers::signed_in("admin", portal_domain::model::Role::Admin, Some(tenant)),
+            tenant,
+        )
+        .await
+        .unwrap();
     world.state_manager.down.store(true, Ordering::SeqCst);
 
     let stale = world.dashboards[1]

@@ -2,28 +2,41 @@
 //! adapter (the stores and the test clock, `ManualClock`, come from `portal-memory`).
 
 use async_trait::async_trait;
+use portal_domain::audit::{AuditKey, AuditPorts, AuditSettings, Auditor};
+use portal_domain::auth::CurrentSession;
 use portal_domain::crypto::pkce_challenge;
 use portal_domain::error::DownstreamFailure;
 use portal_domain::model::{
     Email, NewTenant, Region, Role, Tenant, TenantId, TenantStatus, TenantUpdate, UserId,
     UserProfile,
 };
+use portal_domain::model::{Session, SessionKey};
 use portal_domain::ports::downstream::{
     AuthService, AuthServiceError, CodeExchange, TenantService, TenantServiceError, TokenSet,
 };
+use portal_domain::ports::system::{Clock, NoopTelemetry};
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
+use portal_memory::MemoryStores;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use time::OffsetDateTime;
 
 /// The Auth Service: codes are issued for a user with the challenge from the authorize URL and
 /// work once; the profile's user is the e-mail's local part, its role the part's first word.
+/// Refresh tokens rotate: each refresh spends the token it was given (a spent one is refused,
+/// as a rotating Auth Service does) and hands out a new one.
 #[derive(Default)]
 pub(crate) struct FakeAuth {
     pub codes: Mutex<HashMap<String, (String, String)>>,
     /// The profile call times out.
     pub fail_profile: bool,
+    /// How long a refresh takes (on tokio's clock).
+    pub refresh_delay: std::time::Duration,
+    /// Refresh calls made.
+    pub refreshes: AtomicUsize,
+    pub spent: Mutex<std::collections::HashSet<String>>,
 }
 
 impl FakeAuth {
@@ -79,13 +92,20 @@ impl AuthService for FakeAuth {
         })
     }
     async fn refresh(&self, token: &SecretString) -> Result<TokenSet, AuthServiceError> {
+        let n = self.refreshes.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.refresh_delay).await;
+        let token = token.expose_secret();
         let email = token
-            .expose_secret()
             .strip_prefix("rt:")
-            .ok_or(AuthServiceError::InvalidGrant)?;
+            .and_then(|rest| rest.split('#').next())
+            .ok_or(AuthServiceError::InvalidGrant)?
+            .to_owned();
+        if !self.spent.lock().unwrap().insert(token.to_owned()) {
+            return Err(AuthServiceError::InvalidGrant);
+        }
         Ok(TokenSet {
             access_token: secret(format!("at:{email}")),
-            refresh_token: Some(secret(format!("rt:{email}"))),
+            refresh_token: Some(secret(format!("rt:{email}#{n}"))),
             expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
         })
     }
@@ -208,4 +228,40 @@ impl TenantService for FakeTenants {
         tokio::task::yield_now().await;
         Ok(found)
     }
+}
+
+/// An auditor writing to the stores' in-memory trails.
+pub(crate) fn auditor(stores: &MemoryStores, clock: Arc<dyn Clock>) -> Arc<Auditor> {
+    Auditor::start(
+        AuditPorts {
+            log: stores.audit.clone(),
+            clock,
+            random: Arc::new(portal_crypto::SystemRandom::new()),
+            telemetry: Arc::new(NoopTelemetry),
+        },
+        AuditKey::new(b"usecase-test-audit-key-0123456789"),
+        AuditSettings::default(),
+    )
+}
+
+/// A signed-in session of `user` (no request context), as a use case receives it.
+pub(crate) fn signed_in(user: &str, role: Role, tenant: Option<TenantId>) -> CurrentSession {
+    let now = OffsetDateTime::now_utc();
+    CurrentSession::new(
+        SessionKey::from_hex(portal_domain::crypto::sha256_hex(user.as_bytes())),
+        Session {
+            user_id: UserId::parse(user).unwrap(),
+            tenant_id: tenant,
+            role,
+            email: Email::parse(format!("{user}@example.com")).unwrap(),
+            name: user.into(),
+            onboarding_only: false,
+            created_at: now,
+            expires_at: now + time::Duration::hours(24),
+            last_activity: now,
+            refresh_token: None,
+            refreshed_at: None,
+            client: Default::default(),
+        },
+    )
 }

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod audit;
 mod auth;
 mod dashboard;
 mod helpers;
 mod onboarding;
+mod sessions;

@@ -8,6 +8,7 @@ use crate::helpers::{FakeAuth, FakeTenants, SeenUpdate};
 use async_trait::async_trait;
 use portal_crypto::{AesGcmCipher, SystemRandom};
 use portal_domain::StoreError;
+use portal_domain::audit::{AuditEntry, Auditor};
 use portal_domain::auth::{AuthPorts, AuthSettings, Authenticator, CurrentSession};
 use portal_domain::model::{
     Email, Region, Role, Session, SessionKey, TenantId, TenantStatus, UserId,
@@ -21,7 +22,9 @@ use portal_domain::ports::downstream::{
     GenesysCloud, GenesysError, GenesysOrganization, GenesysToken, PhoneNumberInfo, WhatsApp,
     WhatsAppError,
 };
-use portal_domain::ports::stores::{OnboardingStore, SaveOutcome, SessionStore, Versioned};
+use portal_domain::ports::stores::{
+    AuditLog, AuditScope, OnboardingStore, SaveOutcome, SessionStore, Versioned,
+};
 use portal_domain::ports::system::{Cipher, CipherError, Clock, EncryptionContext, Telemetry};
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
 use portal_memory::{ManualClock, MemoryStores};
@@ -181,6 +184,9 @@ impl SessionStore for FlakySessions {
     async fn delete(&self, k: &SessionKey) -> Result<(), StoreError> {
         self.inner.delete(k).await
     }
+    async fn list_for_user(&self, user: &UserId) -> Result<Vec<(SessionKey, Session)>, StoreError> {
+        self.inner.list_for_user(user).await
+    }
     async fn delete_all_for_user(&self, user: &UserId) -> Result<Vec<SessionKey>, StoreError> {
         self.inner.delete_all_for_user(user).await
     }
@@ -220,6 +226,8 @@ struct H {
     sessions: Arc<FlakySessions>,
     telemetry: Arc<Completions>,
     next_session: AtomicUsize,
+    /// The audit trails and the auditor writing them.
+    audit: (Arc<dyn AuditLog>, Arc<Auditor>),
 }
 
 const CLIENT_SECRET: &str = "genesys-client-secret-0001";
@@ -243,6 +251,7 @@ fn harness() -> H {
     let random = Arc::new(SystemRandom::new());
     let cipher = Arc::new(AesGcmCipher::ephemeral(random.as_ref()));
     let telemetry = Arc::new(Completions::default());
+    let auditor = crate::helpers::auditor(&stores, clock.clone());
     let authenticator = Arc::new(Authenticator::new(
         AuthSettings::new(
             url::Url::parse("https://login.mypurecloud.com/oauth/authorize").unwrap(),
@@ -255,6 +264,8 @@ fn harness() -> H {
             auth_service: Arc::new(FakeAuth::default()),
             tenants: tenants.clone(),
             bus: stores.event_bus.clone(),
+            lock: stores.lock.clone(),
+            auditor: auditor.clone(),
             cipher: cipher.clone(),
             random: random.clone(),
             clock: clock.clone(),
@@ -274,6 +285,7 @@ fn harness() -> H {
             limiter: stores.rate_limiter.clone(),
             authenticator,
             lock: stores.lock.clone(),
+            auditor: auditor.clone(),
         },
         OnboardingSettings::default(),
     );
@@ -288,6 +300,7 @@ fn harness() -> H {
         sessions,
         telemetry,
         next_session: AtomicUsize::new(0),
+        audit: (stores.audit.clone(), auditor),
     }
 }
 
@@ -313,21 +326,23 @@ impl H {
             expires_at: now + time::Duration::hours(24),
             last_activity: now,
             refresh_token: None,
+            refreshed_at: None,
+            client: Default::default(),
         };
         let key = SessionKey::from_hex(format!("{n:064x}"));
         self.sessions
             .create(&key, &session, Duration::from_secs(24 * 3600))
             .await
             .unwrap();
-        CurrentSession { key, session }
+        CurrentSession::new(key, session)
     }
 
     /// The session as the next request would see it.
     async fn reload(&self, s: &CurrentSession) -> CurrentSession {
-        CurrentSession {
-            key: s.key.clone(),
-            session: self.sessions.get(&s.key).await.unwrap().unwrap(),
-        }
+        CurrentSession::new(
+            s.key.clone(),
+            self.sessions.get(&s.key).await.unwrap().unwrap(),
+        )
     }
 
     /// The stored state as the Redis adapter would write it (JSON), with its version.
@@ -358,6 +373,19 @@ impl H {
             .await
             .unwrap();
         (s, t)
+    }
+
+    /// A tenant's trail, oldest first, as raw entries.
+    async fn trail(&self, tenant: TenantId) -> Vec<String> {
+        self.audit.1.flush().await;
+        self.audit
+            .0
+            .oldest(AuditScope::Tenant(tenant), None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.record.entry)
+            .collect()
     }
 
     fn creates(&self) -> usize {
@@ -1041,4 +1069,128 @@ async fn a_ciphertext_moved_to_another_tenant_does_not_decrypt() {
     ));
     assert!(!err.to_string().contains(CLIENT_SECRET));
     assert_eq!(h.genesys.token_calls.load(Ordering::SeqCst), calls_before);
+}
+
+// ---- audit --------------------------------------------------------------------------------
+
+/// Each step and its outcome is in the tenant's trail: which fields changed (never their
+/// values), each credential check's result, the validation, the completion; and no secret.
+#[tokio::test(start_paused = true)]
+async fn each_step_is_audited_with_the_fields_it_changed_and_no_secret() {
+    let h = harness();
+    let (s, t) = h.started().await;
+    assert!(
+        h.ob.step2(&s, Some(t), genesys("invalid-secret-0001"))
+            .await
+            .is_err()
+    );
+    h.ob.step2(&s, Some(t), genesys(CLIENT_SECRET))
+        .await
+        .unwrap();
+    h.ob.step2(&s, Some(t), genesys(CLIENT_SECRET))
+        .await
+        .unwrap();
+    h.ob.step3(&s, Some(t), whatsapp(WA_TOKEN)).await.unwrap();
+    h.ob.validate(&s, Some(t)).await.unwrap();
+    let done = h.ob.complete(&s, Some(t), &base()).await.unwrap();
+
+    let raw = h.trail(t).await;
+    let entries: Vec<AuditEntry> = raw
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let summary: Vec<(String, String, serde_json::Value)> = entries
+        .iter()
+        .map(|e| {
+            (
+                serde_json::to_value(e.action)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                serde_json::to_value(e.outcome)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                serde_json::Value::Object(e.details.clone()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "onboarding.organization".into(),
+                "success".into(),
+                serde_json::json!({"fieldsChanged": ["companyName", "region", "contactEmail"]})
+            ),
+            (
+                "onboarding.genesys_credentials".into(),
+                "failure".into(),
+                serde_json::json!({"reason": "validation_failed", "check": "refused", "fields": ["clientSecret"]})
+            ),
+            (
+                "onboarding.genesys_credentials".into(),
+                "success".into(),
+                serde_json::json!({"check": "passed", "fieldsChanged": ["clientId", "clientSecret", "region"]})
+            ),
+            (
+                "onboarding.genesys_credentials".into(),
+                "success".into(),
+                serde_json::json!({"check": "passed", "fieldsChanged": []})
+            ),
+            (
+                "onboarding.whatsapp_credentials".into(),
+                "success".into(),
+                serde_json::json!({"check": "passed", "fieldsChanged": ["phoneNumberId", "systemUserToken"]})
+            ),
+            (
+                "onboarding.validation".into(),
+                "success".into(),
+                serde_json::json!({"genesys": "success", "whatsapp": "success"})
+            ),
+            (
+                "onboarding.completed".into(),
+                "success".into(),
+                serde_json::json!({})
+            ),
+        ]
+    );
+    assert!(entries.iter().all(
+        |e| e.tenant_id == Some(t) && e.actor.as_ref().unwrap().user_id.as_str() == "new-user"
+    ));
+    let everything = raw.concat();
+    for secret_value in [
+        CLIENT_SECRET,
+        WA_TOKEN,
+        "invalid-secret-0001",
+        done.webhooks.secret.expose_secret(),
+        done.webhooks.verify_token.expose_secret(),
+    ] {
+        assert!(!everything.contains(secret_value), "a secret in the trail");
+    }
+}
+
+/// A request naming another tenant's wizard is refused and audited as such.
+#[tokio::test(start_paused = true)]
+async fn a_request_for_another_tenants_wizard_is_audited_as_refused() {
+    let h = harness();
+    let (s, t) = h.started().await;
+    let other = TenantId::new_random();
+    assert!(matches!(
+        h.ob.step2(&s, Some(other), genesys(CLIENT_SECRET)).await,
+        Err(OnboardingError::TenantIsolation)
+    ));
+    let entries: Vec<AuditEntry> = h
+        .trail(t)
+        .await
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let refused = entries
+        .iter()
+        .find(|e| e.action == portal_domain::audit::AuditAction::TenantIsolationRefused)
+        .expect("the refusal is audited");
+    assert_eq!(refused.target, Some(format!("tenant:{other}")));
 }

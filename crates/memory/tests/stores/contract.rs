@@ -14,6 +14,7 @@ fn to_contract(m: MemoryStores) -> Stores {
         idempotency: m.idempotency,
         event_bus: m.event_bus,
         outbound: m.outbound,
+        audit: m.audit,
     }
 }
 

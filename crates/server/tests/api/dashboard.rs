@@ -625,3 +625,49 @@ async fn every_role_of_an_onboarded_tenant_may_read_and_no_one_else() {
         assert_error(res, 401, "NO_SESSION").await;
     }
 }
+
+/// Customers' numbers by role: admins and agents see them whole, viewers masked
+/// (`1555•••829`), in the conversation list and in a conversation's messages alike.
+#[tokio::test]
+async fn viewers_see_customer_numbers_masked_agents_and_admins_whole() {
+    let rig = spawn().await;
+    let path = "/api/v1/history/threads?limit=5";
+    let mut shown = Vec::new();
+    for email in [ACME_ADMIN_EMAIL, ACME_AGENT_EMAIL, ACME_VIEWER_EMAIL] {
+        let client = rig.app.signed_in(email).await.client;
+        let list = rig.json(&client, path).await;
+        let rows: Vec<(String, String)> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["conversation_id"].as_str().unwrap().to_owned(),
+                    r["wa_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let (id, number) = rows[0].clone();
+        let messages = rig
+            .json(&client, &format!("/api/v1/history/threads/{id}/messages"))
+            .await;
+        assert_eq!(
+            messages["wa_id"],
+            number.as_str(),
+            "{email}: one rule, both outputs"
+        );
+        shown.push(rows);
+    }
+    let (admin, agent, viewer) = (&shown[0], &shown[1], &shown[2]);
+    assert_eq!(admin, agent);
+    for ((id, whole), (viewer_id, masked)) in admin.iter().zip(viewer) {
+        assert_eq!(id, viewer_id);
+        assert!(whole.chars().all(|c| c.is_ascii_digit()), "{whole}");
+        assert_eq!(
+            *masked,
+            portal_domain::model::mask_customer_number(whole),
+            "the viewer's number is masked"
+        );
+        assert!(!masked.contains(&whole[4..whole.len() - 3]));
+    }
+}

@@ -178,6 +178,7 @@ async fn compose_environment_is_known_and_starts_the_service() {
         merged.extend(redis);
         merged.insert("ENCRYPTION_KEY".into(), random_hex());
         merged.insert("COOKIE_SECRET".into(), random_hex());
+        merged.insert("AUDIT_HMAC_KEY".into(), random_hex());
         if let Err(e) = Settings::load_from(Some(merged.into_iter().collect())) {
             panic!("{anchor} with x-portal-env is refused: {e}");
         }
@@ -198,6 +199,7 @@ async fn compose_environment_is_known_and_starts_the_service() {
     env.insert("REDIS_URL".into(), redis.url());
     env.insert("ENCRYPTION_KEY".into(), random_hex());
     env.insert("COOKIE_SECRET".into(), random_hex());
+    env.insert("AUDIT_HMAC_KEY".into(), random_hex());
     env.insert("HOST".into(), "127.0.0.1".into());
     for (k, v) in &env {
         assert!(!v.contains("${"), "{k} left unsubstituted: {v}");
@@ -222,7 +224,12 @@ async fn kubernetes_configmap_and_secret_satisfy_the_production_profile() {
             "{key} is in both the ConfigMap and the Secret"
         );
     }
-    for secret_setting in ["ENCRYPTION_KEY", "COOKIE_SECRET", "REDIS_PASSWORD"] {
+    for secret_setting in [
+        "ENCRYPTION_KEY",
+        "COOKIE_SECRET",
+        "AUDIT_HMAC_KEY",
+        "REDIS_PASSWORD",
+    ] {
         assert!(
             !configmap.contains_key(secret_setting),
             "{secret_setting} in a ConfigMap"
@@ -292,6 +299,7 @@ async fn kubernetes_configmap_and_secret_satisfy_the_production_profile() {
     env.insert("REDIS_CLIENT_KEY_FILE".into(), key.display().to_string());
     env.insert("ENCRYPTION_KEY".into(), random_hex());
     env.insert("COOKIE_SECRET".into(), random_hex());
+    env.insert("AUDIT_HMAC_KEY".into(), random_hex());
     env.insert("GENESYS_CLIENT_ID".into(), "portal-client".into());
     // The exact environment must pass the production profile...
     let settings = Settings::load_from(Some(env.clone().into_iter().collect()))

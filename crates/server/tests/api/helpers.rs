@@ -223,6 +223,33 @@ pub(crate) async fn spawn_app_with_overrides(
     }
 }
 
+/// What every instance of one deployment shares (so a session, a ciphertext or an audit
+/// entry made by one is good on the others).
+const SHARED_COOKIE_SECRET: &str = "shared-test-cookie-secret-0123456789abcdef";
+const SHARED_ENCRYPTION_KEY: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const SHARED_AUDIT_KEY: &str = "shared-test-audit-hmac-key-0123456789abcdef";
+
+/// One instance of a deployment on the Redis node at `redis_url` (call it again for another
+/// instance), with settings changed by `tweak`.
+pub(crate) async fn spawn_on_redis(
+    redis_url: &str,
+    tweak: impl FnOnce(Settings) -> Settings,
+) -> TestApp {
+    use portal_domain::secret::SecretString;
+    let redis = portal_server::configuration::RedisConfig::single(redis_url.to_owned());
+    spawn_app_with(|s| {
+        tweak(Settings {
+            redis,
+            cookie_secret: Some(SecretString::from(SHARED_COOKIE_SECRET)),
+            encryption_key: Some(SecretString::from(SHARED_ENCRYPTION_KEY)),
+            audit_hmac_key: Some(SecretString::from(SHARED_AUDIT_KEY)),
+            ..s
+        })
+    })
+    .await
+}
+
 /// A client like a browser's: cookie store, no automatic redirects.
 pub(crate) fn new_client() -> Client {
     Client::builder()

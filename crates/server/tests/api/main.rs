@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod audit;
 mod dashboard;
 mod deploy_contract;
 mod errors;
@@ -24,6 +25,7 @@ mod redis_outage_logs;
 mod redis_round_trips;
 mod redis_support;
 mod retries;
+mod sessions;
 mod shutdown;
 mod sign_in;
 mod websocket;

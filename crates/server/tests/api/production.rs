@@ -14,6 +14,7 @@ use std::process::Command;
 const KEY: &str = "3f9a1c0e5b7d2a4c6e8f0a1b3c5d7e9f1a2b3c4d5e6f708192a3b4c5d6e7f801";
 const OTHER_KEY: &str = "b1d2e3f405162738495a6b7c8d9eafb0c1d2e3f405162738495a6b7c8d9eafb0";
 const COOKIE_SECRET: &str = "c8Yh2k9Qm4Xw7Rt1Zp6Ln3Vb5Gd0Fs8J";
+const AUDIT_KEY: &str = "a7Kd3Lq9Wz2Xn5Rb8Tc1Vm4Hg6Jp0Fs3";
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -30,6 +31,7 @@ fn production_env(redis_url: &str) -> HashMap<String, String> {
         ("REDIS_URL", redis_url),
         ("ENCRYPTION_KEY", KEY),
         ("COOKIE_SECRET", COOKIE_SECRET),
+        ("AUDIT_HMAC_KEY", AUDIT_KEY),
         ("BASE_URL", "https://portal-api.example.com"),
         ("FRONTEND_URL", "https://portal.example.com"),
         ("GENESYS_CLIENT_ID", "portal-client"),
@@ -54,6 +56,7 @@ fn production_with_nothing_set_names_every_missing_setting_at_once() {
         "REDIS_URL",
         "ENCRYPTION_KEY",
         "COOKIE_SECRET",
+        "AUDIT_HMAC_KEY",
         "BASE_URL",
         "GENESYS_CLIENT_ID",
         "AUTH_SERVICE_URL",
@@ -87,6 +90,7 @@ fn insecure_and_placeholder_values_are_refused_without_echoing_secrets() {
     for (k, v) in [
         ("ENCRYPTION_KEY", "0".repeat(64).as_str()),
         ("COOKIE_SECRET", "a".repeat(40).as_str()),
+        ("AUDIT_HMAC_KEY", "b".repeat(40).as_str()),
         ("COOKIE_SECURE", "false"),
         ("FRONTEND_URL", "*"),
         ("BASE_URL", "http://portal-api.example.com"),
@@ -99,6 +103,7 @@ fn insecure_and_placeholder_values_are_refused_without_echoing_secrets() {
     for expected in [
         "ENCRYPTION_KEY: a placeholder",
         "COOKIE_SECRET: a placeholder",
+        "AUDIT_HMAC_KEY: a placeholder",
         "COOKIE_SECURE: must not be false",
         "FRONTEND_URL: a wildcard origin",
         "BASE_URL: must be an https:// URL",
@@ -110,6 +115,7 @@ fn insecure_and_placeholder_values_are_refused_without_echoing_secrets() {
     for secret in [
         "0".repeat(64),
         "a".repeat(40),
+        "b".repeat(40),
         "hunter2-redis-password".to_owned(),
     ] {
         assert!(!text.contains(&secret), "a secret is echoed:\n{text}");

@@ -12,6 +12,7 @@ use crate::extract::{session_cookie_removal, signed_cookie};
 use crate::state::{AppState, SESSION_COOKIE};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use portal_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
 use portal_domain::auth::{Capability, CurrentSession, SessionError};
 use portal_domain::model::TenantId;
 use portal_domain::realtime::Hub;
@@ -102,7 +103,9 @@ pub(crate) async fn portal(
         .parse()
         .map_err(|_| ApiError::validation("tenantId", "must be a UUID"))?;
     let wiring = state.realtime().clone();
-    let current = authenticate(&req, &state, query.ticket.as_deref()).await?;
+    let current = authenticate(&req, &state, query.ticket.as_deref())
+        .await?
+        .with_context(crate::extract::request_context(&req, state.web()));
     let tenant = current
         .authorize(Capability::Monitor)?
         .ok_or_else(|| ApiError::internal("monitor capability without a tenant"))?;
@@ -113,6 +116,15 @@ pub(crate) async fn portal(
             session_tenant = %tenant,
             requested_tenant = %requested,
             "WebSocket for another tenant refused"
+        );
+        state.auditor().record(
+            AuditEvent::by(
+                &current,
+                AuditAction::TenantIsolationRefused,
+                AuditOutcome::Refused,
+            )
+            .target(format!("tenant:{requested}"))
+            .reason("websocket"),
         );
         return Err(ApiError::tenant_isolation());
     }

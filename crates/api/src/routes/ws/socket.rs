@@ -256,7 +256,7 @@ impl Socket {
         match self
             .state
             .widget()
-            .send(self.tenant, &self.current.session.user_id, request)
+            .send(&self.current, self.tenant, request)
             .await
         {
             Ok(receipt) => json!({
@@ -316,7 +316,8 @@ impl Socket {
             .await
         {
             Ok(current) => {
-                self.current = current;
+                // The same socket: the upgrade request's context stays (for the audit trail).
+                self.current = current.with_context(self.current.context.clone());
                 Ok(())
             }
             Err(SessionError::Expired) => Err(End::SessionExpired),
