@@ -134,7 +134,7 @@ impl Application {
                 ready: ready.clone(),
             },
         );
-        let sandbox_login = sandbox_login(&settings, &platform);
+        let sandbox_login = sandbox_login(&settings, &base_url, &platform);
         let server = http_server(&settings, listener, state.clone(), sandbox_login)?;
         if let Some(p) = &prometheus {
             crate::observability::websocket_source(p, &realtime.hub);
@@ -358,17 +358,22 @@ fn web_settings(
 /// one that accepts its codes): never in production.
 fn sandbox_login(
     settings: &Settings,
+    base_url: &str,
     platform: &portal_sandbox::Platform,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let simulated = settings.simulated_auth();
     let auth = platform.auth();
-    let client_id = settings.client_id();
+    // The one client it serves: this service, sent back to its own callback only.
+    let client = portal_sandbox::RegisteredClient {
+        client_id: settings.client_id(),
+        redirect_uris: vec![settings.redirect_uri(base_url)],
+    };
     move |cfg: &mut web::ServiceConfig| {
         if simulated {
-            let (auth, client_id) = (auth.clone(), client_id.clone());
+            let (auth, client) = (auth.clone(), client.clone());
             cfg.service(
                 web::scope(SANDBOX_LOGIN_PATH)
-                    .configure(move |c| portal_sandbox::genesys_login(c, auth, client_id)),
+                    .configure(move |c| portal_sandbox::genesys_login(c, auth, client)),
             );
         }
     }
