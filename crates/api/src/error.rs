@@ -8,13 +8,13 @@
 
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use portal_domain::auth::{AccessDenied, CallbackError, RefreshError, SessionError};
 use portal_domain::error::StoreError;
+use portal_domain::ports::stores::RateDecision;
 use serde::Serialize;
 use std::fmt;
-use std::time::Duration;
 
 /// The machine-readable error codes (spec §11.2 plus decisions §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -50,6 +50,12 @@ pub(crate) enum ErrorCode {
     InvalidState,
     /// Body above the limit (413).
     PayloadTooLarge,
+    /// A body that is not JSON on a route that takes JSON (415).
+    UnsupportedMediaType,
+    /// Request target longer than the limit (414).
+    UriTooLong,
+    /// Too many header fields, or too many bytes of them (431).
+    HeadersTooLarge,
     /// Too many requests (429).
     RateLimitExceeded,
     /// A dependency is down (503).
@@ -73,6 +79,9 @@ impl ErrorCode {
             Conflict => StatusCode::CONFLICT,
             ValidationFailed | InvalidStep | InvalidState => StatusCode::BAD_REQUEST,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -97,6 +106,9 @@ impl ErrorCode {
             InvalidStep => "INVALID_STEP",
             InvalidState => "INVALID_STATE",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            UriTooLong => "URI_TOO_LONG",
+            HeadersTooLarge => "HEADERS_TOO_LARGE",
             RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
             InternalError => "INTERNAL_ERROR",
@@ -112,12 +124,15 @@ pub(crate) struct ErrorBody {
     pub error: String,
     /// Machine-readable code.
     pub code: ErrorCode,
-    /// Optional context, e.g. the per-field problems of `VALIDATION_FAILED`.
+    /// Optional context, e.g. the per-field problems of `VALIDATION_FAILED`
+    /// (`{"fields": [{"field", "message"}]}`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub details: Option<serde_json::Value>,
-    /// The request's `X-Request-ID`.
+    /// The request's `X-Request-ID` (the caller's, or one generated for the request): quote
+    /// it when reporting a problem, it finds the request's log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = true)]
     pub(crate) correlation_id: Option<String>,
 }
 
@@ -142,8 +157,8 @@ pub(crate) struct ApiError {
     details: Option<serde_json::Value>,
     /// Logged with the response; never serialised. (`Box<str>`: keeps `ApiError` small.)
     cause: Option<Box<str>>,
-    /// For 429: the `Retry-After`.
-    retry_after: Option<Duration>,
+    /// For 429: the refusing limiter's decision (`Retry-After`, `RateLimit-*`).
+    rate: Option<RateDecision>,
     /// Cookies to set with the error (e.g. removal of a dead session cookie).
     cookies: Vec<Cookie<'static>>,
     /// A status other than the code's usual one (the wizard's `SESSION_EXPIRED` is a 400).
@@ -173,7 +188,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             cause: None,
-            retry_after: None,
+            rate: None,
             cookies: Vec::new(),
             status: None,
         }
@@ -260,14 +275,23 @@ impl ApiError {
         )
     }
 
-    /// `RATE_LIMIT_EXCEEDED` with its `Retry-After`.
-    pub(crate) fn rate_limited(retry_after: Duration) -> Self {
+    /// `RATE_LIMIT_EXCEEDED` with the refusing limiter's own `Retry-After` and `RateLimit-*`
+    /// (the edge does not overwrite them with another limiter's).
+    pub(crate) fn rate_limited(decision: RateDecision) -> Self {
         let mut e = Self::new(
             ErrorCode::RateLimitExceeded,
             "Too many requests, please try again later",
         );
-        e.retry_after = Some(retry_after);
+        e.rate = Some(decision);
         e
+    }
+
+    /// `UNSUPPORTED_MEDIA_TYPE`.
+    pub(crate) fn unsupported_media_type() -> Self {
+        Self::new(
+            ErrorCode::UnsupportedMediaType,
+            "The request body must be JSON (Content-Type: application/json)",
+        )
     }
 
     /// `SERVICE_UNAVAILABLE` with a private cause.
@@ -327,9 +351,14 @@ impl ResponseError for ApiError {
             correlation_id: None,
         };
         let mut res = HttpResponse::build(status);
-        if let Some(after) = self.retry_after {
-            let secs = after.as_secs().max(1);
-            res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        if let Some(decision) = self.rate {
+            res.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from(decision.reset_after.as_secs().max(1)),
+            ));
+            for (name, value) in rate_limit_headers(decision) {
+                res.insert_header((name, value));
+            }
         }
         for c in &self.cookies {
             res.cookie(c.clone());
@@ -385,21 +414,20 @@ impl From<&CallbackError> for ErrorCode {
     }
 }
 
-/// Maps actix's JSON extractor errors: too large → 413, anything else → 400
-/// `VALIDATION_FAILED` with a generic message (serde's text can echo input).
-pub(crate) fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> ApiError {
-    use actix_web::error::JsonPayloadError as J;
-    match err {
-        J::Overflow { .. } | J::OverflowKnownLength { .. } => ApiError::payload_too_large(limit),
-        J::ContentType => ApiError::validation("body", "Content-Type must be application/json"),
-        J::Deserialize(e) => {
-            let field = if e.is_data() {
-                "body"
-            } else {
-                "body (malformed JSON)"
-            };
-            ApiError::validation(field, format!("Invalid JSON at line {}", e.line()))
-        }
-        other => ApiError::validation("body", "Invalid request body").with_cause(other),
-    }
+/// The `RateLimit-Limit`, `-Remaining` and `-Reset` headers of a limiter's decision.
+pub(crate) fn rate_limit_headers(d: RateDecision) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(d.limit),
+        ),
+        (
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(d.remaining),
+        ),
+        (
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(d.reset_after.as_secs().max(1)),
+        ),
+    ]
 }

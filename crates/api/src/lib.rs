@@ -24,15 +24,20 @@
 //! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
 //! (`portal-server`) wires adapters into [`AppState`].
 
+mod body;
 mod error;
 mod extract;
+mod forwarded;
 pub(crate) mod input;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
 mod state;
+mod tenant_guard;
 
-pub use state::{AppState, AppStateBuilder, TrustedProxy, UseCases, WebSettings};
+pub use state::{
+    AppState, AppStateBuilder, ForwardedHeader, HeadLimits, TrustedProxy, UseCases, WebSettings,
+};
 
 pub(crate) use error::ApiError;
 
@@ -42,13 +47,8 @@ use actix_web::{App, web};
 
 /// Registers the routes, the extractor configuration and the app state.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    let limit = state.web().body_limit;
-    cfg.app_data(web::Data::new(state.clone()))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(limit)
-                .error_handler(move |err, _req| error::json_error(err, limit).into()),
-        )
+    let docs = state.web().docs;
+    cfg.app_data(web::Data::new(state))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| {
             ApiError::validation("query", "Invalid query parameters")
                 .with_cause(err)
@@ -58,19 +58,32 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             ApiError::validation("path", "Invalid path parameter")
                 .with_cause(err)
                 .into()
-        }))
-        .app_data(web::FormConfig::default().limit(limit));
+        }));
     utoipa_actix_web::service_config::ServiceConfig::new(cfg).configure(openapi::routes);
+    if docs {
+        routes::docs::configure(cfg);
+    }
     cfg.default_service(web::to(fallback));
 }
 
-/// Unknown path → 404 `NOT_FOUND`; known path, wrong method → 405 `METHOD_NOT_ALLOWED`.
-async fn fallback(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    if req.resource_map().has_resource(req.path()) {
-        Err(ApiError::method_not_allowed())
-    } else {
-        Err(ApiError::not_found())
+/// Requests no route took: a known path with another method → 405 `METHOD_NOT_ALLOWED` with
+/// `Allow` (`OPTIONS` → 204 with `Allow`); an unknown path → 404 `NOT_FOUND`.
+async fn fallback(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let Some(allow) = state.routes().allow(req.path()) else {
+        return Err(ApiError::not_found());
+    };
+    let allow = (actix_web::http::header::ALLOW, allow);
+    if req.method() == actix_web::http::Method::OPTIONS {
+        return Ok(actix_web::HttpResponse::NoContent()
+            .insert_header(allow)
+            .finish());
     }
+    let mut res = actix_web::ResponseError::error_response(&ApiError::method_not_allowed());
+    res.headers_mut().insert(allow.0, allow.1);
+    Ok(res)
 }
 
 /// The application for one worker.

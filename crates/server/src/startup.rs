@@ -336,7 +336,8 @@ async fn use_cases(
     })
 }
 
-/// The HTTP layer's settings: CORS origin, cookie key and flags, proxies, body cap.
+/// The HTTP layer's settings: CORS origin, cookie key and flags, proxies, body cap, head
+/// limits, documentation and metrics served.
 fn web_settings(
     settings: &Settings,
     base_url: &str,
@@ -350,7 +351,11 @@ fn web_settings(
     web.secure_cookies = settings.secure_cookies(base_url);
     web.cookie_domain = settings.cookie_domain.clone();
     web.trusted_proxies = settings.proxies();
+    web.forwarded_header = settings.forwarded_header();
     web.body_limit = settings.body_limit_bytes;
+    web.head_limits = settings.head_limits();
+    web.docs = settings.docs();
+    web.metrics = settings.metrics_enabled;
     Ok(web)
 }
 
@@ -467,6 +472,9 @@ fn http_server(
         portal_api::app(state.clone()).configure(sandbox_login.clone())
     })
     .shutdown_timeout(settings.shutdown_grace_seconds)
+    .client_request_timeout(Duration::from_millis(
+        settings.http_client_request_timeout_ms,
+    ))
     .disable_signals();
     if let Some(n) = settings.workers {
         http = http.workers(n);

@@ -7,6 +7,7 @@ mod metrics;
 mod privacy;
 mod session;
 mod tenant;
+mod text;
 mod user;
 
 pub use conversation::{
@@ -24,4 +25,5 @@ pub use tenant::{
     GenesysConfig, NewTenant, Region, Tenant, TenantStatus, TenantUpdate, WebhookConfig,
     WhatsAppConfig,
 };
+pub use text::{CONTROL, WHITE_SPACE};
 pub use user::{Email, EmailError, Role, UserProfile};

@@ -1,28 +1,12 @@
 //! The validating newtypes of a send's input: each the only statement of its rule.
 
-/// A message body: 1-4096 characters, not only white space.
+/// A message body: 1-4096 characters, not only white space ([`crate::model::WHITE_SPACE`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageText(pub(super) String);
 
 impl MessageText {
     /// Longest body, in characters.
     pub const MAX_CHARS: usize = 4096;
-
-    /// The white space a body may not consist of only: Unicode's `White_Space` characters
-    /// (what [`char::is_whitespace`] and [`str::trim`] use), as inclusive ranges, so the
-    /// OpenAPI document can state the rule as a pattern.
-    pub const WHITE_SPACE: [(char, char); 10] = [
-        ('\u{9}', '\u{d}'),
-        (' ', ' '),
-        ('\u{85}', '\u{85}'),
-        ('\u{a0}', '\u{a0}'),
-        ('\u{1680}', '\u{1680}'),
-        ('\u{2000}', '\u{200a}'),
-        ('\u{2028}', '\u{2029}'),
-        ('\u{202f}', '\u{202f}'),
-        ('\u{205f}', '\u{205f}'),
-        ('\u{3000}', '\u{3000}'),
-    ];
 
     /// Validates the body.
     pub fn parse(text: impl Into<String>) -> Result<Self, &'static str> {
@@ -41,18 +25,21 @@ impl MessageText {
     }
 }
 
-/// A media attachment URL the platform will fetch: absolute `https`, at most 2048 bytes, no
-/// user name or password, and a public host: a domain name (not `localhost`, nor a name of
-/// the special-use domains that never resolve publicly) or a globally reachable IP address
-/// (no loopback, private, shared (CGNAT), link-local, unique-local, documentation,
-/// multicast or reserved range). A name is not resolved here: the fetcher must still refuse
-/// a name that resolves to such an address.
+/// A media attachment URL the platform will fetch: at most 2048 characters, written as is
+/// (no white space or control characters, which a URL parser would silently drop), starting
+/// `https://`, no user name or password, and a public host: a domain name of two or more
+/// labels (not `localhost`, nor under a special-use domain that never resolves publicly) or
+/// a globally reachable IP address (no loopback, private, shared (CGNAT), link-local,
+/// unique-local, documentation, multicast or reserved range). A name is not resolved here:
+/// the fetcher must still refuse a name that resolves to such an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaUrl(pub(super) String);
 
 impl MediaUrl {
-    /// Longest URL, in bytes.
-    pub const MAX_BYTES: usize = 2048;
+    /// Longest URL, in characters.
+    pub const MAX_CHARS: usize = 2048;
+    /// The scheme and separator every URL starts with (in any case).
+    pub const PREFIX: &'static str = "https://";
 
     /// Domains that never name a public host: RFC 6761 (`localhost`, `invalid`), RFC 6762
     /// (`local`), RFC 8375 (`home.arpa`), ICANN's `internal`.
@@ -61,13 +48,19 @@ impl MediaUrl {
 
     /// Validates the URL.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if raw.len() > Self::MAX_BYTES {
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err("mediaUrl must be at most 2048 characters");
         }
-        let url = url::Url::parse(raw).map_err(|_| "mediaUrl must be a valid URL")?;
-        if url.scheme() != "https" {
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("mediaUrl must not contain white space or control characters");
+        }
+        let https = raw
+            .get(..Self::PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(Self::PREFIX));
+        if !https {
             return Err("mediaUrl must be an https URL");
         }
+        let url = url::Url::parse(raw).map_err(|_| "mediaUrl must be a valid URL")?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err("mediaUrl must not contain a user name or password");
         }
