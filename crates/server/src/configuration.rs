@@ -123,8 +123,10 @@ pub struct Settings {
     #[garde(range(min = 256, max = 65536))]
     pub http_max_uri_bytes: usize,
     /// `HTTP_CLIENT_REQUEST_TIMEOUT_MS`: how long a client may take to send a request's head
-    /// after connecting; the HTTP parser answers a slower one with 408 (5 s).
-    #[garde(range(min = 100, max = 300_000))]
+    /// after connecting; the HTTP parser answers a slower one with 408 (5 s). At least 1 s:
+    /// the parser's clock is refreshed every 500 ms, so a shorter deadline can already have
+    /// passed when the connection is accepted.
+    #[garde(range(min = 1_000, max = 300_000))]
     pub http_client_request_timeout_ms: u64,
     /// `LOG_LEVEL`: a tracing filter (`info`, `portal_api=debug,info`).
     #[garde(length(min = 1))]

@@ -10,6 +10,7 @@
 
 mod dashboard;
 mod deploy_contract;
+mod edge;
 mod errors;
 mod helpers;
 mod http_adapters;
