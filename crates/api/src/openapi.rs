@@ -201,6 +201,7 @@ fn edge_responses(op: &mut Operation, kind: &Kind) {
         500,
         "INTERNAL_ERROR: an unexpected failure (logged with the correlationId)",
     );
+    rate_limit_answer_headers(op);
 }
 
 /// Adds `cause` to the operation's `status` answer: a new response with the error body, or
@@ -218,22 +219,24 @@ fn answer(op: &mut Operation, status: u16, cause: &str) {
                     .content
                     .insert("application/json".into(), error_body().into());
             }
-            if status == 429 && response.headers.is_empty() {
-                response.headers = rate_limit_headers(ResponseBuilder::new()).build().headers;
-            }
         }
         Some(RefOr::Ref(_)) => {}
         None => {
-            let mut response = ResponseBuilder::new()
+            let response = ResponseBuilder::new()
                 .description(cause)
-                .content("application/json", error_body());
-            if status == 429 {
-                response = rate_limit_headers(response);
-            }
-            op.responses
-                .responses
-                .insert(key, RefOr::T(response.build()));
+                .content("application/json", error_body())
+                .build();
+            op.responses.responses.insert(key, RefOr::T(response));
         }
+    }
+}
+
+/// Every limiter's 429 carries its `Retry-After` and `RateLimit-*`.
+fn rate_limit_answer_headers(op: &mut Operation) {
+    if let Some(RefOr::T(response)) = op.responses.responses.get_mut("429")
+        && response.headers.is_empty()
+    {
+        response.headers = rate_limit_headers(ResponseBuilder::new()).build().headers;
     }
 }
 
@@ -244,7 +247,7 @@ fn error_body() -> utoipa::openapi::Content {
 }
 
 /// `Retry-After` and the `RateLimit-*` headers of a 429.
-pub(crate) fn rate_limit_headers(response: ResponseBuilder) -> ResponseBuilder {
+fn rate_limit_headers(response: ResponseBuilder) -> ResponseBuilder {
     let seconds = || {
         ObjectBuilder::new()
             .schema_type(Type::Integer)

@@ -515,11 +515,22 @@ async fn messages_are_readable_only_by_the_owning_tenant() {
         )
         .await;
     assert_error(res, 404, "NOT_FOUND").await;
-    let res = rig
-        .get(&rig.acme, "/api/v1/history/threads/not-a-uuid/messages")
-        .await;
-    let body = assert_error(res, 400, "VALIDATION_FAILED").await;
-    assert_eq!(problem_fields(&body), ["id"]);
+    let simple = id.replace('-', "");
+    for other in [
+        "not-a-uuid".to_owned(),
+        simple.clone(),
+        format!("%7B{id}%7D"),
+        format!("urn:uuid:{id}"),
+    ] {
+        let res = rig
+            .get(
+                &rig.acme,
+                &format!("/api/v1/history/threads/{other}/messages"),
+            )
+            .await;
+        let body = assert_error(res, 400, "VALIDATION_FAILED").await;
+        assert_eq!(problem_fields(&body), ["id"], "{other}");
+    }
 }
 
 #[tokio::test]
@@ -538,6 +549,14 @@ async fn every_bad_query_value_is_a_400_with_details() {
         ("/api/v1/history/threads?page=0".into(), vec!["page"]),
         ("/api/v1/history/threads?page=-1".into(), vec!["page"]),
         ("/api/v1/history/threads?page=abc".into(), vec!["page"]),
+        ("/api/v1/history/threads?page=100001".into(), vec!["page"]),
+        (
+            "/api/v1/history/threads?page=99999999999999999999".into(),
+            vec!["page"],
+        ),
+        ("/api/v1/history/threads?page=%2B2".into(), vec!["page"]),
+        ("/api/v1/history/threads?page=%202".into(), vec!["page"]),
+        ("/api/v1/history/threads?page=1.0".into(), vec!["page"]),
         ("/api/v1/history/threads?limit=0".into(), vec!["limit"]),
         ("/api/v1/history/threads?limit=101".into(), vec!["limit"]),
         ("/api/v1/history/threads?limit=abc".into(), vec!["limit"]),

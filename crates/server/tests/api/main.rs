@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod contract;
 mod dashboard;
 mod deploy_contract;
 mod edge;
@@ -21,5 +22,6 @@ mod production;
 mod retries;
 mod shutdown;
 mod sign_in;
+mod tenant_guard;
 mod websocket;
 mod widget;
