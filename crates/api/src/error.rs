@@ -124,16 +124,34 @@ pub(crate) struct ErrorBody {
     pub error: String,
     /// Machine-readable code.
     pub code: ErrorCode,
-    /// Optional context, e.g. the per-field problems of `VALIDATION_FAILED`
-    /// (`{"fields": [{"field", "message"}]}`).
+    /// Context for some codes: the refused fields of `VALIDATION_FAILED`, the wizard's step of
+    /// `INVALID_STEP`, the saved wizard of `CONFLICT`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object, required = false)]
-    pub details: Option<serde_json::Value>,
+    #[schema(nullable = false)]
+    pub details: Option<ErrorDetails>,
     /// The request's `X-Request-ID` (the caller's, or one generated for the request): quote
     /// it when reporting a problem, it finds the request's log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = true)]
     pub(crate) correlation_id: Option<String>,
+}
+
+/// `details` of an error body; which parts appear depends on the code.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ErrorDetails {
+    /// `VALIDATION_FAILED`: every refused field, in request order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub fields: Option<Vec<FieldProblem>>,
+    /// `INVALID_STEP`: the last completed wizard step (0-5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 5)]
+    pub current_step: Option<u8>,
+    /// `CONFLICT`: the wizard as the concurrent request saved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<crate::routes::onboarding::response::StatusResponse>)]
+    pub current: Option<serde_json::Value>,
 }
 
 /// Attached to an error response so the outer middleware can add the correlation ID.
@@ -154,7 +172,7 @@ pub(crate) struct FieldProblem {
 pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
-    details: Option<serde_json::Value>,
+    details: Option<ErrorDetails>,
     /// Logged with the response; never serialised. (`Box<str>`: keeps `ApiError` small.)
     cause: Option<Box<str>>,
     /// For 429: the refusing limiter's decision (`Retry-After`, `RateLimit-*`).
@@ -202,7 +220,7 @@ impl ApiError {
     }
 
     /// Adds public details.
-    pub(crate) fn with_details(mut self, details: serde_json::Value) -> Self {
+    pub(crate) fn with_details(mut self, details: ErrorDetails) -> Self {
         self.details = Some(details);
         self
     }
@@ -263,7 +281,10 @@ impl ApiError {
 
     /// `VALIDATION_FAILED` with a list of problems.
     pub(crate) fn validation_list(problems: Vec<FieldProblem>) -> Self {
-        let details = serde_json::json!({ "fields": problems });
+        let details = ErrorDetails {
+            fields: Some(problems),
+            ..ErrorDetails::default()
+        };
         Self::new(ErrorCode::ValidationFailed, "Input validation failed").with_details(details)
     }
 

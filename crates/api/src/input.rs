@@ -81,7 +81,7 @@ impl From<Problems> for ApiError {
 /// newtype accepts and the other way round; the one rule a schema cannot state (a media URL's
 /// public host) is in its description.
 pub(crate) mod schema {
-    use portal_domain::model::{CONTROL, Email, Region, WHITE_SPACE};
+    use portal_domain::model::{CONTROL, Email, Region, UUID_GROUPS, WHITE_SPACE};
     use portal_domain::onboarding::{
         ClientId, ClientSecret, CompanyName, PhoneNumberId, SystemUserToken,
     };
@@ -232,6 +232,15 @@ pub(crate) mod schema {
             max,
         )
         .build()
+    }
+
+    /// The canonical spelling of a UUID ([`UUID_GROUPS`]) as a pattern.
+    pub(crate) fn uuid_pattern() -> String {
+        let groups: Vec<String> = UUID_GROUPS
+            .iter()
+            .map(|n| format!("[0-9A-Fa-f]{{{n}}}"))
+            .collect();
+        format!("^{}$", groups.join("-"))
     }
 
     /// A UUID in its canonical form (the only one the IDs accept).

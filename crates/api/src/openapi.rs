@@ -18,7 +18,7 @@ use actix_web::{HttpResponse, get, web};
 use utoipa::OpenApi;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ArrayItems, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa_actix_web::AppExt;
@@ -311,7 +311,74 @@ pub fn document() -> utoipa::openapi::OpenApi {
     // The edge's answers go to every operation, which exist only now.
     let mut api = api;
     utoipa::Modify::modify(&EdgeResponses, &mut api);
+    utoipa::Modify::modify(&CanonicalUuids, &mut api);
     api
+}
+
+/// Every `format: uuid` string (parameters, request and response fields) also states the one
+/// spelling the IDs accept as a pattern: JSON Schema's `uuid` format is checked loosely or
+/// not at all by many validators, so the pattern is what makes the rule exact.
+struct CanonicalUuids;
+
+impl utoipa::Modify for CanonicalUuids {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let pattern = crate::input::schema::uuid_pattern();
+        if let Some(components) = openapi.components.as_mut() {
+            for schema in components.schemas.values_mut() {
+                add_uuid_pattern(schema, &pattern);
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for op in ops.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(param) = param
+                        && let Some(schema) = param.schema.as_mut()
+                    {
+                        add_uuid_pattern(schema, &pattern);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_uuid_pattern(schema: &mut RefOr<Schema>, pattern: &str) {
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(object) => {
+            if object.format == Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)) {
+                object.pattern = Some(pattern.to_owned());
+            }
+            for property in object.properties.values_mut() {
+                add_uuid_pattern(property, pattern);
+            }
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                add_uuid_pattern(items, pattern);
+            }
+        }
+        Schema::AllOf(all) => all
+            .items
+            .iter_mut()
+            .for_each(|s| add_uuid_pattern(s, pattern)),
+        Schema::OneOf(one) => one
+            .items
+            .iter_mut()
+            .for_each(|s| add_uuid_pattern(s, pattern)),
+        Schema::AnyOf(any) => any
+            .items
+            .iter_mut()
+            .for_each(|s| add_uuid_pattern(s, pattern)),
+        _ => {}
+    }
 }
 
 /// Each route's methods, for `Allow`: the documented operations (with `HEAD` for `GET`, and

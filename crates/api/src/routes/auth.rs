@@ -79,7 +79,7 @@ pub(crate) struct MeResponse {
     /// Genesys user ID.
     pub user_id: String,
     /// The tenant; null before onboarding step 1.
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = true)]
     pub tenant_id: Option<String>,
     /// The user's role.
     pub role: RoleName,

@@ -48,6 +48,7 @@ pub(crate) struct CheckDetail {
     pub latency_ms: u64,
     /// Why it failed (absent when ok).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub detail: Option<String>,
 }
 

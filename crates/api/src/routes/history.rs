@@ -267,8 +267,10 @@ pub(crate) struct MessageRow {
     /// Inbound or outbound.
     pub direction: MessageDirection,
     /// Its text (null for a media-only message).
+    #[schema(required = true)]
     pub text: Option<String>,
     /// Its attachment (null without one).
+    #[schema(required = true)]
     pub media_url: Option<String>,
     /// Delivery status.
     pub status: DeliveryStatus,
@@ -277,6 +279,7 @@ pub(crate) struct MessageRow {
     #[schema(value_type = String, format = DateTime)]
     pub timestamp: OffsetDateTime,
     /// Why it failed (null unless `failed`).
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 

@@ -24,6 +24,7 @@ pub(crate) struct IndexResponse {
 pub(crate) struct Links {
     /// Interactive API documentation (absent when `DOCS_ENABLED=false`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub docs: Option<&'static str>,
     /// The OpenAPI 3.1 document.
     pub openapi: &'static str,
@@ -31,6 +32,7 @@ pub(crate) struct Links {
     pub health: &'static str,
     /// Prometheus metrics (absent when `METRICS_ENABLED=false`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub metrics: Option<&'static str>,
 }
 

@@ -17,19 +17,21 @@ pub enum IdError {
     BadLength,
 }
 
-/// Length of a UUID in its canonical, hyphenated form.
-const UUID_CHARS: usize = 36;
+/// The canonical form of a UUID (RFC 9562 §4): groups of this many hexadecimal digits (either
+/// case), joined by hyphens. The only spelling the ID types accept; the OpenAPI document states
+/// it as a pattern built from this list.
+pub const UUID_GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
 
-/// Parses a UUID in its canonical form only: 36 characters, hexadecimal digits grouped
-/// 8-4-4-4-12 by hyphens (either case; RFC 9562 §4). The other spellings `uuid` accepts (the
-/// 32-digit simple form, `{braced}`, `urn:uuid:`) are refused, so one ID has one spelling in
-/// paths, queries, bodies, logs and store keys.
+/// Parses a UUID in its canonical form only ([`UUID_GROUPS`]). The other spellings `uuid`
+/// accepts (the 32-digit simple form, `{braced}`, `urn:uuid:`) are refused, so one ID has one
+/// spelling in paths, queries, bodies, logs and store keys.
 fn parse_canonical_uuid(s: &str) -> Result<Uuid, IdError> {
-    let shape = s.len() == UUID_CHARS
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        });
+    let mut groups = s.split('-');
+    let shape = UUID_GROUPS.iter().all(|len| {
+        groups
+            .next()
+            .is_some_and(|g| g.len() == *len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) && groups.next().is_none();
     if !shape {
         return Err(IdError::NotUuid);
     }

@@ -15,7 +15,7 @@ pub use conversation::{
     Direction, Message, MessageStatus, OutboundMessage,
 };
 pub use event::{BusEvent, MessageUpdate, StatusUpdate, TenantEvent};
-pub use ids::{ConversationId, IdError, MessageId, TenantId, UserId};
+pub use ids::{ConversationId, IdError, MessageId, TenantId, UUID_GROUPS, UserId};
 pub use metrics::{
     DashboardStats, DateRange, DateRangeError, Figures, Period, RawMetrics, success_rate,
 };

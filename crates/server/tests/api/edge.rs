@@ -334,8 +334,20 @@ async fn what_the_http_parser_answers_itself() {
     .await;
     let answer = raw(&app, b"NOT A REQUEST LINE\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    let answer = raw(&app, b"GET /health HTTP/1.1\r\n\r\n").await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "no Host: {answer}");
+    for request in [
+        &b"GET /health HTTP/1.1\r\n\r\n"[..],
+        b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+        b"POST /api/v1/auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /api/v1/auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST /api/v1/auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let answer = raw(&app, request).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("content-length: 0"),
+            "{}: {answer}",
+            String::from_utf8_lossy(request)
+        );
+    }
     // A client that does not finish its request head in time.
     let answer = raw(&app, b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");

@@ -10,7 +10,7 @@
 //! refused secret is reported by field name only).
 
 use crate::body::IntoDto;
-use crate::error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
+use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetails, FieldProblem};
 use crate::extract::Authenticated;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -47,7 +47,10 @@ impl From<OnboardingError> for ApiError {
                 ErrorCode::InvalidStep,
                 format!("Must complete step {} first", current.saturating_add(1)),
             )
-            .with_details(serde_json::json!({ "currentStep": current })),
+            .with_details(ErrorDetails {
+                current_step: Some(current),
+                ..ErrorDetails::default()
+            }),
             OnboardingError::SessionExpired => {
                 ApiError::new(ErrorCode::SessionExpired, "Onboarding session expired")
                     .with_status(StatusCode::BAD_REQUEST)
@@ -56,7 +59,10 @@ impl From<OnboardingError> for ApiError {
                 ErrorCode::Conflict,
                 "The onboarding state was changed by another request; review it and retry",
             )
-            .with_details(serde_json::json!({ "current": StatusResponse::from(&*current) })),
+            .with_details(ErrorDetails {
+                current: serde_json::to_value(StatusResponse::from(&*current)).ok(),
+                ..ErrorDetails::default()
+            }),
             OnboardingError::NotFound => {
                 ApiError::new(ErrorCode::NotFound, "No active onboarding session")
             }
