@@ -172,7 +172,8 @@ pub(crate) struct FieldProblem {
 pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
-    details: Option<ErrorDetails>,
+    /// (Boxed: keeps `ApiError` small.)
+    details: Option<Box<ErrorDetails>>,
     /// Logged with the response; never serialised. (`Box<str>`: keeps `ApiError` small.)
     cause: Option<Box<str>>,
     /// For 429: the refusing limiter's decision (`Retry-After`, `RateLimit-*`).
@@ -221,7 +222,7 @@ impl ApiError {
 
     /// Adds public details.
     pub(crate) fn with_details(mut self, details: ErrorDetails) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -368,7 +369,7 @@ impl ResponseError for ApiError {
         let body = ErrorBody {
             error: self.message.clone(),
             code: self.code,
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             correlation_id: None,
         };
         let mut res = HttpResponse::build(status);

@@ -104,6 +104,45 @@ async fn every_operation_and_answer_is_described_and_typed() {
 }
 
 #[tokio::test]
+async fn every_answer_the_edge_can_give_is_documented() {
+    let app = spawn_app().await;
+    let doc = app.openapi_document().await;
+    for (path, method, op) in operations(&doc) {
+        let documented = |status: &str| op["responses"].get(status).is_some();
+        let secured = op["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("session").is_some()));
+        let mut expected = vec!["414", "431", "500"];
+        if secured {
+            expected.extend(["401", "429", "503"]);
+        }
+        if method == "post" {
+            expected.extend(["400", "403", "413", "415"]);
+        }
+        for status in expected {
+            assert!(documented(status), "{method} {path}: no {status}");
+        }
+        // Every identifier parameter is a canonical UUID.
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            if ["id", "tenantId"].contains(&param["name"].as_str().unwrap()) {
+                assert_eq!(param["schema"]["format"], "uuid", "{method} {path} {param}");
+                assert!(
+                    param["schema"]["pattern"].is_string(),
+                    "{method} {path} {param}"
+                );
+            }
+        }
+    }
+    let upgrade = &doc["paths"]["/tenant/{tenantId}/portal"]["get"]["responses"];
+    for status in ["101", "400", "401", "403"] {
+        assert!(
+            upgrade[status].is_object(),
+            "the WebSocket upgrade's {status}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn state_changing_routes_require_the_session_and_the_csrf_header_together() {
     let app = spawn_app().await;
     let doc = app.openapi_document().await;

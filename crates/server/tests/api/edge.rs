@@ -157,11 +157,7 @@ fn post(app: &TestApp, user: &User, path: &str) -> reqwest::RequestBuilder {
 
 #[tokio::test]
 async fn every_post_route_refuses_a_body_that_is_not_json_with_415() {
-    let app = spawn_app_with(|s| portal_server::Settings {
-        rate_limit_api_max: 10_000,
-        ..s
-    })
-    .await;
+    let app = spawn_unthrottled_app().await;
     let (user, posts) = post_routes(&app).await;
     for path in &posts {
         for (content_type, body) in [
@@ -187,11 +183,7 @@ async fn every_post_route_refuses_a_body_that_is_not_json_with_415() {
 
 #[tokio::test]
 async fn every_post_route_refuses_malformed_non_object_and_oversized_json() {
-    let app = spawn_app_with(|s| portal_server::Settings {
-        rate_limit_api_max: 10_000,
-        ..s
-    })
-    .await;
+    let app = spawn_unthrottled_app().await;
     let (user, posts) = post_routes(&app).await;
     let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(70 * 1024));
     for path in &posts {

@@ -320,7 +320,7 @@ async fn one_sign_in_counts_once_against_the_sign_in_limit() {
 #[tokio::test]
 async fn failed_callbacks_count_against_the_sign_in_limit() {
     let app = spawn_app().await;
-    for i in 1..=10 {
+    for _ in 1..=10 {
         let res = app
             .client
             .get(app.url("/api/v1/auth/callback?code=x&state=guessed"))
@@ -328,7 +328,6 @@ async fn failed_callbacks_count_against_the_sign_in_limit() {
             .await
             .unwrap();
         assert_error(res, 400, "INVALID_STATE").await;
-        let _ = i;
     }
     let res = app
         .client

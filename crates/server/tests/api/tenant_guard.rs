@@ -35,11 +35,7 @@ fn security_line(request_id: &str) -> Option<Value> {
 
 #[tokio::test]
 async fn another_tenant_named_in_the_query_or_the_body_is_refused_on_every_route() {
-    let app = spawn_app_with(|s| portal_server::Settings {
-        rate_limit_api_max: 10_000,
-        ..s
-    })
-    .await;
+    let app = spawn_unthrottled_app().await;
     let user = app.signed_in("admin@acme.example").await;
     let globex = globex().to_string();
     for (path, method) in session_operations(&app).await {
