@@ -7,21 +7,30 @@
 //! - `error`: `ApiError`, the one error type, rendered as spec §11.2's body.
 //! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
 //!   `RateLimit-*` headers, error-body finishing).
-//! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, role and tenant
-//!   checks), `AuthRateLimited`, client IP, signed cookies.
+//! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, the tenant guard, the
+//!   JSON body), `AuthRateLimited` (one sign-in counted once), signed cookies.
+//! - `body`: the JSON-body rules of every route (415, 413, 400; no fallback to `{}`) and the
+//!   conversion into a request DTO.
+//! - `tenant_guard`: a `tenantId` in a path, query or body must be the session's tenant (403
+//!   `TENANT_ISOLATION_VIOLATION`), decided in one function.
+//! - `forwarded`: the client IP behind trusted proxies (`X-Forwarded-For` or `Forwarded`,
+//!   read from the right).
 //! - [`routes`]: one module per area (`auth`, `onboarding`, `dashboard`, `history`,
 //!   `widget`, the `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`,
-//!   `metrics`), each with its handlers and the request and response DTOs they use.
+//!   `metrics`, `index` (`/`), `docs` (Swagger UI at `/docs/`)), each with its handlers and the
+//!   request and response DTOs they use.
 //! - `input`: converting request DTOs into domain values with every field's problem
 //!   reported (`Problems`), and the OpenAPI schemas of the domain's input rules.
-//! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
+//! - [`openapi`]: the OpenAPI document, collected from the registered handlers, with the
+//!   edge's answers added to every operation; each route's methods for `Allow`.
 //!
 //! # Entry points
 //! [`app`] builds the `App` for one worker (the server runs it, one per worker, in its
 //! `HttpServer`), [`configure`] registers everything on a `ServiceConfig`.
 //!
 //! # Dependencies
-//! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
+//! `portal-domain` (ports and use cases), actix-web, utoipa (and utoipa-swagger-ui's vendored
+//! Swagger UI). No adapter crate: the binary
 //! (`portal-server`) wires adapters into [`AppState`].
 
 mod body;

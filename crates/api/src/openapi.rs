@@ -2,12 +2,12 @@
 //! register the handlers, so it cannot drift from the routes.
 //!
 //! Each handler documents what is particular to it (its 2xx body, its own refusals); what
-//! the edge answers for every route of a kind is added here once, by [`EdgeResponses`]: the
+//! the edge answers for every route of a kind is added here once, by `EdgeResponses`: the
 //! session's 401, 429 and 503, the CSRF token's 403, the JSON body's 400, 413 and 415, the
 //! tenant guard's 400 and 403, the head limits' 414 and 431 and the unexpected 500, each with
 //! the error body and, for 429, its `Retry-After` and `RateLimit-*` headers.
 //!
-//! The same document gives each path's methods for `Allow` ([`RouteTable`]).
+//! The same document gives each path's methods for `Allow` (`RouteTable`).
 
 use crate::error::{ErrorBody, ErrorCode, FieldProblem};
 use crate::routes::{auth, dashboard, health, history, index, onboarding, widget};
@@ -109,7 +109,7 @@ impl Kind {
         });
         Self {
             session,
-            state_changing: method == "post",
+            state_changing: matches!(method, "post" | "put" | "patch" | "delete"),
             tenant_param,
         }
     }

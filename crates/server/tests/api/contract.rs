@@ -116,7 +116,7 @@ async fn every_answer_the_edge_can_give_is_documented() {
         if secured {
             expected.extend(["401", "429", "503"]);
         }
-        if method == "post" {
+        if ["post", "put", "patch", "delete"].contains(&method.as_str()) {
             expected.extend(["400", "403", "413", "415"]);
         }
         for status in expected {
@@ -149,7 +149,9 @@ async fn state_changing_routes_require_the_session_and_the_csrf_header_together(
     let both = json!([{ "session": [], "csrf": [] }]);
     for (path, method, op) in operations(&doc) {
         match method.as_str() {
-            "post" => assert_eq!(op["security"], both, "POST {path}"),
+            "post" | "put" | "patch" | "delete" => {
+                assert_eq!(op["security"], both, "{method} {path}")
+            }
             "get" if op["security"].is_array() => {
                 for requirement in op["security"].as_array().unwrap() {
                     assert!(
