@@ -336,7 +336,7 @@ impl Edge {
 
 /// The outer middleware (see the module docs).
 pub async fn edge(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
@@ -361,7 +361,6 @@ pub async fn edge(
         let res = edge.preflight();
         return Ok(req.into_response(res));
     }
-    let mut req = req;
     if let Some(refusal) = edge.head_refusal(&req) {
         let _entered = span.enter();
         let res = req.into_response(refusal.error_response());
