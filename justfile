@@ -16,9 +16,13 @@ dev:
 dev-cluster:
     bash scripts/dev-cluster.sh
 
-# Run every test (installs redis-server when missing)
+# Run every test, then the API contract (installs redis-server, curl, Python venv, Node.js when missing)
 test:
     bash scripts/test.sh
+
+# The API contract against the running binary: openapi-spec-validator, a generated TypeScript client type-checked against real responses, schemathesis (env CONTRACT_MAX_EXAMPLES, CONTRACT_SEED; part of `just test`)
+contract:
+    bash scripts/contract.sh
 
 # The CI gates: formatting, lints, tests
 ci:

@@ -8,13 +8,13 @@
 
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use portal_domain::auth::{AccessDenied, CallbackError, RefreshError, SessionError};
 use portal_domain::error::StoreError;
+use portal_domain::ports::stores::RateDecision;
 use serde::Serialize;
 use std::fmt;
-use std::time::Duration;
 
 /// The machine-readable error codes (spec §11.2 plus decisions §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -50,6 +50,12 @@ pub(crate) enum ErrorCode {
     InvalidState,
     /// Body above the limit (413).
     PayloadTooLarge,
+    /// A body that is not JSON on a route that takes JSON (415).
+    UnsupportedMediaType,
+    /// Request target longer than the limit (414).
+    UriTooLong,
+    /// Too many header fields, or too many bytes of them (431).
+    HeadersTooLarge,
     /// Too many requests (429).
     RateLimitExceeded,
     /// A dependency is down (503).
@@ -73,6 +79,9 @@ impl ErrorCode {
             Conflict => StatusCode::CONFLICT,
             ValidationFailed | InvalidStep | InvalidState => StatusCode::BAD_REQUEST,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -97,6 +106,9 @@ impl ErrorCode {
             InvalidStep => "INVALID_STEP",
             InvalidState => "INVALID_STATE",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            UriTooLong => "URI_TOO_LONG",
+            HeadersTooLarge => "HEADERS_TOO_LARGE",
             RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
             InternalError => "INTERNAL_ERROR",
@@ -112,13 +124,34 @@ pub(crate) struct ErrorBody {
     pub error: String,
     /// Machine-readable code.
     pub code: ErrorCode,
-    /// Optional context, e.g. the per-field problems of `VALIDATION_FAILED`.
+    /// Context for some codes: the refused fields of `VALIDATION_FAILED`, the wizard's step of
+    /// `INVALID_STEP`, the saved wizard of `CONFLICT`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
-    /// The request's `X-Request-ID`.
+    #[schema(nullable = false)]
+    pub details: Option<ErrorDetails>,
+    /// The request's `X-Request-ID` (the caller's, or one generated for the request): quote
+    /// it when reporting a problem, it finds the request's log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = true)]
     pub(crate) correlation_id: Option<String>,
+}
+
+/// `details` of an error body; which parts appear depends on the code.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ErrorDetails {
+    /// `VALIDATION_FAILED`: every refused field, in request order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub fields: Option<Vec<FieldProblem>>,
+    /// `INVALID_STEP`: the last completed wizard step (0-5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 5)]
+    pub current_step: Option<u8>,
+    /// `CONFLICT`: the wizard as the concurrent request saved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<crate::routes::onboarding::response::StatusResponse>)]
+    pub current: Option<serde_json::Value>,
 }
 
 /// Attached to an error response so the outer middleware can add the correlation ID.
@@ -139,11 +172,12 @@ pub(crate) struct FieldProblem {
 pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
-    details: Option<serde_json::Value>,
+    /// (Boxed: keeps `ApiError` small.)
+    details: Option<Box<ErrorDetails>>,
     /// Logged with the response; never serialised. (`Box<str>`: keeps `ApiError` small.)
     cause: Option<Box<str>>,
-    /// For 429: the `Retry-After`.
-    retry_after: Option<Duration>,
+    /// For 429: the refusing limiter's decision (`Retry-After`, `RateLimit-*`).
+    rate: Option<RateDecision>,
     /// Cookies to set with the error (e.g. removal of a dead session cookie).
     cookies: Vec<Cookie<'static>>,
     /// A status other than the code's usual one (the wizard's `SESSION_EXPIRED` is a 400).
@@ -173,7 +207,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             cause: None,
-            retry_after: None,
+            rate: None,
             cookies: Vec::new(),
             status: None,
         }
@@ -187,8 +221,8 @@ impl ApiError {
     }
 
     /// Adds public details.
-    pub(crate) fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+    pub(crate) fn with_details(mut self, details: ErrorDetails) -> Self {
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -248,7 +282,10 @@ impl ApiError {
 
     /// `VALIDATION_FAILED` with a list of problems.
     pub(crate) fn validation_list(problems: Vec<FieldProblem>) -> Self {
-        let details = serde_json::json!({ "fields": problems });
+        let details = ErrorDetails {
+            fields: Some(problems),
+            ..ErrorDetails::default()
+        };
         Self::new(ErrorCode::ValidationFailed, "Input validation failed").with_details(details)
     }
 
@@ -260,14 +297,23 @@ impl ApiError {
         )
     }
 
-    /// `RATE_LIMIT_EXCEEDED` with its `Retry-After`.
-    pub(crate) fn rate_limited(retry_after: Duration) -> Self {
+    /// `RATE_LIMIT_EXCEEDED` with the refusing limiter's own `Retry-After` and `RateLimit-*`
+    /// (the edge does not overwrite them with another limiter's).
+    pub(crate) fn rate_limited(decision: RateDecision) -> Self {
         let mut e = Self::new(
             ErrorCode::RateLimitExceeded,
             "Too many requests, please try again later",
         );
-        e.retry_after = Some(retry_after);
+        e.rate = Some(decision);
         e
+    }
+
+    /// `UNSUPPORTED_MEDIA_TYPE`.
+    pub(crate) fn unsupported_media_type() -> Self {
+        Self::new(
+            ErrorCode::UnsupportedMediaType,
+            "The request body must be JSON (Content-Type: application/json)",
+        )
     }
 
     /// `SERVICE_UNAVAILABLE` with a private cause.
@@ -323,13 +369,18 @@ impl ResponseError for ApiError {
         let body = ErrorBody {
             error: self.message.clone(),
             code: self.code,
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             correlation_id: None,
         };
         let mut res = HttpResponse::build(status);
-        if let Some(after) = self.retry_after {
-            let secs = after.as_secs().max(1);
-            res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        if let Some(decision) = self.rate {
+            res.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from(decision.reset_after.as_secs().max(1)),
+            ));
+            for (name, value) in rate_limit_headers(decision) {
+                res.insert_header((name, value));
+            }
         }
         for c in &self.cookies {
             res.cookie(c.clone());
@@ -386,21 +437,20 @@ impl From<&CallbackError> for ErrorCode {
     }
 }
 
-/// Maps actix's JSON extractor errors: too large → 413, anything else → 400
-/// `VALIDATION_FAILED` with a generic message (serde's text can echo input).
-pub(crate) fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> ApiError {
-    use actix_web::error::JsonPayloadError as J;
-    match err {
-        J::Overflow { .. } | J::OverflowKnownLength { .. } => ApiError::payload_too_large(limit),
-        J::ContentType => ApiError::validation("body", "Content-Type must be application/json"),
-        J::Deserialize(e) => {
-            let field = if e.is_data() {
-                "body"
-            } else {
-                "body (malformed JSON)"
-            };
-            ApiError::validation(field, format!("Invalid JSON at line {}", e.line()))
-        }
-        other => ApiError::validation("body", "Invalid request body").with_cause(other),
-    }
+/// The `RateLimit-Limit`, `-Remaining` and `-Reset` headers of a limiter's decision.
+pub(crate) fn rate_limit_headers(d: RateDecision) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(d.limit),
+        ),
+        (
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(d.remaining),
+        ),
+        (
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(d.reset_after.as_secs().max(1)),
+        ),
+    ]
 }

@@ -1,11 +1,13 @@
-//! Extractors: the client IP and the request's context (what the audit trail records), the
-//! authenticated session (with CSRF and the API rate limit), the sign-in rate limit, and the
-//! signed-cookie helpers. The refusals decided here (CSRF, the sign-in limit) are audited
-//! here.
+//! Extractors: the request's context (what the audit trail records), the authenticated
+//! session (with CSRF, the API rate limit, the tenant guard and the JSON body), the sign-in
+//! rate limit, and the signed-cookie helpers. The refusals decided here (CSRF, the sign-in
+//! limit) are audited here.
 
+use crate::body::JsonObject;
 use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::state::{AppState, LOGIN_COOKIE, SESSION_COOKIE, WebSettings};
+use crate::tenant_guard;
 use actix_web::cookie::{Cookie, CookieJar, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
 use actix_web::http::Method;
@@ -16,7 +18,6 @@ use portal_domain::model::{RequestContext, TenantId};
 use portal_domain::ports::stores::{RateDecision, RatePolicy};
 use portal_domain::secret::{ExposeSecret, SecretString};
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 
 /// The last rate-limit decision of the request, turned into `RateLimit-*` headers by the
@@ -30,32 +31,6 @@ pub(crate) fn app_state(req: &HttpRequest) -> Result<AppState, ApiError> {
         .ok_or_else(|| ApiError::internal("AppState missing from app data"))
 }
 
-/// The client's IP: the peer address, or — only when the peer is a trusted proxy — the
-/// right-most untrusted address of `X-Forwarded-For`.
-pub(crate) fn client_ip(req: &HttpRequest, web: &WebSettings) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let trusted = |ip: IpAddr| web.trusted_proxies.iter().any(|p| p.contains(ip));
-    if !trusted(peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .collect();
-    Some(
-        forwarded
-            .iter()
-            .rev()
-            .copied()
-            .find(|ip| !trusted(*ip))
-            .or_else(|| forwarded.first().copied())
-            .unwrap_or(peer),
-    )
-}
-
 /// What the audit trail records of the request: client IP, user agent, request ID.
 pub(crate) fn request_context(req: &HttpRequest, web: &WebSettings) -> RequestContext {
     let user_agent = req
@@ -64,7 +39,11 @@ pub(crate) fn request_context(req: &HttpRequest, web: &WebSettings) -> RequestCo
         .and_then(|v| v.to_str().ok());
     let extensions = req.extensions();
     let request_id = extensions.get::<RequestId>().map(|r| r.0.as_str());
-    RequestContext::new(client_ip(req, web), user_agent, request_id)
+    RequestContext::new(
+        crate::forwarded::client_ip(req, web),
+        user_agent,
+        request_id,
+    )
 }
 
 /// Applies a rate limit; records the decision for the response headers. A limiter-store
@@ -100,7 +79,7 @@ fn enforce(
     } else {
         state.telemetry().rate_limited(scope);
         tracing::warn!(scope, "rate limit exceeded");
-        Err(ApiError::rate_limited(decision.reset_after))
+        Err(ApiError::rate_limited(decision))
     }
 }
 
@@ -199,18 +178,23 @@ pub(crate) fn login_cookie_removal(web: &WebSettings) -> Cookie<'static> {
     removal_cookie(web, LOGIN_COOKIE, "/api/v1/auth")
 }
 
-/// An authenticated request: a live session, CSRF checked for state-changing methods, and the
-/// per-user API rate limit applied.
+/// An authenticated request: a live session, CSRF checked for state-changing methods, the
+/// per-user API rate limit applied, the tenant guard passed, and, for a state-changing method,
+/// its JSON object body read (`crate::body`'s rules).
 ///
-/// Refusals: no cookie → 401 `NO_SESSION`; bad signature, unknown or expired → 401
-/// `SESSION_EXPIRED` (and the cookie is cleared); store down → 503 (fail closed); missing or
-/// wrong `X-CSRF-Token` → 403 `CSRF_FAILED`; over the limit → 429.
+/// Refusals, in this order: no cookie → 401 `NO_SESSION`; bad signature, unknown or expired
+/// → 401 `SESSION_EXPIRED` (and the cookie is cleared); store down → 503 (fail closed);
+/// missing or wrong `X-CSRF-Token` → 403 `CSRF_FAILED`; over the limit → 429; another
+/// tenant in the path or query → 403 `TENANT_ISOLATION_VIOLATION`; then the body: 415, 413,
+/// 400, and another tenant in it → 403.
 #[derive(Debug)]
 pub(crate) struct Authenticated {
     /// The session.
     pub current: CurrentSession,
     /// The raw cookie value, to re-issue the cookie when the session is extended.
     raw_id: SecretString,
+    /// The JSON object body of a state-changing request (`None`: no body, or a safe method).
+    pub body: Option<JsonObject>,
 }
 
 impl Authenticated {
@@ -232,7 +216,7 @@ fn needs_csrf(method: &Method) -> bool {
     )
 }
 
-async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
+async fn authenticate(req: HttpRequest, payload: Payload) -> Result<Authenticated, ApiError> {
     let state = app_state(&req)?;
     let web = state.web();
     let raw = match signed_cookie(&req, web, SESSION_COOKIE) {
@@ -263,7 +247,8 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
     if let Some(tenant) = &current.session.tenant_id {
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
     }
-    if needs_csrf(req.method()) {
+    let state_changing = needs_csrf(req.method());
+    if state_changing {
         let presented = req
             .headers()
             .get("x-csrf-token")
@@ -291,9 +276,19 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
             apply_limit(&req, &state, "api", &key, api_policy).await?;
         }
     }
+    tenant_guard::check_request(&req, &current)?;
+    let body = if state_changing {
+        crate::body::read_object(&req, payload, web.body_limit).await?
+    } else {
+        None
+    };
+    if let Some(body) = &body {
+        tenant_guard::check_body(&req, &current, body)?;
+    }
     Ok(Authenticated {
         current,
         raw_id: raw,
+        body,
     })
 }
 
@@ -301,13 +296,22 @@ impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        Box::pin(authenticate(req.clone()))
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        Box::pin(authenticate(req.clone(), payload.take()))
     }
 }
 
-/// The sign-in rate limit (10 per 15 minutes per client IP), for `/auth/login` and
-/// `/auth/callback`.
+/// The sign-in rate-limit key of the request's client IP.
+fn auth_rate_key(req: &HttpRequest, state: &AppState) -> String {
+    let ip = crate::forwarded::client_ip(req, state.web())
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    format!("auth:{ip}")
+}
+
+/// The sign-in rate limit (10 per 15 minutes per client IP), counted once per sign-in: by
+/// `/auth/login`, which starts it. The callback that completes a sign-in costs nothing; a
+/// failed one counts ([`count_failed_sign_in`]), so the callback cannot be tried at will.
 #[derive(Debug)]
 pub(crate) struct AuthRateLimited;
 
@@ -319,10 +323,7 @@ impl FromRequest for AuthRateLimited {
         let req = req.clone();
         Box::pin(async move {
             let state = app_state(&req)?;
-            let ip = client_ip(&req, state.web())
-                .map(|ip| ip.to_string())
-                .unwrap_or_else(|| "unknown".into());
-            let key = format!("auth:{ip}");
+            let key = auth_rate_key(&req, &state);
             let limited = apply_limit(&req, &state, "auth", &key, state.limits().auth).await;
             if limited.is_err() {
                 state.auditor().record(
@@ -337,4 +338,14 @@ impl FromRequest for AuthRateLimited {
             limited.map(|()| AuthRateLimited)
         })
     }
+}
+
+/// Counts a failed callback against the sign-in limit; past the limit, the answer is 429
+/// (with the sign-in limit's headers) instead of the failure's.
+pub(crate) async fn count_failed_sign_in(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    let key = auth_rate_key(req, state);
+    apply_limit(req, state, "auth", &key, state.limits().auth).await
 }

@@ -7,33 +7,46 @@
 //! - `error`: `ApiError`, the one error type, rendered as spec §11.2's body.
 //! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
 //!   `RateLimit-*` headers, error-body finishing).
-//! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, role and tenant
-//!   checks), `AuthRateLimited`, client IP, signed cookies.
+//! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, the tenant guard, the
+//!   JSON body), `AuthRateLimited` (one sign-in counted once), signed cookies.
+//! - `body`: the JSON-body rules of every route (415, 413, 400; no fallback to `{}`) and the
+//!   conversion into a request DTO.
+//! - `tenant_guard`: a `tenantId` in a path, query or body must be the session's tenant (403
+//!   `TENANT_ISOLATION_VIOLATION`), decided in one function.
+//! - `forwarded`: the client IP behind trusted proxies (`X-Forwarded-For` or `Forwarded`,
+//!   read from the right).
 //! - [`routes`]: one module per area (`auth`, `sessions` (the user's sessions, an admin
-//!   ending a user's), `audit`, `onboarding`, `dashboard`, `history`, `widget`, the
-//!   `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`, `metrics`), each with
-//!   its handlers and the request and response DTOs they use.
+//!   ending a user's), `audit`, `onboarding`, `dashboard`, `history`, `widget`, the `/tenant/{tenantId}/portal` WebSocket in [`routes::ws`], `health`,
+//!   `metrics`, `index` (`/`), `docs` (Swagger UI at `/docs/`)), each with its handlers and the
+//!   request and response DTOs they use.
 //! - `input`: converting request DTOs into domain values with every field's problem
 //!   reported (`Problems`), and the OpenAPI schemas of the domain's input rules.
-//! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
+//! - [`openapi`]: the OpenAPI document, collected from the registered handlers, with the
+//!   edge's answers added to every operation; each route's methods for `Allow`.
 //!
 //! # Entry points
 //! [`app`] builds the `App` for one worker (the server runs it, one per worker, in its
 //! `HttpServer`), [`configure`] registers everything on a `ServiceConfig`.
 //!
 //! # Dependencies
-//! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
+//! `portal-domain` (ports and use cases), actix-web, utoipa (and utoipa-swagger-ui's vendored
+//! Swagger UI). No adapter crate: the binary
 //! (`portal-server`) wires adapters into [`AppState`].
 
+mod body;
 mod error;
 mod extract;
+mod forwarded;
 pub(crate) mod input;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
 mod state;
+mod tenant_guard;
 
-pub use state::{AppState, AppStateBuilder, TrustedProxy, UseCases, WebSettings};
+pub use state::{
+    AppState, AppStateBuilder, ForwardedHeader, HeadLimits, TrustedProxy, UseCases, WebSettings,
+};
 
 pub(crate) use error::ApiError;
 
@@ -43,13 +56,8 @@ use actix_web::{App, web};
 
 /// Registers the routes, the extractor configuration and the app state.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    let limit = state.web().body_limit;
-    cfg.app_data(web::Data::new(state.clone()))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(limit)
-                .error_handler(move |err, _req| error::json_error(err, limit).into()),
-        )
+    let docs = state.web().docs;
+    cfg.app_data(web::Data::new(state))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| {
             ApiError::validation("query", "Invalid query parameters")
                 .with_cause(err)
@@ -59,19 +67,32 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             ApiError::validation("path", "Invalid path parameter")
                 .with_cause(err)
                 .into()
-        }))
-        .app_data(web::FormConfig::default().limit(limit));
+        }));
     utoipa_actix_web::service_config::ServiceConfig::new(cfg).configure(openapi::routes);
+    if docs {
+        routes::docs::configure(cfg);
+    }
     cfg.default_service(web::to(fallback));
 }
 
-/// Unknown path → 404 `NOT_FOUND`; known path, wrong method → 405 `METHOD_NOT_ALLOWED`.
-async fn fallback(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    if req.resource_map().has_resource(req.path()) {
-        Err(ApiError::method_not_allowed())
-    } else {
-        Err(ApiError::not_found())
+/// Requests no route took: a known path with another method → 405 `METHOD_NOT_ALLOWED` with
+/// `Allow` (`OPTIONS` → 204 with `Allow`); an unknown path → 404 `NOT_FOUND`.
+async fn fallback(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let Some(allow) = state.routes().allow(req.path()) else {
+        return Err(ApiError::not_found());
+    };
+    let allow = (actix_web::http::header::ALLOW, allow);
+    if req.method() == actix_web::http::Method::OPTIONS {
+        return Ok(actix_web::HttpResponse::NoContent()
+            .insert_header(allow)
+            .finish());
     }
+    let mut res = actix_web::ResponseError::error_response(&ApiError::method_not_allowed());
+    res.headers_mut().insert(allow.0, allow.1);
+    Ok(res)
 }
 
 /// The application for one worker.

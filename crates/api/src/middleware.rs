@@ -1,6 +1,8 @@
-//! The one outer middleware: request ID and tracing span, CORS for `FRONTEND_URL`, security
-//! headers, `RateLimit-*` headers, and the error-body finisher (adds `correlationId`, turns
-//! actix's own bare 404/405/4xx/5xx into the JSON error format).
+//! The one outer middleware: request ID and tracing span, the request-head limits (414, 431
+//! in the error format), `HEAD` answered as `GET` without the body, CORS for `FRONTEND_URL`,
+//! security headers, `RateLimit-*` headers, and the error-body finisher (adds
+//! `correlationId`, turns actix's own bare 404/405/4xx/5xx into the JSON error format, keeping
+//! their `Allow`).
 //!
 //! Observability: one `http_request` span per request with `request_id`, `method`, `path`,
 //! and, once known, `route` (the route template, or `unmatched`), `status`, `user_id` and
@@ -10,7 +12,7 @@
 //! The binary may wrap each request's handling in a `RequestScope` (it sets the outbound
 //! request context and the span's OpenTelemetry parent from the incoming `traceparent`).
 
-use crate::error::{ApiError, ErrorPayload};
+use crate::error::{ApiError, ErrorCode, ErrorPayload, rate_limit_headers};
 use crate::extract::RateInfo;
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -205,8 +207,51 @@ impl Edge {
         handling.instrument(span.clone()).await
     }
 
+    /// Refuses a request head over the limits (before any routing): a request target over
+    /// `max_uri_bytes` → 414, more than `max_headers` header fields or `max_header_bytes` of
+    /// them → 431.
+    fn head_refusal(&self, req: &ServiceRequest) -> Option<ApiError> {
+        let limits = self.state.as_ref()?.web().head_limits;
+        let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+        if uri > limits.max_uri_bytes {
+            return Some(ApiError::new(
+                ErrorCode::UriTooLong,
+                format!("The request target exceeds {} bytes", limits.max_uri_bytes),
+            ));
+        }
+        let headers = req.headers();
+        let bytes: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        if headers.len() > limits.max_headers || bytes > limits.max_header_bytes {
+            return Some(ApiError::new(
+                ErrorCode::HeadersTooLarge,
+                format!(
+                    "At most {} header fields and {} bytes of them are accepted",
+                    limits.max_headers, limits.max_header_bytes
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Everything after the handling: the error body, the headers, the span and the metric.
+    fn finish(
+        &self,
+        span: &tracing::Span,
+        method: &Method,
+        res: ServiceResponse<BoxBody>,
+        started: Instant,
+    ) -> ServiceResponse<BoxBody> {
+        let mut res = self.finish_error_body(res);
+        self.response_headers(&mut res);
+        self.record(span, method, &res, started.elapsed());
+        res
+    }
+
     /// Error bodies get the correlation ID; actix's own bare error responses become the
-    /// JSON error format.
+    /// JSON error format (an `Allow` they carry is kept).
     fn finish_error_body(&self, res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         let status = res.status();
         let payload = res.response().extensions().get::<ErrorPayload>().cloned();
@@ -231,8 +276,12 @@ impl Edge {
             s if s.is_client_error() => ApiError::validation("request", "Malformed request"),
             _ => ApiError::internal(format!("unhandled {status} response")),
         };
+        let allow = res.headers().get(header::ALLOW).cloned();
         let (req, _) = res.into_parts();
         let mut new = err.error_response();
+        if let Some(allow) = allow {
+            new.headers_mut().insert(header::ALLOW, allow);
+        }
         let payload = new.extensions().get::<ErrorPayload>().cloned();
         if let Some(ErrorPayload(mut body)) = payload {
             body.correlation_id = Some(self.request_id.clone());
@@ -242,23 +291,17 @@ impl Edge {
         ServiceResponse::new(req, new)
     }
 
-    /// `RateLimit-*` from the request's last rate-limit decision, CORS, and the common ones.
+    /// `RateLimit-*` from the request's last rate-limit decision (unless a limiter's 429 set
+    /// its own), CORS, and the common ones.
     fn response_headers(&self, res: &mut ServiceResponse<BoxBody>) {
         let rate = res.request().extensions().get::<RateInfo>().copied();
         let h = res.headers_mut();
-        if let Some(RateInfo(d)) = rate {
-            h.insert(
-                HeaderName::from_static("ratelimit-limit"),
-                HeaderValue::from(d.limit),
-            );
-            h.insert(
-                HeaderName::from_static("ratelimit-remaining"),
-                HeaderValue::from(d.remaining),
-            );
-            h.insert(
-                HeaderName::from_static("ratelimit-reset"),
-                HeaderValue::from(d.reset_after.as_secs().max(1)),
-            );
+        if let Some(RateInfo(d)) = rate
+            && !h.contains_key("ratelimit-limit")
+        {
+            for (name, value) in rate_limit_headers(d) {
+                h.insert(name, value);
+            }
         }
         if let Some(origin) = &self.allowed_origin {
             cors_headers(h, origin);
@@ -298,7 +341,7 @@ impl Edge {
 
 /// The outer middleware (see the module docs).
 pub async fn edge(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
@@ -325,14 +368,21 @@ pub async fn edge(
     }
     req.extensions_mut()
         .insert(RequestId(edge.request_id.clone()));
+    if let Some(refusal) = edge.head_refusal(&req) {
+        let _entered = span.enter();
+        let res = req.into_response(refusal.error_response());
+        return Ok(edge.finish(&span, &method, res, started));
+    }
+    // HEAD is GET without the body: the routes are GET routes, and the HTTP/1 codec, which
+    // saw the request's real method, sends the head only (with the body's length).
+    if method == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     // Handlers and extractors turn their errors into responses inside; an `Err` here could
     // only come from an inner middleware (there is none) and is left to actix.
     let res = edge.handle(req, next, &span).await?;
     let _entered = span.enter();
-    let mut res = edge.finish_error_body(res);
-    edge.response_headers(&mut res);
-    edge.record(&span, &method, &res, started.elapsed());
-    Ok(res)
+    Ok(edge.finish(&span, &method, res, started))
 }
 
 /// `portal_active_sessions_total` as seen by this instance: a callback that sets the session

@@ -1,6 +1,7 @@
 //! The application state shared by every worker: the use cases, the limiter, and the web
 //! settings (cookies, CORS origin, proxies, limits).
 
+pub use crate::forwarded::ForwardedHeader;
 use crate::routes::ws::RealtimeWiring;
 use actix_web::cookie::Key;
 use portal_domain::audit::Auditor;
@@ -81,10 +82,40 @@ pub struct WebSettings {
     pub secure_cookies: bool,
     /// `COOKIE_DOMAIN`, when the cookie must span subdomains.
     pub cookie_domain: Option<String>,
-    /// Peers whose `X-Forwarded-For` is believed when finding the client IP.
+    /// Peers whose forwarding header is believed when finding the client IP.
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// The header those proxies write the forwarding chain into.
+    pub forwarded_header: ForwardedHeader,
     /// JSON body cap in bytes.
     pub body_limit: usize,
+    /// Limits on the request head, answered in the error format (below the HTTP parser's own
+    /// hard limits, which it answers without a body).
+    pub head_limits: HeadLimits,
+    /// Serve the interactive API documentation at `/docs`.
+    pub docs: bool,
+    /// `/metrics` is served (`/` links to it).
+    pub metrics: bool,
+}
+
+/// Limits on a request's head, checked before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Most header fields (431 above).
+    pub max_headers: usize,
+    /// Most bytes of header names and values together (431 above).
+    pub max_header_bytes: usize,
+    /// Longest request target, path and query (414 above).
+    pub max_uri_bytes: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        Self {
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            max_uri_bytes: 8 * 1024,
+        }
+    }
 }
 
 impl fmt::Debug for WebSettings {
@@ -96,13 +127,18 @@ impl fmt::Debug for WebSettings {
             .field("secure_cookies", &self.secure_cookies)
             .field("cookie_domain", &self.cookie_domain)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("forwarded_header", &self.forwarded_header)
             .field("body_limit", &self.body_limit)
+            .field("head_limits", &self.head_limits)
+            .field("docs", &self.docs)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
 
 impl WebSettings {
-    /// Settings with the defaults (64 KiB bodies, no proxies, secure cookies).
+    /// Settings with the defaults (64 KiB bodies, no proxies, secure cookies, the default
+    /// head limits, documentation served).
     pub fn new(frontend_url: Url, public_url: Url, cookie_key: Key) -> Self {
         Self {
             frontend_url,
@@ -111,7 +147,11 @@ impl WebSettings {
             secure_cookies: true,
             cookie_domain: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            head_limits: HeadLimits::default(),
+            docs: true,
+            metrics: true,
         }
     }
 
@@ -158,6 +198,8 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi_json: std::sync::OnceLock<String>,
+    /// Each documented path's methods, for `Allow` (built once from the document).
+    pub(crate) routes: std::sync::OnceLock<crate::openapi::RouteTable>,
     /// The downstreams' circuit breakers, for `/health`'s `circuits`.
     pub(crate) circuits: Vec<Arc<CircuitBreaker>>,
     /// Start-up done: `/readyz` answers 503 until the binary sets it (default: set).
@@ -200,6 +242,7 @@ impl AppState {
                 web,
                 started: Instant::now(),
                 openapi_json: std::sync::OnceLock::new(),
+                routes: std::sync::OnceLock::new(),
                 circuits: Vec::new(),
                 ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
                 request_scope: None,
@@ -245,6 +288,13 @@ impl AppState {
     /// The web settings.
     pub fn web(&self) -> &WebSettings {
         &self.0.web
+    }
+
+    /// Each documented path's methods (built on first use).
+    pub(crate) fn routes(&self) -> &crate::openapi::RouteTable {
+        self.0
+            .routes
+            .get_or_init(|| crate::openapi::RouteTable::new(self.web().docs))
     }
 
     /// The rate limits.

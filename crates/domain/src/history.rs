@@ -34,7 +34,7 @@ pub struct FieldError {
     pub message: &'static str,
 }
 
-/// Validates the conversation-list parameters (spec §8.1): `page` ≥ 1 (default 1), `limit`
+/// Validates the conversation-list parameters (spec §8.1): `page` 1-100,000 (default 1), `limit`
 /// 1-100 (default 20), `status` `active` or `closed` (default: both). Reports every bad field.
 pub fn parse_query(
     page: Option<i64>,
@@ -44,12 +44,14 @@ pub fn parse_query(
     let mut errors = Vec::new();
     let page = match page {
         None => Some(1),
-        Some(p) => u32::try_from(p).ok().filter(|p| *p >= 1),
+        Some(p) => u32::try_from(p)
+            .ok()
+            .filter(|p| (1..=ConversationQuery::MAX_PAGE).contains(p)),
     };
     if page.is_none() {
         errors.push(FieldError {
             field: "page",
-            message: "page must be >= 1",
+            message: "page must be between 1 and 100000",
         });
     }
     let limit = match limit {
@@ -99,7 +101,7 @@ pub struct Pagination {
     /// A later page exists.
     pub has_next: bool,
     /// An earlier page exists.
-    pub(crate) has_prev: bool,
+    pub has_prev: bool,
 }
 
 /// `GET /api/v1/history/threads` response.

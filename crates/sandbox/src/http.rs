@@ -1,5 +1,7 @@
 //! The simulated Genesys login page: `GET /oauth/authorize`, which approves at once (no UI)
-//! and redirects back with a single-use, PKCE-bound code.
+//! and redirects back with a single-use, PKCE-bound code, to a redirect URI registered for the
+//! client only (RFC 6749 §3.1.2; an unregistered one is refused without a redirect, as a real
+//! authorization server must, or the page would be an open redirector).
 
 use crate::auth::{IssueCodeError, SimAuthService};
 use crate::demo::DEFAULT_LOGIN_EMAIL;
@@ -10,23 +12,57 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use url::Url;
 
+/// The one OAuth client the login page serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredClient {
+    /// Its client ID; any other is refused without a redirect.
+    pub client_id: String,
+    /// Where it may be sent back: compared as exact strings, except that a loopback entry
+    /// without a port (`http://127.0.0.1/api/v1/auth/callback`, `http://[::1]/...`) matches
+    /// the same URI on any port, as RFC 8252 §7.3 asks of authorization servers.
+    pub redirect_uris: Vec<String>,
+}
+
+impl RegisteredClient {
+    /// Whether `uri` is one of the client's redirect URIs.
+    fn may_redirect_to(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|registered| {
+            registered == uri
+                || (is_loopback_without_port(registered)
+                    && Url::parse(uri)
+                        .is_ok_and(|mut u| u.set_port(None).is_ok() && u.as_str() == registered))
+        })
+    }
+}
+
+fn is_loopback_without_port(uri: &str) -> bool {
+    Url::parse(uri).is_ok_and(|u| {
+        u.scheme() == "http"
+            && u.port().is_none()
+            && matches!(u.host_str(), Some("127.0.0.1" | "[::1]"))
+    })
+}
+
 /// Registers `GET /oauth/authorize` on `cfg` (mount it under a scope such as
-/// `/_sandbox/genesys`). `client_id` is the only client the page accepts.
-pub fn genesys_login(cfg: &mut web::ServiceConfig, auth: Arc<SimAuthService>, client_id: String) {
-    let login = Arc::new(Login { auth, client_id });
-    cfg.route(
-        "/oauth/authorize",
-        web::get().to(move |req: HttpRequest| {
+/// `/_sandbox/genesys`) for `client`, the only client the page accepts.
+pub fn genesys_login(
+    cfg: &mut web::ServiceConfig,
+    auth: Arc<SimAuthService>,
+    client: RegisteredClient,
+) {
+    let login = Arc::new(Login { auth, client });
+    // A resource with a GET route: any other method is a 405 with `Allow: GET`.
+    cfg.service(
+        web::resource("/oauth/authorize").route(web::get().to(move |req: HttpRequest| {
             let login = login.clone();
             async move { login.authorize(req.query_string()) }
-        }),
+        })),
     );
 }
 
 struct Login {
     auth: Arc<SimAuthService>,
-    /// The registered client; any other is refused without a redirect.
-    client_id: String,
+    client: RegisteredClient,
 }
 
 fn bad_request(text: &'static str) -> HttpResponse {
@@ -61,7 +97,7 @@ impl Login {
         }
         let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
 
-        if get("client_id") != Some(self.client_id.as_str()) {
+        if get("client_id") != Some(self.client.client_id.as_str()) {
             return bad_request("unknown client_id");
         }
         let Some(redirect_uri) = get("redirect_uri") else {
@@ -71,6 +107,9 @@ impl Login {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.fragment().is_none() => u,
             _ => return bad_request("redirect_uri must be an absolute http(s) URL"),
         };
+        if !self.client.may_redirect_to(redirect_uri) {
+            return bad_request("redirect_uri is not registered for this client");
+        }
         if get("response_type") != Some("code") {
             return bad_request("response_type must be code");
         }
@@ -136,12 +175,18 @@ mod tests {
         auth: Arc<SimAuthService>,
         uri: &str,
     ) -> (actix_web::http::StatusCode, Option<Url>, String) {
-        let app = test::init_service(
-            App::new().service(
-                web::scope("/_sandbox/genesys")
-                    .configure(|cfg| genesys_login(cfg, auth, CLIENT.to_owned())),
-            ),
-        )
+        let app = test::init_service(App::new().service(
+            web::scope("/_sandbox/genesys").configure(|cfg| {
+                genesys_login(
+                    cfg,
+                    auth,
+                    RegisteredClient {
+                        client_id: CLIENT.to_owned(),
+                        redirect_uris: vec![CALLBACK.to_owned(), "http://[::1]/cb".to_owned()],
+                    },
+                )
+            }),
+        ))
         .await;
         let resp = test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
         let status = resp.status();
@@ -214,6 +259,55 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn a_loopback_redirect_uri_without_a_port_matches_any_port_and_nothing_else() {
+        let client = RegisteredClient {
+            client_id: CLIENT.to_owned(),
+            redirect_uris: vec![
+                "http://127.0.0.1/api/v1/auth/callback".to_owned(),
+                "https://portal.example/api/v1/auth/callback".to_owned(),
+            ],
+        };
+        assert!(client.may_redirect_to("http://127.0.0.1:8081/api/v1/auth/callback"));
+        assert!(client.may_redirect_to("http://127.0.0.1/api/v1/auth/callback"));
+        assert!(client.may_redirect_to("https://portal.example/api/v1/auth/callback"));
+        for refused in [
+            "https://portal.example:8443/api/v1/auth/callback",
+            "https://portal.example/api/v1/auth/callback?x=1",
+            "http://127.0.0.1:8081/api/v1/auth/other",
+            "http://localhost:8081/api/v1/auth/callback",
+            "http://127.0.0.2:8081/api/v1/auth/callback",
+            "https://127.0.0.1:8081/api/v1/auth/callback",
+            "http://evil.example/api/v1/auth/callback",
+        ] {
+            assert!(!client.may_redirect_to(refused), "{refused}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn other_methods_are_405_with_allow() {
+        let (platform, _) = platform_at(demo_start());
+        let app = test::init_service(App::new().service(
+            web::scope("/_sandbox/genesys").configure(|cfg| {
+                genesys_login(
+                    cfg,
+                    platform.auth(),
+                    RegisteredClient {
+                        client_id: CLIENT.to_owned(),
+                        redirect_uris: vec![CALLBACK.to_owned()],
+                    },
+                )
+            }),
+        ))
+        .await;
+        let req = test::TestRequest::post()
+            .uri("/_sandbox/genesys/oauth/authorize")
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers().get(header::ALLOW).unwrap(), "GET");
+    }
+
+    #[actix_web::test]
     async fn malformed_requests_get_400_and_no_redirect() {
         let (platform, _) = platform_at(demo_start());
         let auth = platform.auth();
@@ -245,6 +339,30 @@ mod tests {
                 "redirect_uri",
             ),
             (authorize_uri(&[("state", "again")], &[]), "repeated"),
+            (
+                authorize_uri(
+                    &[("redirect_uri", "https://evil.example/steal")],
+                    &["redirect_uri"],
+                ),
+                "not registered",
+            ),
+            (
+                authorize_uri(
+                    &[(
+                        "redirect_uri",
+                        "http://127.0.0.1:8080/api/v1/auth/callback/../x",
+                    )],
+                    &["redirect_uri"],
+                ),
+                "not registered",
+            ),
+            (
+                authorize_uri(
+                    &[("redirect_uri", "http://127.0.0.1:9999/api/v1/auth/callback")],
+                    &["redirect_uri"],
+                ),
+                "not registered",
+            ),
         ];
         for (uri, expected) in cases {
             let (status, location, body) = call(auth.clone(), &uri).await;

@@ -24,7 +24,8 @@
 //! - `credentials`: `SimGenesys`, `SimWhatsApp` and their credential rules (`invalid…`
 //!   secrets are refused).
 //! - `delivery`: `SimDelivery`, the outbound queue that "delivers" widget sends.
-//! - `http`: [`genesys_login`], the login page as an actix-web route.
+//! - `http`: [`genesys_login`], the login page as an actix-web route, for one
+//!   [`RegisteredClient`] (its ID and redirect URIs).
 //! - [`serve`]: the HTTP sandbox of the whole platform ([`serve()`]), one module per simulated
 //!   service, with fault injection; the `portal-sandbox` binary runs it.
 //! - `redis_outbound`: given a Redis URL, consumes the service's outbound Stream and delivers
@@ -53,7 +54,7 @@ mod tenant;
 #[cfg(test)]
 mod test_support;
 
-pub use http::genesys_login;
+pub use http::{RegisteredClient, genesys_login};
 pub use platform::Platform;
 pub use redis_outbound::{OutboundConsumer, consume_outbound, consume_outbound_with};
 pub use serve::{Fault, Options, Route, Sandbox, serve};

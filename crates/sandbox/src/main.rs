@@ -4,7 +4,9 @@
 //!
 //! Settings (environment): `SANDBOX_HOST` (default `127.0.0.1`), `SANDBOX_PORT` (default
 //! `9090`), `SANDBOX_CLIENT_ID` (the Genesys client the login page accepts, default
-//! `agent-portal-sandbox`), `SANDBOX_FAULTS` (JSON array of faults, as `PUT /_admin/faults`
+//! `agent-portal-sandbox`), `SANDBOX_REDIRECT_URIS` (comma-separated redirect URIs the login
+//! page accepts; default: the service's callback on 127.0.0.1 and [::1], any port),
+//! `SANDBOX_FAULTS` (JSON array of faults, as `PUT /_admin/faults`
 //! takes), `SANDBOX_REDIS_URL` (or else `REDIS_URL`; unset: no Redis): with it, the sandbox
 //! consumes the service's outbound queue (Redis Stream `outbound.message`) and publishes each
 //! message's `message_update` and `sent`/`delivered`/`read` on the tenant's Pub/Sub channels,
@@ -32,6 +34,14 @@ async fn main() -> anyhow::Result<()> {
     let mut options = portal_sandbox::Options::default();
     if let Ok(id) = std::env::var("SANDBOX_CLIENT_ID") {
         options.client_id = id;
+    }
+    if let Ok(uris) = std::env::var("SANDBOX_REDIRECT_URIS") {
+        options.redirect_uris = uris
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
     }
     if let Ok(text) = std::env::var("SANDBOX_FAULTS") {
         options.faults =

@@ -104,6 +104,30 @@ pub struct Settings {
     /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR networks.
     #[garde(custom(proxies_rule))]
     pub trusted_proxies: String,
+    /// `FORWARDED_HEADER`: the header the trusted proxies write the client chain into,
+    /// `x-forwarded-for` (default) or `forwarded` (RFC 7239). Only that one is read.
+    #[garde(custom(forwarded_header_rule))]
+    pub forwarded_header: String,
+    /// `DOCS_ENABLED`: serve the interactive API documentation at `/docs` (default: on,
+    /// off when `PORTAL_ENV=production`).
+    #[garde(skip)]
+    pub docs_enabled: Option<bool>,
+    /// `HTTP_MAX_HEADERS`: most header fields a request may carry (64; the HTTP parser's own
+    /// hard limit is 96).
+    #[garde(range(min = 8, max = 95))]
+    pub http_max_headers: usize,
+    /// `HTTP_MAX_HEADER_BYTES`: most bytes of header names and values (16 KiB).
+    #[garde(range(min = 1024, max = 65536))]
+    pub http_max_header_bytes: usize,
+    /// `HTTP_MAX_URI_BYTES`: longest request target, path and query (8 KiB).
+    #[garde(range(min = 256, max = 65536))]
+    pub http_max_uri_bytes: usize,
+    /// `HTTP_CLIENT_REQUEST_TIMEOUT_MS`: how long a client may take to send a request's head
+    /// after connecting; the HTTP parser answers a slower one with 408 (5 s). At least 1 s:
+    /// the parser's clock is refreshed every 500 ms, so a shorter deadline can already have
+    /// passed when the connection is accepted.
+    #[garde(range(min = 1_000, max = 300_000))]
+    pub http_client_request_timeout_ms: u64,
     /// `LOG_LEVEL`: a tracing filter (`info`, `portal_api=debug,info`).
     #[garde(length(min = 1))]
     pub log_level: String,
@@ -235,6 +259,12 @@ impl Default for Settings {
             cookie_domain: None,
             cookie_secure: None,
             trusted_proxies: String::new(),
+            forwarded_header: "x-forwarded-for".into(),
+            docs_enabled: None,
+            http_max_headers: 64,
+            http_max_header_bytes: 16 * 1024,
+            http_max_uri_bytes: 8 * 1024,
+            http_client_request_timeout_ms: 5_000,
             log_level: "info".into(),
             metrics_enabled: true,
             otel_exporter_otlp_endpoint: None,
@@ -386,6 +416,13 @@ fn proxies_rule(value: &str, _: &()) -> garde::Result {
             "not an IP address or CIDR network: {}",
             bad.join(", ")
         )))
+    }
+}
+
+fn forwarded_header_rule(value: &str, _: &()) -> garde::Result {
+    match portal_api::ForwardedHeader::parse(value) {
+        Some(_) => Ok(()),
+        None => Err(garde::Error::new("must be x-forwarded-for or forwarded")),
     }
 }
 
@@ -681,6 +718,25 @@ impl Settings {
             .collect()
     }
 
+    /// The forwarding header the trusted proxies write (validated).
+    pub fn forwarded_header(&self) -> portal_api::ForwardedHeader {
+        portal_api::ForwardedHeader::parse(&self.forwarded_header).unwrap_or_default()
+    }
+
+    /// `DOCS_ENABLED`, else on except in production.
+    pub fn docs(&self) -> bool {
+        self.docs_enabled.unwrap_or(!self.is_production())
+    }
+
+    /// The request-head limits the edge answers in the error format.
+    pub fn head_limits(&self) -> portal_api::HeadLimits {
+        portal_api::HeadLimits {
+            max_headers: self.http_max_headers,
+            max_header_bytes: self.http_max_header_bytes,
+            max_uri_bytes: self.http_max_uri_bytes,
+        }
+    }
+
     /// The State Manager's circuit breaker (window: 20 calls, or the minimum if larger).
     pub fn state_manager_breaker(&self) -> portal_domain::resilience::BreakerConfig {
         let defaults = portal_domain::resilience::BreakerConfig::default();
@@ -774,8 +830,10 @@ mod tests {
             ("COOKIE_SECURE", "false"),
             ("RATE_LIMIT_AUTH_MAX", "1000"),
             ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            ("FORWARDED_HEADER", "Forwarded"),
         ]))
         .unwrap();
+        assert_eq!(s.forwarded_header(), portal_api::ForwardedHeader::Forwarded);
         assert_eq!(s.port, 9000);
         assert_eq!(s.frontend_url, "https://portal.example.com");
         assert_eq!(s.region(), Region::EuWest1);
@@ -785,12 +843,32 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_are_served_except_in_production_unless_configured() {
+        let dev = Settings::load_from(env(&[])).unwrap();
+        assert!(dev.docs());
+        let off = Settings::load_from(env(&[("DOCS_ENABLED", "false")])).unwrap();
+        assert!(!off.docs());
+        let production = Settings {
+            portal_env: "production".into(),
+            ..Settings::default()
+        };
+        assert!(!production.docs());
+        let production_on = Settings {
+            docs_enabled: Some(true),
+            ..production
+        };
+        assert!(production_on.docs());
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let err = Settings::load_from(env(&[
             ("PORTAL_ENV", "production"),
             ("FRONTEND_URL", "not a url"),
             ("GENESYS_REGION", "mars-1"),
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("FORWARDED_HEADER", "x-real-ip"),
+            ("HTTP_MAX_HEADERS", "200"),
         ]))
         .unwrap_err();
         let text = err.to_string();
@@ -798,6 +876,8 @@ mod tests {
             "FRONTEND_URL",
             "GENESYS_REGION",
             "TRUSTED_PROXIES",
+            "FORWARDED_HEADER",
+            "HTTP_MAX_HEADERS",
             "ENCRYPTION_KEY",
             "COOKIE_SECRET",
             "AUDIT_HMAC_KEY",

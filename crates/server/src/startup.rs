@@ -139,7 +139,7 @@ impl Application {
                 ready: ready.clone(),
             },
         );
-        let sandbox_login = sandbox_login(&settings, &platform);
+        let sandbox_login = sandbox_login(&settings, &base_url, &platform);
         let server = http_server(&settings, listener, state.clone(), sandbox_login)?;
         if let Some(p) = &prometheus {
             crate::observability::websocket_source(p, &realtime.hub);
@@ -373,7 +373,8 @@ async fn use_cases(
     })
 }
 
-/// The HTTP layer's settings: CORS origin, cookie key and flags, proxies, body cap.
+/// The HTTP layer's settings: CORS origin, cookie key and flags, proxies, body cap, head
+/// limits, documentation and metrics served.
 fn web_settings(
     settings: &Settings,
     base_url: &str,
@@ -387,7 +388,11 @@ fn web_settings(
     web.secure_cookies = settings.secure_cookies(base_url);
     web.cookie_domain = settings.cookie_domain.clone();
     web.trusted_proxies = settings.proxies();
+    web.forwarded_header = settings.forwarded_header();
     web.body_limit = settings.body_limit_bytes;
+    web.head_limits = settings.head_limits();
+    web.docs = settings.docs();
+    web.metrics = settings.metrics_enabled;
     Ok(web)
 }
 
@@ -395,17 +400,22 @@ fn web_settings(
 /// one that accepts its codes): never in production.
 fn sandbox_login(
     settings: &Settings,
+    base_url: &str,
     platform: &portal_sandbox::Platform,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let simulated = settings.simulated_auth();
     let auth = platform.auth();
-    let client_id = settings.client_id();
+    // The one client it serves: this service, sent back to its own callback only.
+    let client = portal_sandbox::RegisteredClient {
+        client_id: settings.client_id(),
+        redirect_uris: vec![settings.redirect_uri(base_url)],
+    };
     move |cfg: &mut web::ServiceConfig| {
         if simulated {
-            let (auth, client_id) = (auth.clone(), client_id.clone());
+            let (auth, client) = (auth.clone(), client.clone());
             cfg.service(
                 web::scope(SANDBOX_LOGIN_PATH)
-                    .configure(move |c| portal_sandbox::genesys_login(c, auth, client_id)),
+                    .configure(move |c| portal_sandbox::genesys_login(c, auth, client)),
             );
         }
     }
@@ -500,6 +510,9 @@ fn http_server(
         portal_api::app(state.clone()).configure(sandbox_login.clone())
     })
     .shutdown_timeout(settings.shutdown_grace_seconds)
+    .client_request_timeout(Duration::from_millis(
+        settings.http_client_request_timeout_ms,
+    ))
     .disable_signals();
     if let Some(n) = settings.workers {
         http = http.workers(n);

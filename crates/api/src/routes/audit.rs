@@ -315,7 +315,7 @@ impl From<AuditError> for ApiError {
     )
 )]
 #[get("/api/v1/audit")]
-pub(crate) async fn list(
+pub(crate) async fn list_audit_entries(
     auth: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<AuditListQuery>,
@@ -342,7 +342,7 @@ pub(crate) async fn list(
     )
 )]
 #[get("/api/v1/audit/verify")]
-pub(crate) async fn verify(
+pub(crate) async fn verify_audit_chain(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -2,13 +2,14 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
-    AuthRateLimited, Authenticated, login_cookie, login_cookie_removal, request_context,
-    session_cookie, session_cookie_removal, signed_cookie,
+    AuthRateLimited, Authenticated, count_failed_sign_in, login_cookie, login_cookie_removal,
+    request_context, session_cookie, session_cookie_removal, signed_cookie,
 };
-use crate::state::{AppState, LOGIN_COOKIE};
+use crate::state::{AppState, LOGIN_COOKIE, WebSettings};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use portal_domain::auth::{CallbackError, CallbackParams};
+use portal_domain::model::Role;
 use portal_domain::secret::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -49,6 +50,28 @@ impl std::fmt::Debug for CallbackQuery {
     }
 }
 
+/// A user's role.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RoleName {
+    /// Everything, including onboarding.
+    Admin,
+    /// Reads and sends messages.
+    Agent,
+    /// Reads only.
+    Viewer,
+}
+
+impl From<Role> for RoleName {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Admin => Self::Admin,
+            Role::Agent => Self::Agent,
+            Role::Viewer => Self::Viewer,
+        }
+    }
+}
+
 /// `GET /api/v1/auth/me`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -56,14 +79,16 @@ pub(crate) struct MeResponse {
     /// Genesys user ID.
     pub user_id: String,
     /// The tenant; null before onboarding step 1.
+    #[schema(format = Uuid, required = true)]
     pub tenant_id: Option<String>,
-    /// `admin`, `agent` or `viewer`.
-    pub role: String,
+    /// The user's role.
+    pub role: RoleName,
     /// E-mail.
     pub email: String,
     /// Display name.
     pub name: String,
     /// Session expiry (RFC 3339).
+    #[schema(format = DateTime)]
     pub expires_at: String,
     /// True while the tenant has not finished onboarding.
     pub(crate) onboarding_required: bool,
@@ -74,10 +99,11 @@ pub(crate) struct MeResponse {
 /// `POST /api/v1/auth/refresh`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct RefreshResponse {
+pub(crate) struct SessionRefreshResponse {
     /// Always true.
     pub success: bool,
     /// New session expiry (RFC 3339).
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
@@ -97,6 +123,7 @@ pub(crate) struct WsTicketResponse {
     /// Single-use ticket for `?ticket=` on the WebSocket URL.
     pub ticket: String,
     /// Seconds the ticket stays valid.
+    #[schema(minimum = 1)]
     pub expires_in: u64,
 }
 
@@ -115,9 +142,10 @@ fn redirect(location: &str) -> actix_web::HttpResponseBuilder {
     tag = "auth",
     params(LoginQuery),
     responses(
-        (status = 302, description = "Redirect to the Genesys authorize endpoint; sets the pre-login cookie"),
-        (status = 429, description = "Too many sign-in attempts", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
+        (status = 302, description = "Redirect to the Genesys authorize endpoint; sets the pre-login cookie",
+            headers(("Location" = String, description = "The Genesys authorize URL"))),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED: too many sign-ins from this client IP (RATE_LIMIT_AUTH_MAX per RATE_LIMIT_AUTH_WINDOW_SECS)", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the store is unavailable", body = ErrorBody),
     )
 )]
 #[get("/api/v1/auth/login")]
@@ -154,14 +182,14 @@ fn sanitize_reason(reason: &str) -> String {
     tag = "auth",
     params(CallbackQuery),
     responses(
-        (status = 302, description = "Signed in: sets `sessionId` and redirects to the frontend; or a failure redirect to `/login?error=`"),
-        (status = 400, description = "INVALID_STATE or VALIDATION_FAILED (missing code)", body = ErrorBody),
-        (status = 429, description = "Too many sign-in attempts", body = ErrorBody),
+        (status = 302, description = "Signed in: sets `sessionId` and redirects to the frontend; or a failure redirect to the frontend's `/login?error=`",
+            headers(("Location" = String, description = "The frontend page"))),
+        (status = 400, description = "INVALID_STATE: state missing, unknown, replayed or from another browser; VALIDATION_FAILED: no code", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED: too many failed sign-ins from this client IP (a failed callback counts against the sign-in limit)", body = ErrorBody),
     )
 )]
 #[get("/api/v1/auth/callback")]
 pub(crate) async fn callback(
-    _limit: AuthRateLimited,
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<CallbackQuery>,
@@ -194,16 +222,26 @@ pub(crate) async fn callback(
                 .cookie(login_cookie_removal(web))
                 .finish())
         }
-        Err(CallbackError::InvalidState) => Err(ApiError::new(
+        Err(e) => {
+            count_failed_sign_in(&req, &state).await?;
+            failed_sign_in(web, e)
+        }
+    }
+}
+
+/// The answer to a failed callback (already counted against the sign-in limit).
+fn failed_sign_in(web: &WebSettings, e: CallbackError) -> Result<HttpResponse, ApiError> {
+    match e {
+        CallbackError::InvalidState => Err(ApiError::new(
             crate::error::ErrorCode::InvalidState,
             "Invalid or expired state parameter",
         )
         .with_cookie(login_cookie_removal(web))),
-        Err(CallbackError::MissingCode) => {
+        CallbackError::MissingCode => {
             Err(ApiError::validation("code", "Missing authorization code")
                 .with_cookie(login_cookie_removal(web)))
         }
-        Err(e) => {
+        e => {
             tracing::warn!(reason = %e.reason(), error = %e, "sign-in failed");
             let reason = sanitize_reason(&e.reason());
             let target = web.frontend_path(&format!("/login?error={reason}"));
@@ -215,12 +253,12 @@ pub(crate) async fn callback(
 /// Refreshes the user's tokens and extends the session by 24 h.
 #[utoipa::path(
     tag = "auth",
-    security(("session" = []), ("csrf" = [])),
+    operation_id = "refresh_session",
+    security(("session" = [], "csrf" = [])),
     responses(
-        (status = 200, body = RefreshResponse),
-        (status = 401, description = "NO_SESSION, SESSION_EXPIRED or REFRESH_FAILED", body = ErrorBody),
-        (status = 403, description = "CSRF_FAILED", body = ErrorBody),
-        (status = 503, description = "Auth Service or store unavailable", body = ErrorBody),
+        (status = 200, description = "Tokens refreshed; the session lasts another SESSION_TTL_SECS", body = SessionRefreshResponse),
+        (status = 401, description = "REFRESH_FAILED: the Auth Service refused the refresh", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the Auth Service is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/v1/auth/refresh")]
@@ -234,7 +272,7 @@ pub(crate) async fn refresh(
         .max(0);
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(state.web(), auth.raw_id(), max_age))
-        .json(RefreshResponse {
+        .json(SessionRefreshResponse {
             success: true,
             expires_at: rfc3339(session.expires_at),
         }))
@@ -243,12 +281,9 @@ pub(crate) async fn refresh(
 /// Ends the session.
 #[utoipa::path(
     tag = "auth",
-    security(("session" = []), ("csrf" = [])),
+    security(("session" = [], "csrf" = [])),
     responses(
-        (status = 200, body = LogoutResponse),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "CSRF_FAILED", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
+        (status = 200, description = "Signed out; the session cookie is cleared", body = LogoutResponse),
     )
 )]
 #[post("/api/v1/auth/logout")]
@@ -270,8 +305,7 @@ pub(crate) async fn logout(
     tag = "auth",
     security(("session" = [])),
     responses(
-        (status = 200, body = MeResponse),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
+        (status = 200, description = "The signed-in user and the session's CSRF token", body = MeResponse),
     )
 )]
 #[get("/api/v1/auth/me")]
@@ -280,7 +314,7 @@ pub(crate) async fn me(auth: Authenticated, state: web::Data<AppState>) -> HttpR
     HttpResponse::Ok().json(MeResponse {
         user_id: s.user_id.to_string(),
         tenant_id: s.tenant_id.map(|t| t.to_string()),
-        role: s.role.as_str().to_owned(),
+        role: s.role.into(),
         email: s.email.to_string(),
         name: s.name.clone(),
         expires_at: rfc3339(s.expires_at),
@@ -292,11 +326,9 @@ pub(crate) async fn me(auth: Authenticated, state: web::Data<AppState>) -> HttpR
 /// Issues a single-use 30-second WebSocket ticket.
 #[utoipa::path(
     tag = "auth",
-    security(("session" = []), ("csrf" = [])),
+    security(("session" = [], "csrf" = [])),
     responses(
-        (status = 200, body = WsTicketResponse),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "CSRF_FAILED", body = ErrorBody),
+        (status = 200, description = "A single-use ticket for the WebSocket URL", body = WsTicketResponse),
     )
 )]
 #[post("/api/v1/auth/ws-ticket")]

@@ -9,10 +9,11 @@ use crate::extract::Authenticated;
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use portal_domain::auth::{AccessDenied, Capability};
-use portal_domain::dashboard::DashboardError;
-use portal_domain::model::{DateRange, DateRangeError, Period, TenantId};
+use portal_domain::dashboard::{DashboardError, RangeReport, StatsView};
+use portal_domain::model::{DateRange, DateRangeError, Figures, Period, TenantId};
 use serde::{Deserialize, Serialize};
 use time::Date;
+use time::OffsetDateTime;
 use time::macros::format_description;
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 #[into_params(parameter_in = Query)]
 pub(crate) struct StatsQuery {
     /// `today` (default), `week` or `month`.
+    #[param(inline, value_type = Option<PeriodName>)]
     pub period: Option<String>,
 }
 
@@ -30,17 +32,137 @@ pub(crate) struct StatsQuery {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RangeQuery {
     /// First day, `YYYY-MM-DD` (UTC).
-    #[param(rename = "startDate")]
+    #[param(rename = "startDate", required = true, value_type = String, format = Date)]
     pub start_date: Option<String>,
-    /// Last day (inclusive), `YYYY-MM-DD` (UTC); not in the future, at most 366 days after
+    /// Last day (inclusive), `YYYY-MM-DD` (UTC); not after today, at most 366 days after
     /// `startDate`.
-    #[param(rename = "endDate")]
+    #[param(rename = "endDate", required = true, value_type = String, format = Date)]
     pub end_date: Option<String>,
+}
+
+/// A reporting period.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PeriodName {
+    /// Since midnight UTC.
+    Today,
+    /// The last 7 days.
+    Week,
+    /// The last 30 days.
+    Month,
+}
+
+impl From<Period> for PeriodName {
+    fn from(p: Period) -> Self {
+        match p {
+            Period::Today => Self::Today,
+            Period::Week => Self::Week,
+            Period::Month => Self::Month,
+        }
+    }
+}
+
+/// The figures of a period or a date range (spec §7.2, §7.4).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MetricsFigures {
+    /// All messages.
+    pub total_messages: u64,
+    /// Accepted by WhatsApp.
+    pub sent_count: u64,
+    /// Delivered to the handset.
+    pub delivered_count: u64,
+    /// Read by the customer.
+    pub read_count: u64,
+    /// Failed.
+    pub failed_count: u64,
+    /// Delivered / total as a percentage with one decimal (`"97.5"`; `"0.0"` with no
+    /// messages).
+    #[schema(pattern = r"^[0-9]{1,3}\.[0-9]$")]
+    pub success_rate: String,
+    /// Conversations currently active.
+    pub active_conversations: u64,
+    /// Distinct customers.
+    pub unique_customers: u64,
+}
+
+impl From<&Figures> for MetricsFigures {
+    fn from(f: &Figures) -> Self {
+        Self {
+            total_messages: f.total_messages,
+            sent_count: f.sent_count,
+            delivered_count: f.delivered_count,
+            read_count: f.read_count,
+            failed_count: f.failed_count,
+            success_rate: f.success_rate.clone(),
+            active_conversations: f.active_conversations,
+            unique_customers: f.unique_customers,
+        }
+    }
+}
+
+/// `GET /api/v1/dashboard/stats` (spec §7.2).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StatsResponse {
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: MetricsFigures,
+    /// The period they cover.
+    pub period: PeriodName,
+    /// When they were fetched from the State Manager.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_updated: OffsetDateTime,
+    /// Present, and `true`, only when the State Manager is failing and these are the last
+    /// known figures.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub stale: bool,
+}
+
+impl From<&StatsView> for StatsResponse {
+    fn from(view: &StatsView) -> Self {
+        Self {
+            figures: MetricsFigures::from(&view.stats.figures),
+            period: view.stats.period.into(),
+            last_updated: view.stats.last_updated,
+            stale: view.stale,
+        }
+    }
+}
+
+/// `GET /api/v1/dashboard/metrics/range` (spec §7.4).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RangeResponse {
+    /// The tenant.
+    #[schema(value_type = String, format = Uuid)]
+    pub tenant_id: TenantId,
+    /// First day.
+    #[schema(format = Date)]
+    pub start_date: String,
+    /// Last day (inclusive).
+    #[schema(format = Date)]
+    pub end_date: String,
+    /// The figures.
+    pub metrics: MetricsFigures,
+}
+
+impl From<&RangeReport> for RangeResponse {
+    fn from(r: &RangeReport) -> Self {
+        Self {
+            tenant_id: r.tenant_id,
+            start_date: r.start_date.clone(),
+            end_date: r.end_date.clone(),
+            metrics: MetricsFigures::from(&r.metrics),
+        }
+    }
 }
 
 /// `POST /api/v1/dashboard/refresh`.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RefreshResponse {
+pub(crate) struct CacheRefreshResponse {
     /// Always true.
     pub success: bool,
     /// Confirmation.
@@ -80,7 +202,7 @@ pub(crate) fn parse_period(raw: Option<&str>) -> Result<Period, ApiError> {
     }
 }
 
-/// Parses a strict `YYYY-MM-DD` date.
+/// Parses a strict `YYYY-MM-DD` date (RFC 3339 `full-date`).
 fn parse_date(raw: &str) -> Option<Date> {
     let shape_ok = raw.len() == 10
         && raw.bytes().enumerate().all(|(i, b)| match i {
@@ -135,11 +257,10 @@ pub(crate) fn parse_range(query: &RangeQuery, today: Date) -> Result<DateRange, 
     params(StatsQuery),
     security(("session" = [])),
     responses(
-        (status = 200, description = "The period's figures (spec §7.2); `\"stale\": true` when the State Manager is failing and these are the last known ones", body = Object),
-        (status = 400, description = "Bad `period` (`VALIDATION_FAILED`)", body = ErrorBody),
-        (status = 401, description = "No or expired session", body = ErrorBody),
-        (status = 403, description = "Onboarding not finished", body = ErrorBody),
-        (status = 503, description = "State Manager failing and nothing cached", body = ErrorBody),
+        (status = 200, description = "The period's figures (spec §7.2); `\"stale\": true` when the State Manager is failing and these are the last known ones", body = StatsResponse),
+        (status = 400, description = "VALIDATION_FAILED: bad `period`", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: onboarding not finished", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the State Manager is failing and nothing is cached", body = ErrorBody),
     )
 )]
 #[get("/api/v1/dashboard/stats")]
@@ -151,18 +272,18 @@ pub(crate) async fn stats(
     let tenant = tenant_for(&auth, Capability::ViewDashboard)?;
     let period = parse_period(query.period.as_deref())?;
     let view = state.dashboard().stats(tenant, period).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(StatsResponse::from(&view)))
 }
 
 /// Clears the tenant's cached figures and conversation pages (spec §7.3).
 #[utoipa::path(
     tag = "dashboard",
+    operation_id = "refresh_dashboard",
     security(("session" = [], "csrf" = [])),
     responses(
-        (status = 200, description = "Caches cleared", body = RefreshResponse),
-        (status = 401, description = "No or expired session", body = ErrorBody),
-        (status = 403, description = "CSRF check failed, or onboarding not finished", body = ErrorBody),
-        (status = 503, description = "Cache store unavailable", body = ErrorBody),
+        (status = 200, description = "Caches cleared", body = CacheRefreshResponse),
+        (status = 403, description = "FORBIDDEN: onboarding not finished", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the cache store is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/v1/dashboard/refresh")]
@@ -172,7 +293,7 @@ pub(crate) async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_for(&auth, Capability::ViewDashboard)?;
     state.dashboard().refresh(&auth.current, tenant).await?;
-    Ok(HttpResponse::Ok().json(RefreshResponse {
+    Ok(HttpResponse::Ok().json(CacheRefreshResponse {
         success: true,
         message: "Cache cleared. Next request will fetch fresh data.".to_owned(),
     }))
@@ -184,11 +305,10 @@ pub(crate) async fn refresh(
     params(RangeQuery),
     security(("session" = [])),
     responses(
-        (status = 200, description = "`{tenantId, startDate, endDate, metrics}`", body = Object),
-        (status = 400, description = "Missing or malformed date, start after end, more than 366 days, or a future date (`VALIDATION_FAILED`)", body = ErrorBody),
-        (status = 401, description = "No or expired session", body = ErrorBody),
-        (status = 403, description = "Onboarding not finished", body = ErrorBody),
-        (status = 503, description = "State Manager failing", body = ErrorBody),
+        (status = 200, description = "The range's figures", body = RangeResponse),
+        (status = 400, description = "VALIDATION_FAILED: a missing or malformed date, start after end, more than 366 days, or a date after today", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: onboarding not finished", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the State Manager is failing", body = ErrorBody),
     )
 )]
 #[get("/api/v1/dashboard/metrics/range")]
@@ -201,7 +321,7 @@ pub(crate) async fn range(
     let dashboard = state.dashboard();
     let range = parse_range(&query, dashboard.today())?;
     let report = dashboard.range(tenant, range).await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(RangeResponse::from(&report)))
 }
 
 #[cfg(test)]

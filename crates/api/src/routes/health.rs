@@ -25,8 +25,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct HealthResponse {
     /// `ok` or `degraded`.
+    #[schema(pattern = "^(ok|degraded)$")]
     pub status: String,
     /// Now (RFC 3339).
+    #[schema(format = DateTime)]
     pub timestamp: String,
     /// Seconds since start.
     pub uptime: f64,
@@ -46,6 +48,7 @@ pub(crate) struct CheckDetail {
     pub latency_ms: u64,
     /// Why it failed (absent when ok).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub detail: Option<String>,
 }
 
@@ -144,31 +147,58 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// What a probe says.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ProbeStatus {
+    /// `/livez`: the process answers.
+    Ok,
+    /// `/readyz`: ready to serve.
+    Ready,
+    /// `/readyz`: start-up is not done.
+    Starting,
+    /// `/readyz`: a dependency required to serve fails.
+    NotReady,
+}
+
+/// `GET /livez`, `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProbeResponse {
+    /// The verdict.
+    pub status: ProbeStatus,
+}
+
+fn probe(status: ProbeStatus) -> ProbeResponse {
+    ProbeResponse { status }
+}
+
 /// Liveness: the process answers.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Alive (`ok`)", body = ProbeResponse))
+)]
 #[get("/livez")]
 pub(crate) async fn livez() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(probe(ProbeStatus::Ok))
 }
 
 /// Readiness: the dependencies required to serve answer.
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, description = "Ready"),
-        (status = 503, description = "Starting, or a required dependency fails"),
+        (status = 200, description = "Ready (`ready`)", body = ProbeResponse),
+        (status = 503, description = "Starting (`starting`), or a required dependency fails (`not_ready`)", body = ProbeResponse),
     )
 )]
 #[get("/readyz")]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.0.ready.load(std::sync::atomic::Ordering::Acquire) {
-        return HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "status": "starting" }));
+        return HttpResponse::ServiceUnavailable().json(probe(ProbeStatus::Starting));
     }
     let results = run(&state.0.probes, true).await;
     if results.values().all(|s| s.ok) {
-        HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+        HttpResponse::Ok().json(probe(ProbeStatus::Ready))
     } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "not_ready" }))
+        HttpResponse::ServiceUnavailable().json(probe(ProbeStatus::NotReady))
     }
 }

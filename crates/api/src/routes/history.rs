@@ -14,19 +14,23 @@ use actix_web::{HttpResponse, get, web};
 use portal_domain::auth::Capability;
 use portal_domain::cache_aside::CacheAsideError;
 use portal_domain::history::{AccessError, ConversationMessages, ThreadsPage, parse_query};
-use portal_domain::model::{ConversationId, ConversationQuery, Role, customer_number_for};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use portal_domain::model::{
+    ConversationId, ConversationQuery, ConversationStatus, ConversationSummary, Direction, Message,
+    MessageStatus, Role, customer_number_for,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+use utoipa::{IntoParams, ToSchema};
 
 /// Query of `GET /api/v1/history/threads`. Values are read as text so that `limit=abc` is
 /// reported against its own field. Documented by hand ([`IntoParams`] below) so that the
 /// bounds shown are the domain's constants.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ThreadsQuery {
-    /// Page number, ≥ 1 (default 1).
+    /// Page number (default 1; bounds: [`ConversationQuery`]'s constants).
     pub page: Option<String>,
     /// Page size (default and maximum: [`ConversationQuery`]'s constants).
     pub limit: Option<String>,
@@ -36,12 +40,12 @@ pub(crate) struct ThreadsQuery {
 
 impl IntoParams for ThreadsQuery {
     fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let integer = |max: Option<u32>| {
+        let integer = |max: u32| {
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
                 .minimum(Some(1))
-                .maximum(max)
+                .maximum(Some(max))
                 .build()
         };
         let param = |name: &str, description: String, schema: Object| {
@@ -56,8 +60,11 @@ impl IntoParams for ThreadsQuery {
         vec![
             param(
                 "page",
-                "Page number, ≥ 1 (default 1).".into(),
-                integer(None),
+                format!(
+                    "Page number, 1-{} (default 1).",
+                    ConversationQuery::MAX_PAGE
+                ),
+                integer(ConversationQuery::MAX_PAGE),
             ),
             param(
                 "limit",
@@ -66,12 +73,15 @@ impl IntoParams for ThreadsQuery {
                     ConversationQuery::MAX_LIMIT,
                     ConversationQuery::DEFAULT_LIMIT
                 ),
-                integer(Some(ConversationQuery::MAX_LIMIT)),
+                integer(ConversationQuery::MAX_LIMIT),
             ),
             param(
                 "status",
                 "`active` or `closed` (default: both).".into(),
-                ObjectBuilder::new().schema_type(Type::String).build(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["active", "closed"]))
+                    .build(),
             ),
         ]
     }
@@ -82,7 +92,232 @@ impl IntoParams for ThreadsQuery {
 #[into_params(parameter_in = Path)]
 pub(crate) struct ThreadPath {
     /// The conversation ID (UUID).
+    #[param(format = Uuid)]
     pub id: String,
+}
+
+/// A decimal integer as JSON writes one: an optional `-` and digits, nothing else (no sign
+/// `+`, no white space, no fraction). A number too large for `i64` is still a number: it is
+/// out of range.
+fn integer(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<i64>().unwrap_or(if s.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
+}
+
+/// Open or closed.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ThreadStatus {
+    /// Open: messages may be sent.
+    Active,
+    /// Closed: read-only history.
+    Closed,
+}
+
+impl From<ConversationStatus> for ThreadStatus {
+    fn from(s: ConversationStatus) -> Self {
+        match s {
+            ConversationStatus::Active => Self::Active,
+            ConversationStatus::Closed => Self::Closed,
+        }
+    }
+}
+
+/// One conversation of the list (spec §8.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ThreadRow {
+    /// The customer's WhatsApp ID.
+    pub wa_id: String,
+    /// The conversation.
+    #[schema(value_type = String, format = Uuid)]
+    pub conversation_id: ConversationId,
+    /// Its last message.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_activity: OffsetDateTime,
+    /// Open or closed.
+    pub status: ThreadStatus,
+    /// Number of messages.
+    pub message_count: u64,
+}
+
+impl From<&ConversationSummary> for ThreadRow {
+    fn from(c: &ConversationSummary) -> Self {
+        Self {
+            wa_id: c.wa_id.clone(),
+            conversation_id: c.conversation_id,
+            last_activity: c.last_activity,
+            status: c.status.into(),
+            message_count: c.message_count,
+        }
+    }
+}
+
+/// Where a page is (spec §8.1, §13.2).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageInfo {
+    /// This page (1-based).
+    pub page: u32,
+    /// Page size.
+    pub limit: u32,
+    /// Conversations across all pages.
+    pub total: u64,
+    /// `ceil(total / limit)`.
+    pub total_pages: u64,
+    /// A later page exists.
+    pub has_next: bool,
+    /// An earlier page exists.
+    pub has_prev: bool,
+}
+
+/// `GET /api/v1/history/threads`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ThreadsResponse {
+    /// The page's conversations, most recent first.
+    pub data: Vec<ThreadRow>,
+    /// Where this page is.
+    pub pagination: PageInfo,
+    /// Present, and `true`, only when the State Manager is failing and this is the last
+    /// known page.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub stale: bool,
+}
+
+impl From<&ThreadsPage> for ThreadsResponse {
+    fn from(p: &ThreadsPage) -> Self {
+        let g = &p.pagination;
+        Self {
+            data: p.data.iter().map(ThreadRow::from).collect(),
+            pagination: PageInfo {
+                page: g.page,
+                limit: g.limit,
+                total: g.total,
+                total_pages: g.total_pages,
+                has_next: g.has_next,
+                has_prev: g.has_prev,
+            },
+            stale: p.stale,
+        }
+    }
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MessageDirection {
+    /// From the customer.
+    Inbound,
+    /// To the customer.
+    Outbound,
+}
+
+impl From<Direction> for MessageDirection {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Inbound => Self::Inbound,
+            Direction::Outbound => Self::Outbound,
+        }
+    }
+}
+
+/// A message's delivery status.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DeliveryStatus {
+    /// Accepted by this service, not yet sent.
+    Queued,
+    /// Received from the customer.
+    Received,
+    /// Accepted by WhatsApp.
+    Sent,
+    /// Delivered to the handset.
+    Delivered,
+    /// Read by the customer.
+    Read,
+    /// Failed.
+    Failed,
+}
+
+impl From<MessageStatus> for DeliveryStatus {
+    fn from(s: MessageStatus) -> Self {
+        match s {
+            MessageStatus::Queued => Self::Queued,
+            MessageStatus::Received => Self::Received,
+            MessageStatus::Sent => Self::Sent,
+            MessageStatus::Delivered => Self::Delivered,
+            MessageStatus::Read => Self::Read,
+            MessageStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One message of a conversation (spec §8.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MessageRow {
+    /// The message.
+    pub message_id: String,
+    /// Inbound or outbound.
+    pub direction: MessageDirection,
+    /// Its text (null for a media-only message).
+    #[schema(required = true)]
+    pub text: Option<String>,
+    /// Its attachment (null without one).
+    #[schema(required = true)]
+    pub media_url: Option<String>,
+    /// Delivery status.
+    pub status: DeliveryStatus,
+    /// When it was sent or received.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: OffsetDateTime,
+    /// Why it failed (null unless `failed`).
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+impl From<&Message> for MessageRow {
+    fn from(m: &Message) -> Self {
+        Self {
+            message_id: m.message_id.to_string(),
+            direction: m.direction.into(),
+            text: m.text.clone(),
+            media_url: m.media_url.clone(),
+            status: m.status.into(),
+            timestamp: m.timestamp,
+            error: m.error.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/history/threads/{id}/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MessagesResponse {
+    /// The conversation.
+    #[schema(value_type = String, format = Uuid)]
+    pub conversation_id: ConversationId,
+    /// The customer's WhatsApp ID.
+    pub wa_id: String,
+    /// Its messages, oldest first.
+    pub messages: Vec<MessageRow>,
+}
+
+impl From<&ConversationMessages> for MessagesResponse {
+    fn from(c: &ConversationMessages) -> Self {
+        Self {
+            conversation_id: c.conversation_id,
+            wa_id: c.wa_id.clone(),
+            messages: c.messages.iter().map(MessageRow::from).collect(),
+        }
+    }
 }
 
 /// Validates the list parameters, reporting every bad field.
@@ -90,9 +325,9 @@ pub(crate) fn parse_threads_query(q: &ThreadsQuery) -> Result<ConversationQuery,
     let mut problems = Vec::new();
     let mut int = |field: &str, raw: Option<&str>| match raw {
         None => None,
-        Some(s) => match s.trim().parse::<i64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
+        Some(s) => match integer(s) {
+            Some(n) => Some(n),
+            None => {
                 problems.push(FieldProblem {
                     field: field.to_owned(),
                     message: format!("{field} must be an integer"),
@@ -146,11 +381,10 @@ impl From<CacheAsideError> for ApiError {
     params(ThreadsQuery),
     security(("session" = [])),
     responses(
-        (status = 200, description = "`{data: [{wa_id, conversation_id, last_activity, status, message_count}], pagination: {page, limit, total, totalPages, hasNext, hasPrev}}`; `\"stale\": true` when the State Manager is failing", body = Object),
-        (status = 400, description = "Bad `page`, `limit` or `status` (`VALIDATION_FAILED`)", body = ErrorBody),
-        (status = 401, description = "No or expired session", body = ErrorBody),
-        (status = 403, description = "Onboarding not finished", body = ErrorBody),
-        (status = 503, description = "State Manager failing and nothing cached", body = ErrorBody),
+        (status = 200, description = "A page of conversations; `\"stale\": true` when the State Manager is failing and this is the last known page", body = ThreadsResponse),
+        (status = 400, description = "VALIDATION_FAILED: bad `page`, `limit` or `status`", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: onboarding not finished", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the State Manager is failing and nothing is cached", body = ErrorBody),
     )
 )]
 #[get("/api/v1/history/threads")]
@@ -162,7 +396,7 @@ pub(crate) async fn threads(
     let tenant = tenant_for(&auth, Capability::ViewHistory)?;
     let query = parse_threads_query(&query)?;
     let page = state.history().threads(tenant, query).await?;
-    Ok(HttpResponse::Ok().json(threads_for(auth.current.session.role, page)))
+    Ok(HttpResponse::Ok().json(ThreadsResponse::from(&page).shown_to(auth.current.session.role)))
 }
 
 /// A conversation's messages (spec §8.2).
@@ -171,12 +405,11 @@ pub(crate) async fn threads(
     params(ThreadPath),
     security(("session" = [])),
     responses(
-        (status = 200, description = "`{conversation_id, wa_id, messages: [{message_id, direction, text, media_url, status, timestamp, error}]}`", body = Object),
-        (status = 400, description = "The ID is not a UUID (`VALIDATION_FAILED`)", body = ErrorBody),
-        (status = 401, description = "No or expired session", body = ErrorBody),
-        (status = 403, description = "Another tenant's conversation (`TENANT_MISMATCH`), or onboarding not finished", body = ErrorBody),
-        (status = 404, description = "No such conversation (`NOT_FOUND`)", body = ErrorBody),
-        (status = 503, description = "State Manager failing", body = ErrorBody),
+        (status = 200, description = "The conversation's messages", body = MessagesResponse),
+        (status = 400, description = "VALIDATION_FAILED: the ID is not a UUID", body = ErrorBody),
+        (status = 403, description = "TENANT_MISMATCH: another tenant's conversation; FORBIDDEN: onboarding not finished", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such conversation", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the State Manager is failing", body = ErrorBody),
     )
 )]
 #[get("/api/v1/history/threads/{id}/messages")]
@@ -191,22 +424,26 @@ pub(crate) async fn messages(
         .parse::<ConversationId>()
         .map_err(|e| ApiError::validation("id", e.to_string()))?;
     let body = state.history().messages(&auth.current, tenant, id).await?;
-    Ok(HttpResponse::Ok().json(messages_for(auth.current.session.role, body)))
+    Ok(HttpResponse::Ok().json(MessagesResponse::from(&body).shown_to(auth.current.session.role)))
 }
 
-/// The conversation list as `role` may see it: customer numbers whole for admins and agents,
-/// masked for viewers (the domain's rule, applied here once for this output).
-fn threads_for(role: Role, mut page: ThreadsPage) -> ThreadsPage {
-    for row in &mut page.data {
-        row.wa_id = customer_number_for(role, &row.wa_id).into_owned();
+impl ThreadsResponse {
+    /// The list as `role` may see it: customer numbers whole for admins and agents, masked
+    /// for viewers (the domain's rule, applied here once for this output).
+    fn shown_to(mut self, role: Role) -> Self {
+        for row in &mut self.data {
+            row.wa_id = customer_number_for(role, &row.wa_id).into_owned();
+        }
+        self
     }
-    page
 }
 
-/// A conversation's messages as `role` may see them (the customer's number, as above).
-fn messages_for(role: Role, mut body: ConversationMessages) -> ConversationMessages {
-    body.wa_id = customer_number_for(role, &body.wa_id).into_owned();
-    body
+impl MessagesResponse {
+    /// A conversation's messages as `role` may see them (the customer's number, as above).
+    fn shown_to(mut self, role: Role) -> Self {
+        self.wa_id = customer_number_for(role, &self.wa_id).into_owned();
+        self
+    }
 }
 
 #[cfg(test)]
@@ -250,7 +487,7 @@ mod tests {
             (Role::Agent, "15551234829"),
             (Role::Admin, "15551234829"),
         ] {
-            assert_eq!(messages_for(role, body.clone()).wa_id, shown);
+            assert_eq!(MessagesResponse::from(&body).shown_to(role).wa_id, shown);
         }
     }
 }

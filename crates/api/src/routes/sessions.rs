@@ -134,7 +134,7 @@ fn ended(state: &AppState, ended: usize, own_ended: bool) -> HttpResponse {
     )
 )]
 #[get("/api/v1/auth/sessions")]
-pub(crate) async fn list(
+pub(crate) async fn list_sessions(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -161,7 +161,7 @@ pub(crate) async fn list(
     )
 )]
 #[delete("/api/v1/auth/sessions/{handle}")]
-pub(crate) async fn end(
+pub(crate) async fn end_session(
     auth: Authenticated,
     state: web::Data<AppState>,
     path: web::Path<HandlePath>,

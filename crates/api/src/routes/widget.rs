@@ -1,6 +1,7 @@
 //! `POST /api/v1/widget/send` (spec §9.2, decisions §6): the agent widget's send. The same
 //! validation and error mapping serve the WebSocket's `send_message` ([`super::ws`]).
 
+use crate::body::IntoDto;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::Authenticated;
 use crate::input::{Problems, schema};
@@ -25,7 +26,8 @@ pub(crate) struct SendBody {
     /// The message ([`MessageText`]).
     #[schema(schema_with = schema::message_text, required = true)]
     pub text: Option<String>,
-    /// Optional attachment; absolute `https` URL.
+    /// Optional attachment ([`MediaUrl`]).
+    #[schema(schema_with = schema::media_url)]
     pub media_url: Option<String>,
 }
 
@@ -69,8 +71,10 @@ pub(crate) struct SendResponse {
     /// ID of the queued message (the same for a retried `Idempotency-Key`).
     pub message_id: String,
     /// Always `queued`.
+    #[schema(pattern = "^queued$")]
     pub status: String,
     /// When it was queued (RFC 3339).
+    #[schema(format = DateTime)]
     pub queued_at: String,
 }
 
@@ -122,25 +126,23 @@ pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
 /// Sends a message from the agent widget.
 #[utoipa::path(
     tag = "widget",
-    security(("session" = []), ("csrf" = [])),
+    security(("session" = [], "csrf" = [])),
     request_body = SendBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1-128 visible ASCII characters; a retry with the same key returns the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,128}$", description = "1-128 visible ASCII characters; a retry with the same key returns the first result")),
     responses(
-        (status = 200, body = SendResponse),
-        (status = 400, description = "VALIDATION_FAILED", body = ErrorBody),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN (viewer), TENANT_MISMATCH or CSRF_FAILED", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 409, description = "CONFLICT: conversation closed, or the key is in progress", body = ErrorBody),
+        (status = 200, description = "Queued for delivery (or the first result of this Idempotency-Key)", body = SendResponse),
+        (status = 400, description = "VALIDATION_FAILED: every refused field in details.fields", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: a viewer; TENANT_MISMATCH: another tenant's conversation", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such conversation", body = ErrorBody),
+        (status = 409, description = "CONFLICT: the conversation is closed, or this Idempotency-Key is in progress", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE: nothing was sent", body = ErrorBody),
     )
 )]
 #[post("/api/v1/widget/send")]
 pub(crate) async fn send(
-    auth: Authenticated,
+    mut auth: Authenticated,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<SendBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = auth
         .require(Capability::SendMessages)?
@@ -151,8 +153,10 @@ pub(crate) async fn send(
             ApiError::validation("Idempotency-Key", "must be visible ASCII characters")
         })?),
     };
-    let request = body
-        .into_inner()
+    let request = auth
+        .body
+        .take()
+        .into_dto::<SendBody>()?
         .try_into_domain(key.map(|k| ("Idempotency-Key", k)))?;
     let receipt = state
         .widget()

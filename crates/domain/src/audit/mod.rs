@@ -38,8 +38,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// Appends tried per entry before the writer gives up on a contended trail.
-const MAX_APPEND_ATTEMPTS: usize = 16;
+/// How long a writer keeps re-signing an entry against a moving head before it gives up on a
+/// contended trail. Bounded by time, not by a count of attempts: each conflict means another
+/// writer appended, so the trail as a whole always progresses, but one writer may lose many
+/// races in a row on a loaded machine (16 attempts were once not enough for 3 writers).
+const CONTENTION_DEADLINE: Duration = Duration::from_secs(2);
 /// How long a read waits for this instance's queued entries to be written first.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// Entries read per store round trip when paging or verifying.
@@ -356,7 +359,8 @@ impl Writer {
     async fn write(&mut self, scope: AuditScope, entry: String) {
         let shared = self.shared.clone();
         let mut prev = self.heads.get(&scope).cloned().unwrap_or_default();
-        for _ in 0..MAX_APPEND_ATTEMPTS {
+        let deadline = tokio::time::Instant::now() + CONTENTION_DEADLINE;
+        loop {
             let record = AuditRecord {
                 hmac: shared.key.sign(&prev, &entry),
                 entry: entry.clone(),
@@ -376,7 +380,12 @@ impl Writer {
                     return;
                 }
                 // Another writer appended first: sign the same content against its entry.
-                Ok(AppendOutcome::Conflict { head }) => prev = head,
+                Ok(AppendOutcome::Conflict { head }) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    prev = head;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "audit store unavailable");
                     self.heads.remove(&scope);

@@ -106,7 +106,7 @@ impl ConversationPage {
 /// A validated conversation-list query (spec §8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConversationQuery {
-    /// Page, ≥ 1.
+    /// Page, 1-[`Self::MAX_PAGE`].
     pub page: u32,
     /// Page size, 1-100.
     pub limit: u32,
@@ -119,6 +119,9 @@ impl ConversationQuery {
     pub const DEFAULT_LIMIT: u32 = 20;
     /// Largest page size.
     pub const MAX_LIMIT: u32 = 100;
+    /// Largest page number (10 million rows at the largest page size: further than any list
+    /// is read, and small enough for every client's 32-bit integers).
+    pub const MAX_PAGE: u32 = 100_000;
 }
 
 /// Which way a message went.

@@ -1,6 +1,7 @@
-//! Identifiers. Tenant and conversation IDs are UUIDs, as in production.
+//! Identifiers. Tenant and conversation IDs are UUIDs, as in production, written in the one
+//! canonical form ([`parse_canonical_uuid`]).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -8,20 +9,49 @@ use uuid::Uuid;
 /// An identifier failed validation.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
-    /// Not a UUID.
-    #[error("must be a UUID")]
+    /// Not a UUID in its canonical form.
+    #[error("must be a UUID (36 characters: 8-4-4-4-12 hexadecimal digits)")]
     NotUuid,
     /// Empty or longer than 128 characters, or containing control characters.
     #[error("must be 1-128 printable characters")]
     BadLength,
 }
 
+/// The canonical form of a UUID (RFC 9562 §4): groups of this many hexadecimal digits (either
+/// case), joined by hyphens. The only spelling the ID types accept; the OpenAPI document states
+/// it as a pattern built from this list.
+pub const UUID_GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+
+/// Parses a UUID in its canonical form only ([`UUID_GROUPS`]). The other spellings `uuid`
+/// accepts (the 32-digit simple form, `{braced}`, `urn:uuid:`) are refused, so one ID has one
+/// spelling in paths, queries, bodies, logs and store keys.
+fn parse_canonical_uuid(s: &str) -> Result<Uuid, IdError> {
+    let mut groups = s.split('-');
+    let shape = UUID_GROUPS.iter().all(|len| {
+        groups
+            .next()
+            .is_some_and(|g| g.len() == *len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) && groups.next().is_none();
+    if !shape {
+        return Err(IdError::NotUuid);
+    }
+    Uuid::try_parse(s).map_err(|_| IdError::NotUuid)
+}
+
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(Uuid);
+
+        /// From its canonical text only (the same rule as [`FromStr`]).
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             /// Wraps a UUID.
@@ -37,7 +67,7 @@ macro_rules! uuid_id {
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
-                Uuid::parse_str(s).map(Self).map_err(|_| IdError::NotUuid)
+                parse_canonical_uuid(s).map(Self)
             }
         }
 
@@ -125,6 +155,36 @@ mod tests {
     #[test]
     fn non_uuid_tenant_id_is_refused() {
         assert_eq!("tenant_123".parse::<TenantId>(), Err(IdError::NotUuid));
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_uuid_is_an_id() {
+        let canonical = "7c0e4b52-1a3f-4d6e-8a90-3c1d5e00ac3e";
+        let id: ConversationId = canonical.parse().unwrap();
+        assert_eq!(id.to_string(), canonical);
+        let upper: ConversationId = canonical.to_uppercase().parse().unwrap();
+        assert_eq!(upper, id, "hexadecimal digits in either case");
+        for other in [
+            "7c0e4b521a3f4d6e8a903c1d5e00ac3e",
+            "{7c0e4b52-1a3f-4d6e-8a90-3c1d5e00ac3e}",
+            "urn:uuid:7c0e4b52-1a3f-4d6e-8a90-3c1d5e00ac3e",
+            "7c0e4b52-1a3f-4d6e-8a90-3c1d5e00ac3e ",
+            " 7c0e4b52-1a3f-4d6e-8a90-3c1d5e00ac3e",
+            "7c0e4b52-1a3f4-d6e-8a90-3c1d5e00ac3e",
+            "7c0e4b52-1a3f-4d6e-8a90-3c1d5e00ac3g",
+            "",
+        ] {
+            assert_eq!(
+                other.parse::<ConversationId>(),
+                Err(IdError::NotUuid),
+                "{other}"
+            );
+            assert_eq!(other.parse::<TenantId>(), Err(IdError::NotUuid), "{other}");
+            let json = serde_json::to_string(other).unwrap();
+            assert!(serde_json::from_str::<TenantId>(&json).is_err(), "{other}");
+        }
+        let from_json: TenantId = serde_json::from_str(&format!("\"{canonical}\"")).unwrap();
+        assert_eq!(from_json.to_string(), canonical);
     }
 
     #[test]

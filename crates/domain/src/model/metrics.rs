@@ -83,19 +83,19 @@ pub struct Figures {
     /// All messages.
     pub total_messages: u64,
     /// Accepted by WhatsApp.
-    pub(crate) sent_count: u64,
+    pub sent_count: u64,
     /// Delivered.
-    pub(crate) delivered_count: u64,
+    pub delivered_count: u64,
     /// Read.
-    pub(crate) read_count: u64,
+    pub read_count: u64,
     /// Failed.
-    pub(crate) failed_count: u64,
+    pub failed_count: u64,
     /// Delivered / total, one decimal.
     pub success_rate: String,
     /// Conversations currently active.
     pub active_conversations: u64,
     /// Distinct customers.
-    pub(crate) unique_customers: u64,
+    pub unique_customers: u64,
 }
 
 impl From<&RawMetrics> for Figures {

@@ -8,6 +8,7 @@ mod metrics;
 mod privacy;
 mod session;
 mod tenant;
+mod text;
 mod user;
 
 pub use client::{ClientInfo, RequestContext, USER_AGENT_MAX_CHARS, clean_user_agent, truncate_ip};
@@ -16,7 +17,7 @@ pub use conversation::{
     Direction, Message, MessageStatus, OutboundMessage,
 };
 pub use event::{BusEvent, MessageUpdate, StatusUpdate, TenantEvent};
-pub use ids::{ConversationId, IdError, MessageId, TenantId, UserId};
+pub use ids::{ConversationId, IdError, MessageId, TenantId, UUID_GROUPS, UserId};
 pub use metrics::{
     DashboardStats, DateRange, DateRangeError, Figures, Period, RawMetrics, success_rate,
 };
@@ -26,4 +27,5 @@ pub use tenant::{
     GenesysConfig, NewTenant, Region, Tenant, TenantStatus, TenantUpdate, WebhookConfig,
     WhatsAppConfig,
 };
+pub use text::{CONTROL, WHITE_SPACE};
 pub use user::{Email, EmailError, Role, UserProfile};

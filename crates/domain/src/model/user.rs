@@ -51,15 +51,22 @@ pub struct EmailError;
 pub struct Email(String);
 
 impl Email {
-    /// Validates the address: one `@`, a non-empty local part, a dotted domain, no spaces.
+    /// Longest address, in characters.
+    pub const MAX_CHARS: usize = 254;
+    /// Longest local part (before the `@`), in characters.
+    pub const MAX_LOCAL_CHARS: usize = 64;
+
+    /// Validates the address: at most 254 characters, one `@`, a local part of 1-64
+    /// characters, a domain of two or more non-empty labels, no white space or control
+    /// characters.
     pub fn parse(s: impl Into<String>) -> Result<Self, EmailError> {
         let s = s.into();
-        let valid = s.len() <= 254
+        let valid = s.chars().count() <= Self::MAX_CHARS
             && !s.chars().any(|c| c.is_whitespace() || c.is_control())
             && match s.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
-                        && local.len() <= 64
+                        && local.chars().count() <= Self::MAX_LOCAL_CHARS
                         && !domain.contains('@')
                         && domain.contains('.')
                         && !domain.starts_with('.')

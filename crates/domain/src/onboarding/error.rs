@@ -5,7 +5,7 @@ use super::state::{OnboardingState, StepOutOfOrder};
 use crate::auth::{AccessDenied, SessionError};
 use crate::error::StoreError;
 use crate::ports::downstream::TenantServiceError;
-use std::time::Duration;
+use crate::ports::stores::RateDecision;
 
 /// Why a wizard request was refused. The API maps each variant to one status and code.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +37,10 @@ pub enum OnboardingError {
     /// Too many failed credential checks (429).
     #[error("too many failed attempts")]
     RateLimited {
-        /// When the next attempt may be made.
-        retry_after: Duration,
+        /// The failed-attempt limiter's decision: its limit, nothing remaining, and when
+        /// the next attempt may be made (`reset_after`), for the answer's own `RateLimit-*`
+        /// and `Retry-After`.
+        decision: RateDecision,
     },
     /// The request names a tenant that is not the session's (`TENANT_MISMATCH`, 403).
     #[error("tenant does not match the session")]

@@ -274,9 +274,7 @@ impl Onboarding {
             .await?;
         if d.remaining == 0 {
             self.ports.telemetry.rate_limited("onboarding");
-            return Err(OnboardingError::RateLimited {
-                retry_after: d.reset_after,
-            });
+            return Err(OnboardingError::RateLimited { decision: d });
         }
         Ok(())
     }

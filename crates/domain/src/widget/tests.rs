@@ -221,16 +221,77 @@ fn text_rules() {
 }
 
 #[test]
-fn media_url_must_be_https() {
-    assert!(MediaUrl::parse("https://example.com/a.jpg").is_ok());
+fn text_of_white_space_only_is_refused() {
+    assert!(MessageText::parse("\u{85}\u{3000}\t").is_err());
+    assert!(MessageText::parse("\u{feff}").is_ok(), "not White_Space");
+}
+
+#[test]
+fn media_url_must_be_https_to_a_public_host() {
+    for good in [
+        "https://example.com/a.jpg",
+        "https://cdn.example.com:8443/a.jpg?x=1",
+        "HTTPS://Example.COM/a.jpg",
+        "https://8.8.8.8/a.jpg",
+        "https://[2606:4700:4700::1111]/a.jpg",
+        "https://media.example.com./a.jpg",
+    ] {
+        assert!(MediaUrl::parse(good).is_ok(), "{good}");
+    }
     for bad in [
         "http://example.com/a.jpg",
         "ftp://x.example/a",
         "not a url",
         "https://",
+        "https:example.com/a.jpg",
+        "https:\\\\example.com/a.jpg",
+        " https://example.com/a.jpg",
+        "https://example.com/a b.jpg",
+        "https://example.com/a.jpg\n",
+        "https://exa\tmple.com/a.jpg",
+        "https://localhost/a.jpg",
+        "https://LOCALHOST./a.jpg",
+        "https://api.localhost/a.jpg",
+        "https://printer.local/a.jpg",
+        "https://db.internal/a.jpg",
+        "https://nas.home.arpa/a.jpg",
+        "https://intranet/a.jpg",
+        "https://user:pass@example.com/a.jpg",
+        "https://user@example.com/a.jpg",
+        "https://127.0.0.1/a.jpg",
+        "https://127.1/a.jpg",
+        "https://2130706433/a.jpg",
+        "https://0x7f000001/a.jpg",
+        "https://0.0.0.0/a.jpg",
+        "https://10.1.2.3/a.jpg",
+        "https://172.16.0.1/a.jpg",
+        "https://172.31.255.255/a.jpg",
+        "https://192.168.1.1/a.jpg",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1/a.jpg",
+        "https://192.0.2.1/a.jpg",
+        "https://224.0.0.1/a.jpg",
+        "https://255.255.255.255/a.jpg",
+        "https://[::1]/a.jpg",
+        "https://[::]/a.jpg",
+        "https://[fe80::1]/a.jpg",
+        "https://[fd00::1]/a.jpg",
+        "https://[fc00::1]/a.jpg",
+        "https://[ff02::1]/a.jpg",
+        "https://[::ffff:127.0.0.1]/a.jpg",
+        "https://[::ffff:10.0.0.1]/a.jpg",
+        "https://[64:ff9b::a00:1]/a.jpg",
+        "https://[2002:a00:1::]/a.jpg",
+        "https://[2001:db8::1]/a.jpg",
     ] {
         assert!(MediaUrl::parse(bad).is_err(), "{bad}");
     }
+    assert!(MediaUrl::parse(&format!("https://example.com/{}", "a".repeat(2048))).is_err());
+    let long = format!("https://example.com/{}", "é".repeat(2048 - 20));
+    assert!(
+        MediaUrl::parse(&long).is_ok(),
+        "2048 characters, more bytes"
+    );
 }
 
 #[test]

@@ -639,10 +639,11 @@ async fn the_sixth_failed_attempt_is_rate_limited_without_calling_genesys() {
             .await
             .unwrap_err();
 
-    let OnboardingError::RateLimited { retry_after } = err else {
+    let OnboardingError::RateLimited { decision } = err else {
         panic!("expected rate limiting, got {err:?}")
     };
-    assert_eq!(retry_after, Duration::from_secs(15 * 60));
+    assert_eq!(decision.reset_after, Duration::from_secs(15 * 60));
+    assert_eq!((decision.limit, decision.remaining), (5, 0));
     assert_eq!(h.genesys.token_calls.load(Ordering::SeqCst), 5);
 }
 

@@ -45,11 +45,20 @@ use std::sync::Arc;
 /// Client ID the sandbox's Genesys login page accepts by default (the service's default too).
 pub(crate) const DEFAULT_CLIENT_ID: &str = "agent-portal-sandbox";
 
+/// Redirect URIs the login page accepts by default: the service's callback on the loopback
+/// interface, on any port (RFC 8252 §7.3), as `just dev` and the tests run it.
+pub const DEFAULT_REDIRECT_URIS: [&str; 2] = [
+    "http://127.0.0.1/api/v1/auth/callback",
+    "http://[::1]/api/v1/auth/callback",
+];
+
 /// How the sandbox is served.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The only client ID the Genesys login page accepts.
     pub client_id: String,
+    /// The redirect URIs the login page accepts (see [`crate::RegisteredClient`]).
+    pub redirect_uris: Vec<String>,
     /// Faults in force from the start.
     pub faults: Vec<Fault>,
     /// HTTP workers (default 1: the sandbox is light).
@@ -60,6 +69,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             client_id: DEFAULT_CLIENT_ID.to_owned(),
+            redirect_uris: DEFAULT_REDIRECT_URIS.map(str::to_owned).to_vec(),
             faults: Vec::new(),
             workers: 1,
         }
@@ -118,15 +128,18 @@ pub fn serve(
     }
     let sims = web::Data::new(Sims::new(platform));
     let table = faults.clone();
-    let client_id = options.client_id;
+    let client = crate::RegisteredClient {
+        client_id: options.client_id,
+        redirect_uris: options.redirect_uris,
+    };
     let server = HttpServer::new(move || {
         let login_auth = sims.platform.auth();
-        let client_id = client_id.clone();
+        let client = client.clone();
         App::new()
             .app_data(sims.clone())
             .app_data(web::Data::new(table.clone()))
             .wrap(from_fn(faults::inject_faults))
-            .configure(move |cfg| routes(cfg, login_auth, client_id))
+            .configure(move |cfg| routes(cfg, login_auth, client))
     })
     .workers(options.workers.max(1))
     .listen(listener)?
@@ -138,7 +151,7 @@ pub fn serve(
 fn routes(
     cfg: &mut web::ServiceConfig,
     login_auth: Arc<crate::auth::SimAuthService>,
-    client_id: String,
+    client: crate::RegisteredClient,
 ) {
     cfg.route("/health", web::get().to(health))
         .service(
@@ -177,7 +190,7 @@ fn routes(
         )
         .service(
             web::scope("/genesys")
-                .configure(move |c| crate::genesys_login(c, login_auth, client_id))
+                .configure(move |c| crate::genesys_login(c, login_auth, client))
                 .route("/oauth/token", web::post().to(genesys::token))
                 .route(
                     "/api/v2/organizations/me",

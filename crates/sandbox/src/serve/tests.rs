@@ -17,7 +17,16 @@ macro_rules! app {
                 .app_data(web::Data::new(Sims::new(platform)))
                 .app_data(web::Data::new(Faults::default()))
                 .wrap(from_fn(inject_faults))
-                .configure(move |cfg| routes(cfg, login_auth, DEFAULT_CLIENT_ID.to_owned())),
+                .configure(move |cfg| {
+                    routes(
+                        cfg,
+                        login_auth,
+                        crate::RegisteredClient {
+                            client_id: DEFAULT_CLIENT_ID.to_owned(),
+                            redirect_uris: DEFAULT_REDIRECT_URIS.map(str::to_owned).to_vec(),
+                        },
+                    )
+                }),
         )
         .await
     }};

@@ -208,7 +208,7 @@ impl Rig {
 }
 
 #[tokio::test]
-async fn stats_are_per_tenant_cached_and_ignore_any_tenant_parameter() {
+async fn stats_are_per_tenant_cached_and_refuse_another_tenant_parameter() {
     let rig = spawn().await;
     let acme = rig.json(&rig.acme, "/api/v1/dashboard/stats").await;
     let globex = rig.json(&rig.globex, "/api/v1/dashboard/stats").await;
@@ -250,18 +250,25 @@ async fn stats_are_per_tenant_cached_and_ignore_any_tenant_parameter() {
     let fetched = rig.sm.metrics.load(Ordering::SeqCst);
     assert_eq!(fetched, 6, "one fetch per tenant and period");
 
-    // Asking for the other tenant by parameter changes nothing: the session decides.
+    // Naming the other tenant is refused (spec §5.3); naming its own is the same request.
     let other = rig
-        .json(
+        .get(
             &rig.globex,
             &format!("/api/v1/dashboard/stats?tenantId={}", acme_tenant_id()),
         )
         .await;
-    assert_eq!(other, globex, "Globex still gets Globex's (cached) figures");
+    assert_error(other, 403, "TENANT_ISOLATION_VIOLATION").await;
+    let own = rig
+        .json(
+            &rig.globex,
+            &format!("/api/v1/dashboard/stats?tenantId={}", globex_tenant_id()),
+        )
+        .await;
+    assert_eq!(own, globex, "Globex still gets Globex's (cached) figures");
     assert_eq!(
         rig.sm.metrics.load(Ordering::SeqCst),
         fetched,
-        "served from the cache"
+        "served from the cache, nothing fetched for Acme"
     );
 }
 
@@ -378,13 +385,13 @@ async fn date_ranges_are_per_tenant() {
     assert!(acme["metrics"]["totalMessages"].as_u64().unwrap() > 0);
     assert_ne!(acme["metrics"], globex["metrics"]);
 
-    let with_param = rig
-        .json(
+    let other = rig
+        .get(
             &rig.globex,
             &format!("{path}&tenantId={}", acme_tenant_id()),
         )
         .await;
-    assert_eq!(with_param["tenantId"], globex_tenant_id().to_string());
+    assert_error(other, 403, "TENANT_ISOLATION_VIOLATION").await;
 }
 
 #[tokio::test]
@@ -433,13 +440,23 @@ async fn each_tenant_lists_only_its_own_conversations() {
         );
     }
 
-    // A tenant parameter is ignored.
+    // Naming the other tenant is refused; naming its own lists its own.
+    let other = rig
+        .get(
+            &rig.globex,
+            &format!(
+                "/api/v1/history/threads?limit=100&tenantId={}",
+                acme_tenant_id()
+            ),
+        )
+        .await;
+    assert_error(other, 403, "TENANT_ISOLATION_VIOLATION").await;
     let body = rig
         .json(
             &rig.globex,
             &format!(
                 "/api/v1/history/threads?limit=100&tenantId={}",
-                acme_tenant_id()
+                globex_tenant_id()
             ),
         )
         .await;
@@ -498,11 +515,22 @@ async fn messages_are_readable_only_by_the_owning_tenant() {
         )
         .await;
     assert_error(res, 404, "NOT_FOUND").await;
-    let res = rig
-        .get(&rig.acme, "/api/v1/history/threads/not-a-uuid/messages")
-        .await;
-    let body = assert_error(res, 400, "VALIDATION_FAILED").await;
-    assert_eq!(problem_fields(&body), ["id"]);
+    let simple = id.replace('-', "");
+    for other in [
+        "not-a-uuid".to_owned(),
+        simple.clone(),
+        format!("%7B{id}%7D"),
+        format!("urn:uuid:{id}"),
+    ] {
+        let res = rig
+            .get(
+                &rig.acme,
+                &format!("/api/v1/history/threads/{other}/messages"),
+            )
+            .await;
+        let body = assert_error(res, 400, "VALIDATION_FAILED").await;
+        assert_eq!(problem_fields(&body), ["id"], "{other}");
+    }
 }
 
 #[tokio::test]
@@ -521,6 +549,14 @@ async fn every_bad_query_value_is_a_400_with_details() {
         ("/api/v1/history/threads?page=0".into(), vec!["page"]),
         ("/api/v1/history/threads?page=-1".into(), vec!["page"]),
         ("/api/v1/history/threads?page=abc".into(), vec!["page"]),
+        ("/api/v1/history/threads?page=100001".into(), vec!["page"]),
+        (
+            "/api/v1/history/threads?page=99999999999999999999".into(),
+            vec!["page"],
+        ),
+        ("/api/v1/history/threads?page=%2B2".into(), vec!["page"]),
+        ("/api/v1/history/threads?page=%202".into(), vec!["page"]),
+        ("/api/v1/history/threads?page=1.0".into(), vec!["page"]),
         ("/api/v1/history/threads?limit=0".into(), vec!["limit"]),
         ("/api/v1/history/threads?limit=101".into(), vec!["limit"]),
         ("/api/v1/history/threads?limit=abc".into(), vec!["limit"]),

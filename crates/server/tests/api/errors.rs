@@ -86,7 +86,7 @@ async fn oversized_and_malformed_bodies_are_refused_in_the_error_format() {
     assert_error(res, 400, "VALIDATION_FAILED").await;
 
     let res = send("text/plain", "{}".into()).await.unwrap();
-    assert_error(res, 400, "VALIDATION_FAILED").await;
+    assert_error(res, 415, "UNSUPPORTED_MEDIA_TYPE").await;
 }
 
 #[tokio::test]

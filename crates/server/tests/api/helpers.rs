@@ -182,6 +182,16 @@ pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with_overrides(|s| s, Overrides::default()).await
 }
 
+/// [`spawn_app`] with the per-user API limit raised, for tests that make more than 100
+/// requests a minute (one per route and case).
+pub(crate) async fn spawn_unthrottled_app() -> TestApp {
+    spawn_app_with(|s| Settings {
+        rate_limit_api_max: 10_000,
+        ..s
+    })
+    .await
+}
+
 /// [`spawn_app`] with settings changed by `tweak` (a Redis URL, downstream URLs, limits...).
 pub(crate) async fn spawn_app_with(tweak: impl FnOnce(Settings) -> Settings) -> TestApp {
     spawn_app_with_overrides(tweak, Overrides::default()).await

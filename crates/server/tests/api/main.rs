@@ -10,8 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 mod audit;
+mod contract;
 mod dashboard;
 mod deploy_contract;
+mod edge;
 mod errors;
 mod helpers;
 mod http_adapters;
@@ -28,5 +30,6 @@ mod retries;
 mod sessions;
 mod shutdown;
 mod sign_in;
+mod tenant_guard;
 mod websocket;
 mod widget;

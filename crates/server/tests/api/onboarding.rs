@@ -508,6 +508,12 @@ async fn the_sixth_failed_attempt_is_rate_limited() {
         .parse()
         .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
+    // The failed-attempt limiter's own figures, not the API limiter's (100 a minute).
+    let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("ratelimit-limit"), "5");
+    assert_eq!(header("ratelimit-remaining"), "0");
+    let reset: u64 = header("ratelimit-reset").parse().unwrap();
+    assert!(reset > 60 && reset <= 900, "{reset}");
     assert_error(res, 429, "RATE_LIMIT_EXCEEDED").await;
     // Even good credentials wait for the window.
     assert_error(

@@ -292,3 +292,148 @@ async fn the_eleventh_sign_in_attempt_from_one_ip_is_rate_limited() {
     assert!(retry_after > 0 && retry_after <= 900, "{retry_after}");
     assert_error(res, 429, "RATE_LIMIT_EXCEEDED").await;
 }
+
+#[tokio::test]
+async fn one_sign_in_counts_once_against_the_sign_in_limit() {
+    let app = spawn_app().await;
+    // Ten whole sign-ins (login, Genesys, callback) from one IP: each counts once.
+    for i in 1..=10 {
+        let client = new_client();
+        let res = app
+            .sign_in_with(&client, "agent@acme.example")
+            .await
+            .response;
+        assert_eq!(res.status(), StatusCode::FOUND, "sign-in {i}");
+        assert!(set_cookie(&res, "sessionId").is_some(), "sign-in {i}");
+    }
+    let res = app
+        .client
+        .get(app.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["ratelimit-limit"], "10");
+    assert_eq!(res.headers()["ratelimit-remaining"], "0");
+    assert_error(res, 429, "RATE_LIMIT_EXCEEDED").await;
+}
+
+#[tokio::test]
+async fn failed_callbacks_count_against_the_sign_in_limit() {
+    let app = spawn_app().await;
+    for _ in 1..=10 {
+        let res = app
+            .client
+            .get(app.url("/api/v1/auth/callback?code=x&state=guessed"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, 400, "INVALID_STATE").await;
+    }
+    let res = app
+        .client
+        .get(app.url("/api/v1/auth/callback?code=x&state=guessed"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.headers()["ratelimit-limit"], "10");
+    assert_error(res, 429, "RATE_LIMIT_EXCEEDED").await;
+}
+
+/// `GET /auth/login` through a trusted proxy on 127.0.0.1 that appends `ip:port`.
+async fn login_via_proxy(app: &TestApp, header: &str, value: &str) -> reqwest::Response {
+    new_client()
+        .get(app.url("/api/v1/auth/login"))
+        .header(header, value)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn remaining(res: &reqwest::Response) -> u32 {
+    res.headers()["ratelimit-remaining"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_cannot_choose_its_ip_through_a_proxy_that_appends_ports() {
+    let app = spawn_app_with(|s| portal_server::Settings {
+        trusted_proxies: "127.0.0.1".into(),
+        ..s
+    })
+    .await;
+    // The attacker writes its own left-hand entry each time; the proxy appends the address
+    // it saw, with a port. The client is the right-most untrusted entry: always the same.
+    for i in 1..=10u32 {
+        let value = format!("198.18.0.{i}, 203.0.113.7:{}", 40000 + i);
+        let res = login_via_proxy(&app, "x-forwarded-for", &value).await;
+        assert_eq!(res.status(), StatusCode::FOUND, "{value}");
+        assert_eq!(remaining(&res), 10 - i, "{value}");
+    }
+    let res = login_via_proxy(&app, "x-forwarded-for", "1.1.1.1, 203.0.113.7:1").await;
+    assert_error(res, 429, "RATE_LIMIT_EXCEEDED").await;
+    // Another client behind the same proxy (IPv6 with brackets and a port) has its own budget.
+    let res = login_via_proxy(&app, "x-forwarded-for", "[2001:db8::7]:443").await;
+    assert_eq!(remaining(&res), 9);
+    // An untrusted peer's header is not read at all.
+    let direct = spawn_app().await;
+    for i in 1..=2u32 {
+        let res = login_via_proxy(&direct, "x-forwarded-for", &format!("198.18.1.{i}")).await;
+        assert_eq!(remaining(&res), 10 - i);
+    }
+}
+
+#[tokio::test]
+async fn the_forwarded_header_is_read_when_configured_and_only_then() {
+    let app = spawn_app_with(|s| portal_server::Settings {
+        trusted_proxies: "127.0.0.1".into(),
+        forwarded_header: "forwarded".into(),
+        ..s
+    })
+    .await;
+    for i in 1..=3u32 {
+        let res = new_client()
+            .get(app.url("/api/v1/auth/login"))
+            .header(
+                "forwarded",
+                format!(r#"for=198.18.2.{i};proto=https, for="[2001:db8::9]:{i}""#),
+            )
+            // A client's own X-Forwarded-For is not the configured header: ignored.
+            .header("x-forwarded-for", format!("198.18.3.{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(remaining(&res), 10 - i);
+    }
+}
+
+#[tokio::test]
+async fn the_simulated_login_page_redirects_only_to_the_registered_callback() {
+    let app = spawn_app().await;
+    let authorize_url = app.start_login(&app.client, None).await;
+    let mut url = url::Url::parse(&authorize_url).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for evil in [
+        "https://evil.example/api/v1/auth/callback",
+        &format!("{}/x", app.url("/api/v1/auth/callback")),
+        "http://127.0.0.1:1/api/v1/auth/callback",
+    ] {
+        url.query_pairs_mut().clear().extend_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), if k == "redirect_uri" { evil } else { v })),
+        );
+        let res = app.client.get(url.as_str()).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{evil}");
+        assert!(res.headers().get("location").is_none(), "{evil}");
+    }
+    // The registered one still works.
+    let callback = app.authorize(&app.client, &authorize_url).await;
+    assert!(callback.starts_with(&app.url("/api/v1/auth/callback")));
+}

@@ -97,6 +97,53 @@ async fn rest_send_validation_errors() {
             None,
             "mediaUrl",
         ),
+        // Only the canonical spelling of a UUID is an ID.
+        (
+            json!({"conversationId": conv.replace('-', ""), "text": "hi"}),
+            None,
+            "conversationId",
+        ),
+        (
+            json!({"conversationId": format!("{{{conv}}}"), "text": "hi"}),
+            None,
+            "conversationId",
+        ),
+        (
+            json!({"conversationId": format!("urn:uuid:{conv}"), "text": "hi"}),
+            None,
+            "conversationId",
+        ),
+        // The platform fetches the media: no private, loopback or credentialled URL.
+        (
+            json!({"conversationId": conv, "text": "hi", "mediaUrl": "https://127.0.0.1/a.png"}),
+            None,
+            "mediaUrl",
+        ),
+        (
+            json!({"conversationId": conv, "text": "hi", "mediaUrl": "https://localhost/a.png"}),
+            None,
+            "mediaUrl",
+        ),
+        (
+            json!({"conversationId": conv, "text": "hi", "mediaUrl": "https://10.0.0.5/a.png"}),
+            None,
+            "mediaUrl",
+        ),
+        (
+            json!({"conversationId": conv, "text": "hi", "mediaUrl": "https://169.254.169.254/latest/meta-data/"}),
+            None,
+            "mediaUrl",
+        ),
+        (
+            json!({"conversationId": conv, "text": "hi", "mediaUrl": "https://[fd00::1]/a.png"}),
+            None,
+            "mediaUrl",
+        ),
+        (
+            json!({"conversationId": conv, "text": "hi", "mediaUrl": "https://user:secret@cdn.example.com/a.png"}),
+            None,
+            "mediaUrl",
+        ),
         (
             json!({"conversationId": conv, "text": "hi"}),
             Some("has space"),

@@ -9,7 +9,8 @@
 //! Secrets arrive as `SecretString`s: never logged, never in a `Debug`, never echoed (a
 //! refused secret is reported by field name only).
 
-use crate::error::{ApiError, ErrorBody, ErrorCode, FieldProblem};
+use crate::body::IntoDto;
+use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetails, FieldProblem};
 use crate::extract::Authenticated;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -46,7 +47,10 @@ impl From<OnboardingError> for ApiError {
                 ErrorCode::InvalidStep,
                 format!("Must complete step {} first", current.saturating_add(1)),
             )
-            .with_details(serde_json::json!({ "currentStep": current })),
+            .with_details(ErrorDetails {
+                current_step: Some(current),
+                ..ErrorDetails::default()
+            }),
             OnboardingError::SessionExpired => {
                 ApiError::new(ErrorCode::SessionExpired, "Onboarding session expired")
                     .with_status(StatusCode::BAD_REQUEST)
@@ -55,11 +59,14 @@ impl From<OnboardingError> for ApiError {
                 ErrorCode::Conflict,
                 "The onboarding state was changed by another request; review it and retry",
             )
-            .with_details(serde_json::json!({ "current": StatusResponse::from(&*current) })),
+            .with_details(ErrorDetails {
+                current: serde_json::to_value(StatusResponse::from(&*current)).ok(),
+                ..ErrorDetails::default()
+            }),
             OnboardingError::NotFound => {
                 ApiError::new(ErrorCode::NotFound, "No active onboarding session")
             }
-            OnboardingError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
+            OnboardingError::RateLimited { decision } => ApiError::rate_limited(decision),
             OnboardingError::TenantIsolation => ApiError::tenant_isolation(),
             OnboardingError::SignedOut => ApiError::session_expired(),
             OnboardingError::Forbidden(denied) => ApiError::forbidden(denied),
@@ -74,24 +81,26 @@ impl From<OnboardingError> for ApiError {
 /// Step 1: the organisation; creates (or updates) the tenant and binds the session to it.
 #[utoipa::path(
     tag = "onboarding",
-    security(("session" = []), ("csrf" = [])),
+    security(("session" = [], "csrf" = [])),
     request_body = Step1Request,
     responses(
-        (status = 200, body = Step1Response),
-        (status = 400, description = "VALIDATION_FAILED (details.fields)", body = ErrorBody),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "CSRF_FAILED, or FORBIDDEN (agent, viewer)", body = ErrorBody),
+        (status = 200, description = "The organisation is recorded; the session is bound to the tenant", body = Step1Response),
+        (status = 400, description = "VALIDATION_FAILED: every refused field in details.fields", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: only an admin onboards", body = ErrorBody),
         (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
-        (status = 503, description = "Tenant Service or store unavailable", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the Tenant Service or the store is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/v1/onboarding/step1")]
 pub(crate) async fn step1(
-    auth: Authenticated,
+    mut auth: Authenticated,
     state: web::Data<AppState>,
-    body: web::Json<Step1Request>,
 ) -> Result<HttpResponse, ApiError> {
-    let details = body.into_inner().try_into_domain()?;
+    let details = auth
+        .body
+        .take()
+        .into_dto::<Step1Request>()?
+        .try_into_domain()?;
     let state = state.onboarding().step1(&auth.current, details).await?;
     Ok(HttpResponse::Ok().json(Step1Response::from(&state)))
 }
@@ -99,25 +108,27 @@ pub(crate) async fn step1(
 /// Step 2: Genesys client credentials, checked with a client-credentials grant.
 #[utoipa::path(
     tag = "onboarding",
-    security(("session" = []), ("csrf" = [])),
+    security(("session" = [], "csrf" = [])),
     request_body = Step2Request,
     responses(
-        (status = 200, body = StepResponse),
-        (status = 400, description = "VALIDATION_FAILED (bad input or refused credentials; state unchanged), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "CSRF_FAILED, FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 200, description = "The credentials work and are stored (encrypted)", body = StepResponse),
+        (status = 400, description = "VALIDATION_FAILED: bad input or refused credentials (state unchanged); INVALID_STEP: an earlier step is not done; SESSION_EXPIRED: the wizard expired", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: only an admin onboards", body = ErrorBody),
         (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
-        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
-        (status = 503, description = "Genesys Cloud or store unavailable", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED: RATE_LIMIT_ONBOARDING_MAX failed attempts in RATE_LIMIT_ONBOARDING_WINDOW_SECS (this limiter's Retry-After and RateLimit-*)", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: Genesys Cloud or the store is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/v1/onboarding/step2")]
 pub(crate) async fn step2(
-    auth: Authenticated,
+    mut auth: Authenticated,
     state: web::Data<AppState>,
-    body: web::Json<Step2Request>,
 ) -> Result<HttpResponse, ApiError> {
-    let (requested, credentials) = body.into_inner().try_into_domain()?;
+    let (requested, credentials) = auth
+        .body
+        .take()
+        .into_dto::<Step2Request>()?
+        .try_into_domain()?;
     let state = state
         .onboarding()
         .step2(&auth.current, requested, credentials)
@@ -128,25 +139,27 @@ pub(crate) async fn step2(
 /// Step 3: the WhatsApp phone number ID and system-user token, checked with Meta.
 #[utoipa::path(
     tag = "onboarding",
-    security(("session" = []), ("csrf" = [])),
+    security(("session" = [], "csrf" = [])),
     request_body = Step3Request,
     responses(
-        (status = 200, body = StepResponse),
-        (status = 400, description = "VALIDATION_FAILED (bad input or refused credentials; state unchanged), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "CSRF_FAILED, FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 200, description = "The credentials work and are stored (encrypted)", body = StepResponse),
+        (status = 400, description = "VALIDATION_FAILED: bad input or refused credentials (state unchanged); INVALID_STEP: an earlier step is not done; SESSION_EXPIRED: the wizard expired", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: only an admin onboards", body = ErrorBody),
         (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
-        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
-        (status = 503, description = "Meta or store unavailable", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED: RATE_LIMIT_ONBOARDING_MAX failed attempts in RATE_LIMIT_ONBOARDING_WINDOW_SECS (this limiter's Retry-After and RateLimit-*)", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: Meta or the store is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/v1/onboarding/step3")]
 pub(crate) async fn step3(
-    auth: Authenticated,
+    mut auth: Authenticated,
     state: web::Data<AppState>,
-    body: web::Json<Step3Request>,
 ) -> Result<HttpResponse, ApiError> {
-    let (requested, credentials) = body.into_inner().try_into_domain()?;
+    let (requested, credentials) = auth
+        .body
+        .take()
+        .into_dto::<Step3Request>()?
+        .try_into_domain()?;
     let state = state
         .onboarding()
         .step3(&auth.current, requested, credentials)
@@ -161,13 +174,11 @@ pub(crate) async fn step3(
     security(("session" = [])),
     params(ValidateQuery),
     responses(
-        (status = 200, body = ValidationResponse),
-        (status = 400, description = "VALIDATION_FAILED (bad tenantId), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 200, description = "Both integrations checked; a failed check is reported here, not as an error", body = ValidationResponse),
+        (status = 400, description = "INVALID_STEP: an earlier step is not done; SESSION_EXPIRED: the wizard expired", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: only an admin onboards", body = ErrorBody),
         (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
-        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED: RATE_LIMIT_ONBOARDING_MAX failed attempts in RATE_LIMIT_ONBOARDING_WINDOW_SECS (this limiter's Retry-After and RateLimit-*)", body = ErrorBody),
     )
 )]
 #[get("/api/v1/onboarding/validate")]
@@ -188,27 +199,26 @@ pub(crate) async fn validate(
 /// A retry after any failure returns the same webhook secret.
 #[utoipa::path(
     tag = "onboarding",
-    security(("session" = []), ("csrf" = [])),
-    request_body(content = CompleteRequest, description = "Optional; `{}` is enough"),
+    security(("session" = [], "csrf" = [])),
+    request_body(content = CompleteRequest, description = "Optional: no body is `{}`"),
     responses(
-        (status = 200, body = CompletionResponse),
-        (status = 400, description = "VALIDATION_FAILED (a failed integration check), INVALID_STEP, SESSION_EXPIRED (wizard expired)", body = ErrorBody),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "CSRF_FAILED, FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 200, description = "The tenant is active; the webhook setup (keep the secret)", body = CompletionResponse),
+        (status = 400, description = "VALIDATION_FAILED: an integration check failed; INVALID_STEP: an earlier step is not done; SESSION_EXPIRED: the wizard expired", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: only an admin onboards", body = ErrorBody),
         (status = 409, description = "CONFLICT: changed concurrently; details.current", body = ErrorBody),
-        (status = 429, description = "5 failed attempts in 15 minutes; Retry-After", body = ErrorBody),
-        (status = 503, description = "Tenant Service or store unavailable; safe to retry", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED: RATE_LIMIT_ONBOARDING_MAX failed attempts in RATE_LIMIT_ONBOARDING_WINDOW_SECS (this limiter's Retry-After and RateLimit-*)", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the Tenant Service or the store is unavailable; safe to retry", body = ErrorBody),
     )
 )]
 #[post("/api/v1/onboarding/complete")]
 pub(crate) async fn complete(
-    auth: Authenticated,
+    mut auth: Authenticated,
     state: web::Data<AppState>,
-    body: Option<web::Json<CompleteRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let requested = body
-        .map(web::Json::into_inner)
-        .unwrap_or_default()
+    let requested = auth
+        .body
+        .take()
+        .into_optional_dto::<CompleteRequest>()?
         .try_into_domain()?;
     let completion = state
         .onboarding()
@@ -223,12 +233,9 @@ pub(crate) async fn complete(
     security(("session" = [])),
     params(("tenantId" = String, Path, format = Uuid, description = "The session's tenant")),
     responses(
-        (status = 200, body = StatusResponse),
-        (status = 400, description = "VALIDATION_FAILED (not a UUID)", body = ErrorBody),
-        (status = 401, description = "NO_SESSION or SESSION_EXPIRED", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN, TENANT_ISOLATION_VIOLATION", body = ErrorBody),
+        (status = 200, description = "The wizard's progress, without secrets", body = StatusResponse),
+        (status = 403, description = "FORBIDDEN: only an admin onboards", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no active onboarding", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
     )
 )]
 #[get("/api/v1/onboarding/status/{tenantId}")]

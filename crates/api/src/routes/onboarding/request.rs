@@ -195,11 +195,13 @@ mod tests {
             .get::<crate::error::ErrorPayload>()
             .cloned()
             .unwrap();
-        body.0.details.unwrap()["fields"]
-            .as_array()
+        body.0
+            .details
             .unwrap()
-            .iter()
-            .map(|f| f["field"].as_str().unwrap().to_owned())
+            .fields
+            .unwrap()
+            .into_iter()
+            .map(|f| f.field)
             .collect()
     }
 

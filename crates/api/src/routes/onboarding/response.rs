@@ -88,6 +88,7 @@ pub(crate) struct StepResponse {
     pub validated: bool,
     /// Step 3 only: the display phone number Meta reported.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub phone_number: Option<String>,
 }
 

@@ -12,9 +12,7 @@ use crate::extract::{session_cookie_removal, signed_cookie};
 use crate::state::{AppState, SESSION_COOKIE};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use portal_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
 use portal_domain::auth::{Capability, CurrentSession, SessionError};
-use portal_domain::model::TenantId;
 use portal_domain::realtime::Hub;
 use portal_domain::secret::ExposeSecret;
 use serde::Deserialize;
@@ -82,13 +80,15 @@ impl std::fmt::Debug for PortalQuery {
 /// Opens the tenant's real-time socket.
 #[utoipa::path(
     tag = "realtime",
-    params(("tenantId" = String, Path, description = "The session's tenant"), PortalQuery),
+    params(("tenantId" = String, Path, format = Uuid, description = "The session's tenant"), PortalQuery),
     security(("session" = []), ()),
     responses(
-        (status = 101, description = "Switching to the WebSocket protocol of docs/websocket-protocol.md"),
+        (status = 101, description = "Switching to the WebSocket protocol of docs/websocket-protocol.md",
+            headers(("Upgrade" = String, description = "`websocket`"))),
+        (status = 400, description = "VALIDATION_FAILED: not a WebSocket upgrade request (details.fields[0].field is `upgrade`)", body = ErrorBody),
         (status = 401, description = "NO_SESSION or SESSION_EXPIRED (also a reused or expired ticket)", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN (Origin not allowed, onboarding unfinished) or TENANT_ISOLATION_VIOLATION", body = ErrorBody),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: Origin not allowed, or onboarding unfinished", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the session store is unavailable", body = ErrorBody),
     )
 )]
 #[get("/tenant/{tenantId}/portal")]
@@ -96,12 +96,8 @@ pub(crate) async fn portal(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<PortalQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let requested: TenantId = path
-        .parse()
-        .map_err(|_| ApiError::validation("tenantId", "must be a UUID"))?;
     let wiring = state.realtime().clone();
     let current = authenticate(&req, &state, query.ticket.as_deref())
         .await?
@@ -109,25 +105,7 @@ pub(crate) async fn portal(
     let tenant = current
         .authorize(Capability::Monitor)?
         .ok_or_else(|| ApiError::internal("monitor capability without a tenant"))?;
-    if tenant != requested {
-        tracing::warn!(
-            security_event = "tenant_isolation_violation",
-            user_id = %current.session.user_id,
-            session_tenant = %tenant,
-            requested_tenant = %requested,
-            "WebSocket for another tenant refused"
-        );
-        state.auditor().record(
-            AuditEvent::by(
-                &current,
-                AuditAction::TenantIsolationRefused,
-                AuditOutcome::Refused,
-            )
-            .target(format!("tenant:{requested}"))
-            .reason("websocket"),
-        );
-        return Err(ApiError::tenant_isolation());
-    }
+    crate::tenant_guard::check_path(&req, &current)?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::validation("upgrade", "A WebSocket upgrade request is required").with_cause(e)
     })?;
