@@ -17,6 +17,7 @@ mod logging;
 mod observability;
 mod onboarding;
 mod production;
+mod prometheus;
 mod retries;
 mod shutdown;
 mod sign_in;
