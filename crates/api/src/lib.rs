@@ -5,8 +5,11 @@
 //! - `state`: [`AppState`] (every use case, the real-time hub, limiter, telemetry, probes,
 //!   web settings) and its builder, which cannot be started without the use cases.
 //! - `error`: `ApiError`, the one error type, rendered as spec §11.2's body.
-//! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
+//! - [`middleware`]: the outer middleware (request ID, CORS, security headers,
 //!   `RateLimit-*` headers, error-body finishing).
+//! - `tracing_span`: the request's root span (OpenTelemetry HTTP server conventions), made by
+//!   tracing-actix-web's `TracingLogger` around everything else.
+//! - `canonical`: `CanonicalHost`, sending a local sign-in to `BASE_URL`'s host name.
 //! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, role and tenant
 //!   checks), `AuthRateLimited`, client IP, signed cookies.
 //! - [`routes`]: one module per area (`auth`, `onboarding`, `dashboard`, `history`,
@@ -21,9 +24,11 @@
 //! `HttpServer`), [`configure`] registers everything on a `ServiceConfig`.
 //!
 //! # Dependencies
-//! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
+//! `portal-domain` (ports and use cases), actix-web, utoipa, tracing-actix-web and the
+//! OpenTelemetry API (the root span's parent). No adapter crate: the binary
 //! (`portal-server`) wires adapters into [`AppState`].
 
+mod canonical;
 mod error;
 mod extract;
 pub(crate) mod input;
@@ -31,6 +36,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 mod state;
+mod tracing_span;
 
 pub use state::{AppState, AppStateBuilder, TrustedProxy, UseCases, WebSettings};
 
@@ -87,5 +93,6 @@ pub fn app(
 > {
     App::new()
         .wrap(actix_web::middleware::from_fn(middleware::edge))
+        .wrap(tracing_actix_web::TracingLogger::<tracing_span::RequestSpan>::new())
         .configure(move |cfg| configure(cfg, state))
 }

@@ -191,17 +191,17 @@ impl Metrics {
     fn zero_known_series(&self) {
         for cache in [CacheKind::Metrics, CacheKind::Conversations] {
             for result in [CacheResult::Hit, CacheResult::Miss, CacheResult::Stale] {
-                self.cache.get_or_create(&CacheLabels {
+                let _ = self.cache.get_or_create(&CacheLabels {
                     cache_type: cache.as_str(),
                     result: result.as_str(),
                 });
             }
         }
         for status in ["success", "failure"] {
-            self.onboarding.get_or_create(&StatusLabels { status });
+            let _ = self.onboarding.get_or_create(&StatusLabels { status });
         }
         for scope in ["auth", "api", "onboarding"] {
-            self.rate_limited.get_or_create(&ScopeLabels { scope });
+            let _ = self.rate_limited.get_or_create(&ScopeLabels { scope });
         }
     }
 }

@@ -115,13 +115,14 @@ fn redirect(location: &str) -> actix_web::HttpResponseBuilder {
     tag = "auth",
     params(LoginQuery),
     responses(
-        (status = 302, description = "Redirect to the Genesys authorize endpoint; sets the pre-login cookie"),
+        (status = 302, description = "Redirect to the Genesys authorize endpoint; sets the pre-login cookie. Or, when the request came to another loopback host name than `BASE_URL`'s (`127.0.0.1` for `localhost`), a redirect to the same path on `BASE_URL`"),
         (status = 429, description = "Too many sign-in attempts", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     )
 )]
 #[get("/api/v1/auth/login")]
 pub(crate) async fn login(
+    _canonical: crate::canonical::CanonicalHost,
     _limit: AuthRateLimited,
     state: web::Data<AppState>,
     query: web::Query<LoginQuery>,

@@ -4,10 +4,12 @@
 //! the `agent-portal` binary as a child process.
 //!
 //! # Output
-//! One subscriber per test binary: every log line (JSON, `debug`) is kept in memory for the
-//! tests that read logs ([`captured_logs`]), and echoed to stdout only when `TEST_LOG` is set
+//! One subscriber per test binary, the binary's own (`get_subscriber`) with tracing on: every
+//! log line (JSON, `debug`) is kept in memory for the tests that read logs
+//! ([`captured_logs`]), and echoed to stdout only when `TEST_LOG` is set
 //! (`TEST_LOG=1 cargo test ... -- --nocapture`); otherwise a test run prints nothing but the
-//! test harness's lines. The same goes for the child processes' output.
+//! test harness's lines. The same goes for the child processes' output. Every finished span
+//! is kept by OpenTelemetry's in-memory exporter ([`finished_spans`]).
 
 // TODO(lead): journey_sandbox.rs (left to the Redis topology branch) still includes this file
 // with `#[path]` and uses a part of it; remove this line once it is a module of this binary.
@@ -74,27 +76,55 @@ fn test_log() -> bool {
     std::env::var_os("TEST_LOG").is_some()
 }
 
-/// Installs the binary's subscriber once (every spawn calls it); returns its sink.
-fn logs() -> &'static LogSink {
-    static LOGS: OnceLock<LogSink> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let sink = LogSink {
+/// What the test binary's one subscriber writes to.
+struct Captured {
+    logs: LogSink,
+    spans: opentelemetry_sdk::trace::InMemorySpanExporter,
+}
+
+/// Installs the binary's subscriber once (every spawn calls it): JSON lines at `debug`, and
+/// OpenTelemetry spans into memory (the propagator installed as with OTLP on).
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let logs = LogSink {
             lines: Arc::default(),
             echo: test_log(),
         };
+        let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        let logging = portal_server::telemetry::Logging {
+            level: "debug".into(),
+            format: portal_server::telemetry::LogFormat::Json,
+            ansi: false,
+        };
         portal_server::telemetry::init_subscriber(portal_server::telemetry::get_subscriber(
-            "debug",
-            sink.clone(),
+            &logging,
+            logs.clone(),
+            Some(&provider),
         ))
         .expect("the only subscriber of this test binary");
-        sink
+        // The provider lives as long as the binary (the layer holds a tracer of it).
+        std::mem::forget(provider);
+        Captured { logs, spans }
     })
+}
+
+/// Every span this test binary has finished so far (all tests: filter by an attribute
+/// unique to yours, such as the request ID).
+pub(crate) fn finished_spans() -> Vec<opentelemetry_sdk::trace::SpanData> {
+    captured()
+        .spans
+        .get_finished_spans()
+        .expect("the in-memory exporter answers")
 }
 
 /// Every log line this test binary has written so far (all tests: filter by request ID,
 /// user or anything else unique to yours).
 pub(crate) fn captured_logs() -> String {
-    let sink = logs();
+    let sink = &captured().logs;
     let bytes = sink
         .lines
         .lock()
@@ -106,7 +136,7 @@ pub(crate) fn captured_logs() -> String {
 /// What every test needs once per process, whatever it starts: the log subscriber, and
 /// rustls's crypto provider (reqwest, in the service and in the tests, has none built in).
 fn init() {
-    logs();
+    captured();
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -115,7 +145,8 @@ fn init() {
 
 /// The running application, and what tests drive it with.
 pub(crate) struct TestApp {
-    /// `http://127.0.0.1:<port>`.
+    /// `http://localhost:<port>`: the host name of the default `BASE_URL` (a sign-in started on
+    /// `127.0.0.1` is first redirected there).
     pub(crate) address: String,
     pub(crate) port: u16,
     /// A browser: cookie store, no automatic redirects (each hop of a sign-in is visible).
@@ -162,7 +193,7 @@ pub(crate) async fn spawn_app_with_overrides(
     let realtime = app.realtime().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("http://localhost:{port}"),
         port,
         client: new_client(),
         clock,
@@ -385,7 +416,7 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl TestApp {
     pub(crate) fn ws_url(&self, tenant: TenantId) -> String {
-        format!("ws://127.0.0.1:{}/tenant/{tenant}/portal", self.port)
+        format!("ws://localhost:{}/tenant/{tenant}/portal", self.port)
     }
 
     /// Upgrades with optional cookie, Origin and ticket; the refusal's status and body on error.
