@@ -13,6 +13,7 @@
 //!   `user_agent.original`, then `http.response.status_code`;
 //! - status ERROR and `error.type` (the status code) on a 5xx, left unset otherwise (4xx is the
 //!   client's error, not the server's);
+//! - integers as `i64` (tracing-opentelemetry exports an unsigned value as text);
 //! - our own `request_id`, and `user_id`/`tenant_id` once the session is known, so every log
 //!   line inside carries them.
 //!
@@ -182,7 +183,7 @@ impl RootSpanBuilder for RequestSpan {
             url.path = req.path(),
             url.scheme = scheme.as_str(),
             server.address = address.as_str(),
-            server.port = port,
+            server.port = port.map(i64::from),
             client.address = client.map(tracing::field::display),
             network.protocol.version = protocol_version(req.version()),
             user_agent.original = user_agent,
@@ -210,7 +211,7 @@ impl RootSpanBuilder for RequestSpan {
             Ok(res) => res.status(),
             Err(e) => e.as_response_error().status_code(),
         };
-        span.record("http.response.status_code", status.as_u16());
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", status.as_str());

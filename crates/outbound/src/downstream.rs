@@ -96,7 +96,7 @@ impl Downstream {
             otel.status_code = tracing::field::Empty,
             http.request.method = %call.method,
             server.address = call.url.host_str().unwrap_or(""),
-            server.port = call.url.port_or_known_default(),
+            server.port = call.url.port_or_known_default().map(i64::from),
             url.full = %url_without_secrets(&call.url),
             http.response.status_code = tracing::field::Empty,
             http.request.resend_count = tracing::field::Empty,
@@ -120,11 +120,11 @@ impl Downstream {
         .instrument(span.clone())
         .await;
         if attempts > 1 {
-            span.record("http.request.resend_count", attempts - 1);
+            span.record("http.request.resend_count", i64::from(attempts - 1));
         }
         match &result {
             Ok(reply) => {
-                span.record("http.response.status_code", reply.status);
+                span.record("http.response.status_code", i64::from(reply.status));
             }
             Err(e) => crate::guard::record_failure(&span, e),
         }

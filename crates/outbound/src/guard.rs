@@ -325,7 +325,7 @@ pub(crate) fn record_failure<E: Fault>(span: &tracing::Span, err: &E) {
     span.record("otel.status_code", "ERROR");
     match err.status() {
         Some(status) => {
-            span.record("http.response.status_code", status);
+            span.record("http.response.status_code", i64::from(status));
             span.record("error.type", status.to_string().as_str());
         }
         None => {

@@ -574,6 +574,8 @@ pub(crate) fn start_sandbox() -> String {
 pub(crate) struct Portal {
     pub(crate) child: Child,
     pub(crate) port: u16,
+    /// Every line it has written to stdout so far.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Portal {
@@ -583,9 +585,47 @@ impl Drop for Portal {
     }
 }
 
+impl Portal {
+    /// The lines written to stdout so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The lines written so far, once one of them satisfies `done` (panics after 10 s).
+    pub(crate) async fn lines_until(&self, done: impl Fn(&str) -> bool) -> Vec<String> {
+        for _ in 0..200 {
+            let lines = self.lines();
+            if lines.iter().any(|l| done(l)) {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the expected line never came:\n{}", self.lines().join("\n"));
+    }
+}
+
+/// The port of the start-up line `agent-portal listening`, in either log format.
+fn listening_port(line: &str) -> Option<u16> {
+    if let Ok(v) = serde_json::from_str::<Value>(line) {
+        return (v["fields"]["message"] == "agent-portal listening")
+            .then(|| v["fields"]["port"].as_u64())
+            .flatten()
+            .and_then(|p| u16::try_from(p).ok());
+    }
+    let (_, rest) = line.split_once("agent-portal listening")?;
+    let (_, port) = rest.split_once("port=")?;
+    port.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Starts the binary with exactly `env` (nothing inherited; `PORT=0`) and reads its port from
 /// the start-up log line; panics with its stderr when it does not come up. Its output is
-/// echoed only with `TEST_LOG`.
+/// kept ([`Portal::lines`]) and echoed only with `TEST_LOG`.
 pub(crate) fn start_portal<K, V>(env: impl IntoIterator<Item = (K, V)>) -> Portal
 where
     K: AsRef<std::ffi::OsStr>,
@@ -603,19 +643,22 @@ where
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let echo = test_log();
+    let output: Arc<Mutex<Vec<String>>> = Arc::default();
     let (tx, rx) = std::sync::mpsc::channel();
     // Read to the end (a full pipe would block the child), reporting the port when logged.
+    let kept = output.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if echo {
                 let _ = writeln!(std::io::stdout(), "{line}");
             }
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["fields"]["message"] == "agent-portal listening"
-            {
-                let _ = tx.send(v["fields"]["port"].as_u64());
+            if let Some(port) = listening_port(&line) {
+                let _ = tx.send(port);
             }
+            kept.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
         }
     });
     let errors = std::thread::spawn(move || {
@@ -627,9 +670,10 @@ where
         text
     });
     match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Some(port)) => Portal {
+        Ok(port) => Portal {
             child,
-            port: u16::try_from(port).unwrap(),
+            port,
+            output,
         },
         _ => {
             let _ = child.kill();

@@ -11,6 +11,7 @@
 mod dashboard;
 mod deploy_contract;
 mod errors;
+mod first_hour;
 mod helpers;
 mod http_adapters;
 mod logging;
@@ -21,5 +22,6 @@ mod prometheus;
 mod retries;
 mod shutdown;
 mod sign_in;
+mod traces;
 mod websocket;
 mod widget;
