@@ -19,6 +19,7 @@ mod observability;
 mod onboarding;
 mod production;
 mod prometheus;
+mod readme;
 mod retries;
 mod shutdown;
 mod sign_in;
