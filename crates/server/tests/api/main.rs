@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod browser;
 mod dashboard;
 mod deploy_contract;
 mod errors;
