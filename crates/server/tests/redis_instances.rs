@@ -106,7 +106,7 @@ async fn spawn_configured(
     let app = Application::build_with(settings.validated().expect("valid settings"), overrides)
         .await
         .expect("application builds with Redis");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    let address = format!("http://localhost:{}", app.port());
     let bus = app.realtime().bus.clone();
     tokio::spawn(app.run_until_stopped());
     Instance { address, bus }

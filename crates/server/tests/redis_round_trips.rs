@@ -61,7 +61,7 @@ async fn spawn(redis: &Deployment, api_limit: u32) -> String {
     let app = Application::build(settings.validated().expect("valid settings"))
         .await
         .expect("application builds with Redis");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    let address = format!("http://localhost:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     // Until the health monitor's first PING answers, the limiter limits in process.
     let client = Client::new();

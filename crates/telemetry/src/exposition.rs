@@ -37,10 +37,7 @@ pub(crate) fn to_prometheus_text(openmetrics: &str) -> String {
             let sample = line
                 .split_once(" # ")
                 .map_or(line, |(sample, _exemplar)| sample);
-            let name = sample
-                .split(|c: char| c == '{' || c == ' ')
-                .next()
-                .unwrap_or("");
+            let name = sample.split(['{', ' ']).next().unwrap_or("");
             if name.strip_prefix(family) == Some("_created") {
                 continue;
             }

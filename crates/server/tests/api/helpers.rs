@@ -605,6 +605,23 @@ impl Portal {
         }
         panic!("the expected line never came:\n{}", self.lines().join("\n"));
     }
+
+    /// `GET path` on `localhost` with `X-Request-ID: id`: its status, and the lines written
+    /// until that request's `request finished` line.
+    pub(crate) async fn get_logged(&self, path: &str, id: &str) -> (u16, Vec<String>) {
+        let status = reqwest::Client::new()
+            .get(format!("http://localhost:{}{path}", self.port))
+            .header("X-Request-ID", id)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let lines = self
+            .lines_until(|l| l.contains(id) && l.contains("request finished"))
+            .await;
+        (status, lines)
+    }
 }
 
 /// The port of the start-up line `agent-portal listening`, in either log format.

@@ -178,16 +178,8 @@ async fn json_lines_carry_request_and_trace_ids_with_stable_types() {
 async fn without_tracing_lines_carry_the_request_id_only() {
     let portal = start_portal([("LOG_LEVEL", "info")]);
     let id = format!("plain-{}", uuid::Uuid::new_v4());
-    let res = reqwest::Client::new()
-        .get(format!("http://localhost:{}/api/v1/auth/me", portal.port))
-        .header("X-Request-ID", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
-    let lines = portal
-        .lines_until(|l| l.contains(&id) && l.contains("request finished"))
-        .await;
+    let (status, lines) = portal.get_logged("/api/v1/auth/me", &id).await;
+    assert_eq!(status, 401);
     let mine: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("JSON ({e}): {l}")))
@@ -206,16 +198,8 @@ async fn without_tracing_lines_carry_the_request_id_only() {
 async fn pretty_lines_are_readable_text_without_colour_codes_in_a_pipe() {
     let portal = start_portal([("LOG_LEVEL", "info"), ("LOG_FORMAT", "pretty")]);
     let id = format!("pretty-{}", uuid::Uuid::new_v4());
-    let res = reqwest::Client::new()
-        .get(format!("http://localhost:{}/api/v1/auth/me", portal.port))
-        .header("X-Request-ID", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
-    let lines = portal
-        .lines_until(|l| l.contains(&id) && l.contains("request finished"))
-        .await;
+    let (status, lines) = portal.get_logged("/api/v1/auth/me", &id).await;
+    assert_eq!(status, 401);
     for line in &lines {
         assert!(
             serde_json::from_str::<Value>(line).is_err(),

@@ -56,8 +56,7 @@ async fn every_walk_through_block_runs_and_does_what_it_says() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let reached = stdout
         .lines()
-        .filter(|l| l.starts_with("@@ block "))
-        .last()
+        .rfind(|l| l.starts_with("@@ block "))
         .unwrap_or("none")
         .to_owned();
     assert!(

@@ -257,13 +257,8 @@ async fn the_binary_exports_over_otlp_under_the_configured_service_name() {
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
     ]);
     let id = new_id("otlp");
-    let res = reqwest::Client::new()
-        .get(format!("http://localhost:{}/api/v1/auth/me", portal.port))
-        .header("X-Request-ID", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    let (status, lines) = portal.get_logged("/api/v1/auth/me", &id).await;
+    assert_eq!(status, 401);
 
     // Wait for the batch holding this request's span.
     let mut found = None;
@@ -319,9 +314,6 @@ async fn the_binary_exports_over_otlp_under_the_configured_service_name() {
 
     // The request's log lines name the exported trace.
     let trace_id = hex::encode(&span.trace_id);
-    let lines = portal
-        .lines_until(|l| l.contains(&id) && l.contains("request finished"))
-        .await;
     let line = lines
         .iter()
         .find(|l| l.contains(&id) && l.contains("request finished"))
