@@ -382,20 +382,23 @@ fn resource() -> opentelemetry_sdk::Resource {
     }
 }
 
-/// The OTLP exporter when `endpoint` (`OTEL_EXPORTER_OTLP_ENDPOINT`) is set: batches of
-/// spans over OTLP/HTTP from a background thread with the blocking client. An empty guard
-/// otherwise.
+/// The OTLP exporter when `endpoint` (`OTEL_EXPORTER_OTLP_ENDPOINT`) or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set: batches of spans over OTLP/HTTP from a
+/// background thread with the blocking client. An empty guard otherwise.
 pub fn otlp_exporter(endpoint: Option<&str>) -> anyhow::Result<TelemetryGuard> {
-    let Some(endpoint) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
+    let endpoint = endpoint.map(str::trim).filter(|e| !e.is_empty());
+    // The signal-specific variable wins, as the OpenTelemetry specification says; the
+    // exporter reads it itself when no endpoint is given here.
+    let traces_endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .is_ok_and(|e| !e.trim().is_empty());
+    if endpoint.is_none() && !traces_endpoint {
         return Ok(TelemetryGuard::default());
-    };
+    }
     use opentelemetry_otlp::WithExportConfig;
     // The exporter's reqwest client needs rustls's provider (reqwest panics without).
     portal_outbound::install_crypto_provider();
     let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
-    // The signal-specific variable wins, as the OpenTelemetry specification says (the
-    // exporter reads it itself when no endpoint is given here).
-    if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none() {
+    if let (Some(endpoint), false) = (endpoint, traces_endpoint) {
         exporter = exporter.with_endpoint(traces_url(endpoint));
     }
     let provider = SdkTracerProvider::builder()
