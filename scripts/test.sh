@@ -9,6 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Installs Debian packages (apt-get update first, once).
+updated=""
+install_packages() {
+  echo "not found: installing $* (Debian packages)" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  [ -n "$updated" ] || { $SUDO apt-get update -qq; updated=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
@@ -17,18 +26,15 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "not found: installing ${missing[*]} (Debian packages)" >&2
-  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
-if ! python3 -c 'import websockets' >/dev/null 2>&1; then
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ "${#missing[@]}" -gt 0 ]; then install_packages "${missing[@]}"; fi
+# The README's WebSocket example: Python's websockets (14 or later, from PyPI).
+if ! python3 -c 'import websockets, sys; sys.exit(int(websockets.__version__.split(".")[0]) < 14)' \
+  >/dev/null 2>&1; then
+  python3 -m pip --version >/dev/null 2>&1 || install_packages python3-pip
   echo "not found: installing Python's websockets (PyPI)" >&2
-  python3 -m pip install -q websockets 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages websockets
+  python3 -m pip install -q --upgrade websockets 2>/dev/null \
+    || python3 -m pip install -q --upgrade --break-system-packages websockets
 fi
 redis-server --version
 
