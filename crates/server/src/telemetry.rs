@@ -389,8 +389,8 @@ pub fn otlp_exporter(endpoint: Option<&str>) -> anyhow::Result<TelemetryGuard> {
     let endpoint = endpoint.map(str::trim).filter(|e| !e.is_empty());
     // The signal-specific variable wins, as the OpenTelemetry specification says; the
     // exporter reads it itself when no endpoint is given here.
-    let traces_endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .is_ok_and(|e| !e.trim().is_empty());
+    let traces_endpoint =
+        std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_ok_and(|e| !e.trim().is_empty());
     if endpoint.is_none() && !traces_endpoint {
         return Ok(TelemetryGuard::default());
     }
