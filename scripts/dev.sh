@@ -84,7 +84,7 @@ export GENESYS_API_BASE_URL="$sandbox/genesys"
 export META_GRAPH_BASE_URL="$sandbox/meta"
 
 for p in "${ports[@]}"; do
-  PORT="$p" BASE_URL="http://127.0.0.1:$p" "$bin_dir/agent-portal" &
+  PORT="$p" BASE_URL="http://localhost:$p" "$bin_dir/agent-portal" &
   pids+=($!)
 done
 for p in "${ports[@]}"; do wait_listening "$p" agent-portal; done
@@ -92,7 +92,7 @@ for p in "${ports[@]}"; do wait_listening "$p" agent-portal; done
 echo "redis:     ${REDIS_URL:-} $redis_note"
 echo "sandbox:   $sandbox  (faults: $sandbox/_admin/faults)"
 for p in "${ports[@]}"; do
-  echo "instance:  http://127.0.0.1:$p  (sign in: http://127.0.0.1:$p/api/v1/auth/login?login_hint=admin@acme.example)"
+  echo "instance:  http://localhost:$p  (sign in: http://localhost:$p/api/v1/auth/login?login_hint=admin@acme.example)"
 done
 echo "Ctrl-C stops everything."
 wait -n "${pids[@]}" || true

@@ -356,15 +356,19 @@ impl ResponseError for ApiError {
             // change of state once and counts the refusals; a line per request would flood
             // the logs during an outage (issue 12).
             (Some(cause), true) if self.code == ErrorCode::ServiceUnavailable => {
-                tracing::debug!(code = self.code.as_str(), %status, cause = %cause, "request refused: dependency unavailable")
+                tracing::debug!(code = self.code.as_str(), status = status.as_u16(), cause = %cause, "request refused: dependency unavailable")
             }
             (Some(cause), true) => {
-                tracing::error!(code = self.code.as_str(), %status, cause = %cause, "request failed")
+                tracing::error!(code = self.code.as_str(), status = status.as_u16(), cause = %cause, "request failed")
             }
             (Some(cause), false) => {
-                tracing::info!(code = self.code.as_str(), %status, cause = %cause, "request refused")
+                tracing::info!(code = self.code.as_str(), status = status.as_u16(), cause = %cause, "request refused")
             }
-            (None, _) => tracing::info!(code = self.code.as_str(), %status, "request refused"),
+            (None, _) => tracing::info!(
+                code = self.code.as_str(),
+                status = status.as_u16(),
+                "request refused"
+            ),
         }
         let body = ErrorBody {
             error: self.message.clone(),

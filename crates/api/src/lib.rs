@@ -5,8 +5,11 @@
 //! - `state`: [`AppState`] (every use case, the real-time hub, limiter, telemetry, probes,
 //!   web settings) and its builder, which cannot be started without the use cases.
 //! - `error`: `ApiError`, the one error type, rendered as spec §11.2's body.
-//! - [`middleware`]: the outer middleware (request ID, tracing span, CORS, security headers,
+//! - [`middleware`]: the outer middleware (request ID, CORS, security headers,
 //!   `RateLimit-*` headers, error-body finishing).
+//! - `tracing_span`: the request's root span (OpenTelemetry HTTP server conventions), made by
+//!   tracing-actix-web's `TracingLogger` around everything else.
+//! - `canonical`: `CanonicalHost`, sending a local sign-in to `BASE_URL`'s host name.
 //! - `extract`: `Authenticated` (session cookie, CSRF, API rate limit, the tenant guard, the
 //!   JSON body), `AuthRateLimited` (one sign-in counted once), signed cookies.
 //! - `body`: the JSON-body rules of every route (415, 413, 400; no fallback to `{}`) and the
@@ -30,10 +33,11 @@
 //!
 //! # Dependencies
 //! `portal-domain` (ports and use cases), actix-web, utoipa (and utoipa-swagger-ui's vendored
-//! Swagger UI). No adapter crate: the binary
-//! (`portal-server`) wires adapters into [`AppState`].
+//! Swagger UI), tracing-actix-web and the OpenTelemetry API (the root span's parent). No
+//! adapter crate: the binary (`portal-server`) wires adapters into [`AppState`].
 
 mod body;
+mod canonical;
 mod error;
 mod extract;
 mod forwarded;
@@ -43,6 +47,7 @@ pub mod openapi;
 pub mod routes;
 mod state;
 mod tenant_guard;
+mod tracing_span;
 
 pub use state::{
     AppState, AppStateBuilder, ForwardedHeader, HeadLimits, TrustedProxy, UseCases, WebSettings,
@@ -109,5 +114,6 @@ pub fn app(
 > {
     App::new()
         .wrap(actix_web::middleware::from_fn(middleware::edge))
+        .wrap(tracing_actix_web::TracingLogger::<tracing_span::RequestSpan>::new())
         .configure(move |cfg| configure(cfg, state))
 }

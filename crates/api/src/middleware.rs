@@ -1,12 +1,11 @@
-//! The one outer middleware: request ID and tracing span, the request-head limits (414, 431
-//! in the error format), `HEAD` answered as `GET` without the body, CORS for `FRONTEND_URL`,
-//! security headers, `RateLimit-*` headers, and the error-body finisher (adds
-//! `correlationId`, turns actix's own bare 404/405/4xx/5xx into the JSON error format, keeping
-//! their `Allow`).
+//! The one outer middleware: request ID, the request-head limits (414, 431 in the error
+//! format), `HEAD` answered as `GET` without the body, CORS for `FRONTEND_URL`, security
+//! headers, `RateLimit-*` headers, and the error-body finisher (adds `correlationId`, turns
+//! actix's own bare 404/405/4xx/5xx into the JSON error format, keeping their `Allow`).
 //!
-//! Observability: one `http_request` span per request with `request_id`, `method`, `path`,
-//! and, once known, `route` (the route template, or `unmatched`), `status`, `user_id` and
-//! `tenant_id` (recorded by the session extractor), so every log line inside carries them.
+//! Observability: it runs inside the request's root span (`crate::tracing_span`, around it),
+//! where the session extractor records `user_id` and `tenant_id`, and writes the
+//! `request finished` line (`status`, `elapsed_ms`).
 //! The latency goes to [`Telemetry::http_request`](portal_domain::ports::system::Telemetry)
 //! labelled with the route template (never the raw path; `/metrics` itself is not recorded).
 //! The binary may wrap each request's handling in a `RequestScope` (it sets the outbound
@@ -62,16 +61,6 @@ fn header_string(req: &ServiceRequest, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// Accepts a client's `X-Request-ID` when it is 1–128 visible ASCII characters.
-fn sane_request_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    let ok =
-        !s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic());
-    ok.then(|| s.to_owned())
-}
-
 fn cors_headers(h: &mut HeaderMap, origin: &HeaderValue) {
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     h.insert(
@@ -123,11 +112,7 @@ struct Edge {
 
 impl Edge {
     fn of(req: &ServiceRequest) -> Self {
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(sane_request_id)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id = crate::tracing_span::request_id(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let frontend_origin = state.as_ref().map(|s| s.web().frontend_origin());
         let csp = content_security_policy(frontend_origin.as_deref().unwrap_or(""));
@@ -239,14 +224,13 @@ impl Edge {
     /// Everything after the handling: the error body, the headers, the span and the metric.
     fn finish(
         &self,
-        span: &tracing::Span,
         method: &Method,
         res: ServiceResponse<BoxBody>,
         started: Instant,
     ) -> ServiceResponse<BoxBody> {
         let mut res = self.finish_error_body(res);
         self.response_headers(&mut res);
-        self.record(span, method, &res, started.elapsed());
+        self.record(method, &res, started.elapsed());
         res
     }
 
@@ -309,10 +293,9 @@ impl Edge {
         self.common_headers(h);
     }
 
-    /// The span's route and status, the latency metric, the session counters, the log line.
+    /// The latency metric, the session counters, the log line.
     fn record(
         &self,
-        span: &tracing::Span,
         method: &Method,
         res: &ServiceResponse<BoxBody>,
         elapsed: std::time::Duration,
@@ -322,8 +305,6 @@ impl Edge {
             .request()
             .match_pattern()
             .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
-        span.record("route", route.as_str());
-        span.record("status", status);
         if let Some(state) = &self.state
             && route != crate::routes::metrics::PATH
         {
@@ -346,17 +327,11 @@ pub async fn edge(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let edge = Edge::of(&req);
-    // No query string: it may carry codes and states.
-    let span = tracing::info_span!(
-        "http_request",
-        request_id = %edge.request_id,
-        method = %req.method(),
-        path = %req.path(),
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
-        user_id = tracing::field::Empty,
-        tenant_id = tracing::field::Empty,
-    );
+    // The root span tracing-actix-web made (`crate::tracing_span`).
+    let span = req
+        .extensions()
+        .get::<tracing_actix_web::RootSpan>()
+        .map_or_else(tracing::Span::current, |s| tracing::Span::clone(s));
     let method = req.method().clone();
     let is_preflight = method == Method::OPTIONS
         && req
@@ -371,7 +346,7 @@ pub async fn edge(
     if let Some(refusal) = edge.head_refusal(&req) {
         let _entered = span.enter();
         let res = req.into_response(refusal.error_response());
-        return Ok(edge.finish(&span, &method, res, started));
+        return Ok(edge.finish(&method, res, started));
     }
     // HEAD is GET without the body: the routes are GET routes, and the HTTP/1 codec, which
     // saw the request's real method, sends the head only (with the body's length).
@@ -382,7 +357,7 @@ pub async fn edge(
     // only come from an inner middleware (there is none) and is left to actix.
     let res = edge.handle(req, next, &span).await?;
     let _entered = span.enter();
-    Ok(edge.finish(&span, &method, res, started))
+    Ok(edge.finish(&method, res, started))
 }
 
 /// `portal_active_sessions_total` as seen by this instance: a callback that sets the session
@@ -401,22 +376,5 @@ fn count_sessions(
         "/api/v1/auth/callback" if sets_session() => telemetry.session_started(),
         "/api/v1/auth/logout" if res.status().is_success() => telemetry.session_ended(),
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_must_be_short_and_visible() {
-        assert_eq!(
-            sane_request_id(&HeaderValue::from_static("abc-123")).as_deref(),
-            Some("abc-123")
-        );
-        assert!(sane_request_id(&HeaderValue::from_static("has space")).is_none());
-        assert!(sane_request_id(&HeaderValue::from_static("")).is_none());
-        let long = "a".repeat(129);
-        assert!(sane_request_id(&HeaderValue::from_str(&long).unwrap()).is_none());
     }
 }

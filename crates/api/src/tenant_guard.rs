@@ -109,7 +109,7 @@ fn refuse(
     tracing::warn!(
         security_event = "tenant_isolation_violation",
         user_id = %current.session.user_id,
-        session_tenant = ?current.session.tenant_id.map(|t| t.to_string()),
+        session_tenant = current.session.tenant_id.map(tracing::field::display),
         requested_tenant = %requested,
         place = %place,
         path = req.path(),

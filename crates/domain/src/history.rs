@@ -239,7 +239,7 @@ impl History {
                     tenant_id = %tenant,
                     page = query.page,
                     limit = query.limit,
-                    status = query.status.map(|s| s.as_str()),
+                    conversation_status = query.status.map(|s| s.as_str()),
                     "fetching conversations from the State Manager"
                 );
                 state_manager

@@ -87,14 +87,25 @@ impl Downstream {
         if let Some(reason) = call.invalid.clone() {
             return Err(CallError::InvalidRequest(reason));
         }
+        // An HTTP client span as OpenTelemetry's semantic conventions name it (one per logical
+        // call, its retries included: `http.request.resend_count`).
         let span = tracing::info_span!(
             "downstream_call",
+            otel.name = %call.method,
             otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %call.method,
+            server.address = call.url.host_str().unwrap_or(""),
+            server.port = call.url.port_or_known_default().map(i64::from),
+            url.full = %url_without_secrets(&call.url),
+            http.response.status_code = tracing::field::Empty,
+            http.request.resend_count = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            peer.service = self.name(),
             service = self.name(),
             operation = call.operation,
-            http.method = %call.method,
         );
-        async {
+        let (result, attempts) = async {
             // Computed inside the call's span, so an OTel parent makes this call a child span.
             let correlation = propagation::outgoing();
             let operation = Operation {
@@ -103,11 +114,21 @@ impl Downstream {
                 idempotent: call.retryable,
             };
             self.guard
-                .run(operation, || self.attempt(&call, &correlation))
+                .run_counted(operation, || self.attempt(&call, &correlation))
                 .await
         }
-        .instrument(span)
-        .await
+        .instrument(span.clone())
+        .await;
+        if attempts > 1 {
+            span.record("http.request.resend_count", i64::from(attempts - 1));
+        }
+        match &result {
+            Ok(reply) => {
+                span.record("http.response.status_code", i64::from(reply.status));
+            }
+            Err(e) => crate::guard::record_failure(&span, e),
+        }
+        result
     }
 
     async fn attempt(&self, call: &Call, correlation: &Correlation) -> Result<Reply, CallError> {
@@ -148,6 +169,22 @@ impl Downstream {
             Err(CallError::from_status(status, body, retry_after))
         }
     }
+}
+
+/// `url` as a span may show it (`url.full`): no user or password, every query value replaced
+/// by `REDACTED` (a query may carry a token; its keys are kept, they say what was asked).
+pub(crate) fn url_without_secrets(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    if url.query().is_some() {
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        shown
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(keys.iter().map(|k| (k.as_str(), "REDACTED")));
+    }
+    shown.to_string()
 }
 
 /// `base` followed by `segments`, each percent-encoded as one path segment (a `/` inside a
@@ -212,6 +249,20 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn span_urls_keep_no_secret() {
+        let url = Url::parse(
+            "https://user:pw@graph.example/v18.0/123?access_token=EAAG-secret&fields=id",
+        )
+        .unwrap();
+        assert_eq!(
+            url_without_secrets(&url),
+            "https://graph.example/v18.0/123?access_token=REDACTED&fields=REDACTED"
+        );
+        let plain = Url::parse("http://state-manager:8080/conversations/abc").unwrap();
+        assert_eq!(url_without_secrets(&plain), plain.as_str());
+    }
 
     #[test]
     fn join_encodes_each_segment() {

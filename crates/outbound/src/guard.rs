@@ -186,7 +186,9 @@ impl Guard {
         &self.retry
     }
 
-    /// Runs `attempt` as `operation` in a `downstream_call` span: see [`Guard::run`].
+    /// Runs `attempt` as `operation` in a `downstream_call` span (an in-process call: kind
+    /// INTERNAL, named `{service} {operation}`, status ERROR with `error.type` = the outcome
+    /// when the call failed for good): see [`Guard::run`].
     pub async fn call<T, E, F, Fut>(&self, operation: Operation, attempt: F) -> Result<T, E>
     where
         E: Fault,
@@ -195,10 +197,19 @@ impl Guard {
     {
         let span = tracing::info_span!(
             "downstream_call",
+            otel.name = %format_args!("{} {}", self.service(), operation.name),
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            peer.service = self.service(),
             service = self.service(),
             operation = operation.name,
         );
-        self.run(operation, attempt).instrument(span).await
+        let result = self.run(operation, attempt).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            record_failure(&span, e);
+        }
+        result
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or runs out of attempts: each one
@@ -206,7 +217,21 @@ impl Guard {
     /// calling), has `operation.deadline`, and tells the breaker how it went.
     ///
     /// Runs in the caller's span (the HTTP path opens its own `downstream_call` span first).
-    pub async fn run<T, E, F, Fut>(&self, operation: Operation, mut attempt: F) -> Result<T, E>
+    pub async fn run<T, E, F, Fut>(&self, operation: Operation, attempt: F) -> Result<T, E>
+    where
+        E: Fault,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run_counted(operation, attempt).await.0
+    }
+
+    /// [`Guard::run`], also saying how many attempts were made.
+    pub(crate) async fn run_counted<T, E, F, Fut>(
+        &self,
+        operation: Operation,
+        mut attempt: F,
+    ) -> (Result<T, E>, u32)
     where
         E: Fault,
         F: FnMut() -> Fut,
@@ -234,7 +259,7 @@ impl Guard {
                     attempt = number,
                     "circuit open: call not made"
                 );
-                return Err(E::circuit_open());
+                return (Err(E::circuit_open()), number);
             };
             let started = Instant::now();
             let result = match tokio::time::timeout(operation.deadline, attempt()).await {
@@ -262,7 +287,7 @@ impl Guard {
                         elapsed_ms,
                         "downstream call succeeded"
                     );
-                    return Ok(value);
+                    return (Ok(value), number);
                 }
                 Err(e) => e,
             };
@@ -287,8 +312,24 @@ impl Guard {
             );
             match retry_in {
                 Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(err),
+                None => return (Err(err), number),
             }
+        }
+    }
+}
+
+/// Marks a `downstream_call` span failed: OpenTelemetry status ERROR and `error.type` (the
+/// HTTP status when there was one, else the outcome: `timeout`, `connect_error`,
+/// `circuit_open`...), as the semantic conventions ask of a client span whose call failed.
+pub(crate) fn record_failure<E: Fault>(span: &tracing::Span, err: &E) {
+    span.record("otel.status_code", "ERROR");
+    match err.status() {
+        Some(status) => {
+            span.record("http.response.status_code", i64::from(status));
+            span.record("error.type", status.to_string().as_str());
+        }
+        None => {
+            span.record("error.type", err.outcome());
         }
     }
 }

@@ -12,7 +12,11 @@ use redis::RedisError;
 pub(crate) fn unavailable(op: &'static str, e: &RedisError) -> StoreError {
     let category = category(e);
     if category == "command refused" {
-        tracing::error!(op, kind = ?e.kind(), "redis refused a command");
+        tracing::error!(
+            op,
+            code = e.code().unwrap_or("none"),
+            "redis refused a command"
+        );
     } else {
         tracing::debug!(op, category, "redis command failed");
     }

@@ -57,8 +57,10 @@ async fn a_store_call_is_a_store_span_named_by_its_operation() {
         .iter()
         .find(|l| l["span"]["name"] == "store")
         .unwrap_or_else(|| panic!("a store span: {text}"));
+    assert_eq!(store["span"]["db.system.name"], "redis", "{store}");
     assert_eq!(store["span"]["db.system"], "redis", "{store}");
-    assert_eq!(store["span"]["db.operation"], "session get", "{store}");
+    assert_eq!(store["span"]["db.operation.name"], "session get", "{store}");
+    assert_eq!(store["span"]["otel.kind"], "client", "{store}");
     assert!(
         !text.contains(id.key().as_str()),
         "no key in the span: {text}"

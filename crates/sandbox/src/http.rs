@@ -18,8 +18,9 @@ pub struct RegisteredClient {
     /// Its client ID; any other is refused without a redirect.
     pub client_id: String,
     /// Where it may be sent back: compared as exact strings, except that a loopback entry
-    /// without a port (`http://127.0.0.1/api/v1/auth/callback`, `http://[::1]/...`) matches
-    /// the same URI on any port, as RFC 8252 §7.3 asks of authorization servers.
+    /// without a port (`http://127.0.0.1/api/v1/auth/callback`, `http://[::1]/...`, and
+    /// `http://localhost/...`, the service's default `BASE_URL` host) matches the same URI on
+    /// any port, as RFC 8252 §7.3 asks of authorization servers.
     pub redirect_uris: Vec<String>,
 }
 
@@ -39,7 +40,7 @@ fn is_loopback_without_port(uri: &str) -> bool {
     Url::parse(uri).is_ok_and(|u| {
         u.scheme() == "http"
             && u.port().is_none()
-            && matches!(u.host_str(), Some("127.0.0.1" | "[::1]"))
+            && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
     })
 }
 
@@ -281,6 +282,13 @@ mod tests {
         ] {
             assert!(!client.may_redirect_to(refused), "{refused}");
         }
+        let local = RegisteredClient {
+            client_id: CLIENT.to_owned(),
+            redirect_uris: vec!["http://localhost/api/v1/auth/callback".to_owned()],
+        };
+        assert!(local.may_redirect_to("http://localhost:8081/api/v1/auth/callback"));
+        assert!(!local.may_redirect_to("http://127.0.0.1:8081/api/v1/auth/callback"));
+        assert!(!local.may_redirect_to("http://localhost.evil.example:8081/api/v1/auth/callback"));
     }
 
     #[actix_web::test]

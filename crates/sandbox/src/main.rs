@@ -10,11 +10,12 @@
 //! takes), `SANDBOX_REDIS_URL` (or else `REDIS_URL`; unset: no Redis): with it, the sandbox
 //! consumes the service's outbound queue (Redis Stream `outbound.message`) and publishes each
 //! message's `message_update` and `sent`/`delivered`/`read` on the tenant's Pub/Sub channels,
-//! `LOG_LEVEL`.
+//! `LOG_LEVEL`. Log lines are coloured only on a terminal (and without `NO_COLOR`).
 
 use anyhow::Context;
 use portal_domain::ports::system::SystemClock;
 use portal_domain::secret::SecretString;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -22,8 +23,10 @@ async fn main() -> anyhow::Result<()> {
     // rustls needs a process-wide crypto provider for `rediss://` (SANDBOX_REDIS_URL).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
+    // Colours only on a terminal: piped into a file (`just dev` does), they would be noise.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
 
     let host = std::env::var("SANDBOX_HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());

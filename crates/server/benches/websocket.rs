@@ -419,7 +419,7 @@ async fn main() {
     let port = app.port();
     let bus = app.realtime().bus.clone();
     tokio::spawn(app.run_until_stopped());
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://localhost:{port}");
     println!(
         "WebSocket benchmark: embedded default on 127.0.0.1:{port}, {workers} server worker(s); clients in a child process"
     );

@@ -269,7 +269,7 @@ async fn run() -> anyhow::Result<()> {
         ..Overrides::default()
     };
     let app = Application::build_with(settings, overrides).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let base = format!("http://localhost:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
     let cookie = sign_in(&base, "admin@acme.example").await;

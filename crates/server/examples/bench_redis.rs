@@ -128,7 +128,7 @@ async fn measure(
         ..Settings::default()
     };
     let app = Application::build(settings.validated()?).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let base = format!("http://localhost:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let probe = Client::new();
     let deadline = Instant::now() + Duration::from_secs(10);

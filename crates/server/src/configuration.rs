@@ -29,10 +29,14 @@ pub struct Settings {
     /// `PORT` (0 picks a free port; tests use it).
     #[garde(skip)]
     pub port: u16,
-    /// `BASE_URL`: this service's public URL (default `http://{host}:{port}`).
+    /// `BASE_URL`: this service's public URL (default `http://localhost:{port}` when `HOST` is
+    /// a loopback or unspecified address, so it shares the frontend's host name; else
+    /// `http://{host}:{port}`).
     #[garde(inner(url))]
     pub base_url: Option<String>,
-    /// `FRONTEND_URL`: the portal frontend (CORS origin, sign-in landing).
+    /// `FRONTEND_URL`: the portal frontend (CORS origin, sign-in landing; default
+    /// `http://localhost:3000`: the same host name as the default `BASE_URL`, so the session
+    /// cookie is sent with the frontend's requests).
     #[garde(url)]
     pub frontend_url: String,
 
@@ -131,6 +135,10 @@ pub struct Settings {
     /// `LOG_LEVEL`: a tracing filter (`info`, `portal_api=debug,info`).
     #[garde(length(min = 1))]
     pub log_level: String,
+    /// `LOG_FORMAT`: `json` or `pretty` (default: `pretty` on a terminal outside production,
+    /// `json` otherwise; production refuses `pretty`).
+    #[garde(inner(custom(one_of(&["json", "pretty"]))))]
+    pub log_format: Option<String>,
     /// `METRICS_ENABLED`: serve `/metrics` on the main port (block it at the proxy) (true).
     #[garde(skip)]
     pub metrics_enabled: bool,
@@ -266,6 +274,7 @@ impl Default for Settings {
             http_max_uri_bytes: 8 * 1024,
             http_client_request_timeout_ms: 5_000,
             log_level: "info".into(),
+            log_format: None,
             metrics_enabled: true,
             otel_exporter_otlp_endpoint: None,
             rate_limit_auth_max: 10,
@@ -586,6 +595,12 @@ impl Settings {
                 ));
             }
         }
+        if self.log_format.as_deref() == Some("pretty") {
+            problems.push(
+                "LOG_FORMAT: must be json when PORTAL_ENV=production (log shippers read JSON lines)"
+                    .into(),
+            );
+        }
         if self.cookie_secure == Some(false) {
             problems.push(
                 "COOKIE_SECURE: must not be false when PORTAL_ENV=production (session cookies would travel over plain HTTP)".into(),
@@ -670,11 +685,44 @@ impl Settings {
         self.auth_service_url.is_none()
     }
 
-    /// `BASE_URL` without its trailing `/`, or `http://{HOST}:{port}` (the bound port).
+    /// `BASE_URL` without its trailing `/`, or `http://localhost:{port}` (the bound port)
+    /// when `HOST` is a loopback or unspecified address (`127.0.0.1`, `0.0.0.0`, `::1`): one
+    /// host name with the default `FRONTEND_URL`, so a browser sends the session cookie to
+    /// both; else `http://{HOST}:{port}`.
     pub fn public_base_url(&self, port: u16) -> String {
         match &self.base_url {
             Some(b) => b.trim_end_matches('/').to_owned(),
-            None => format!("http://{}:{port}", self.host),
+            None => {
+                let local = self
+                    .host
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+                    || self.host.eq_ignore_ascii_case("localhost");
+                let host = if local {
+                    "localhost"
+                } else {
+                    self.host.as_str()
+                };
+                format!("http://{host}:{port}")
+            }
+        }
+    }
+
+    /// The log settings: `LOG_LEVEL`, and `LOG_FORMAT` or else pretty on a terminal outside
+    /// production; colours only for pretty lines on a terminal, unless `NO_COLOR` is set.
+    pub fn logging(&self, terminal: bool, no_color: bool) -> crate::telemetry::Logging {
+        use crate::telemetry::LogFormat;
+        let format = match self.log_format.as_deref() {
+            Some("pretty") => LogFormat::Pretty,
+            Some(_) => LogFormat::Json,
+            None if terminal && !self.is_production() => LogFormat::Pretty,
+            None => LogFormat::Json,
+        };
+        crate::telemetry::Logging {
+            level: self.log_level.clone(),
+            format,
+            ansi: format == LogFormat::Pretty && terminal && !no_color,
         }
     }
 
@@ -817,8 +865,80 @@ mod tests {
         assert_eq!(s.port, 8080);
         assert_eq!(s.host, "127.0.0.1");
         assert_eq!(s.frontend_url, "http://localhost:3000");
+        assert_eq!(
+            url::Url::parse(&s.public_base_url(8080))
+                .unwrap()
+                .host_str(),
+            url::Url::parse(&s.frontend_url).unwrap().host_str(),
+            "the service and the frontend share a host name, so the cookie reaches both"
+        );
+        assert_eq!(s.public_base_url(8080), "http://localhost:8080");
         assert_eq!(s.region(), Region::UsEast1);
         assert_eq!(s.rate_limits(), RateLimits::default());
+    }
+
+    #[test]
+    fn the_default_public_url_names_localhost_for_local_binds_only() {
+        let with_host = |host: &str| Settings {
+            host: host.into(),
+            ..Settings::default()
+        };
+        for local in ["127.0.0.1", "0.0.0.0", "::1", "[::1]", "::", "localhost"] {
+            assert_eq!(
+                with_host(local).public_base_url(9000),
+                "http://localhost:9000",
+                "{local}"
+            );
+        }
+        assert_eq!(
+            with_host("10.1.2.3").public_base_url(9000),
+            "http://10.1.2.3:9000"
+        );
+        let configured = Settings {
+            base_url: Some("https://portal.example.com/".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            configured.public_base_url(9000),
+            "https://portal.example.com"
+        );
+    }
+
+    #[test]
+    fn log_format_pretty_on_a_terminal_json_elsewhere_and_in_production() {
+        use crate::telemetry::LogFormat;
+        let s = Settings::load_from(env(&[])).unwrap();
+        let terminal = s.logging(true, false);
+        assert_eq!((terminal.format, terminal.ansi), (LogFormat::Pretty, true));
+        assert!(!s.logging(true, true).ansi, "NO_COLOR");
+        let piped = s.logging(false, false);
+        assert_eq!((piped.format, piped.ansi), (LogFormat::Json, false));
+        let pretty = Settings::load_from(env(&[("LOG_FORMAT", "pretty")])).unwrap();
+        let to_file = pretty.logging(false, false);
+        assert_eq!(
+            (to_file.format, to_file.ansi),
+            (LogFormat::Pretty, false),
+            "no colour codes in a file"
+        );
+        let json = Settings::load_from(env(&[("LOG_FORMAT", "json")])).unwrap();
+        assert_eq!(json.logging(true, false).format, LogFormat::Json);
+        let err = Settings::load_from(env(&[("LOG_FORMAT", "yaml")])).unwrap_err();
+        assert!(err.to_string().contains("LOG_FORMAT"), "{err}");
+        let production = Settings {
+            portal_env: "production".into(),
+            ..Settings::default()
+        };
+        assert_eq!(production.logging(true, false).format, LogFormat::Json);
+        let refused = Settings {
+            log_format: Some("pretty".into()),
+            ..production
+        }
+        .validated()
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("LOG_FORMAT: must be json"),
+            "{refused}"
+        );
     }
 
     #[test]

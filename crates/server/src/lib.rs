@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`configuration`]: [`Settings`](configuration::Settings) (defaults < `PORTAL_CONFIG` file
 //!   < environment, spec §16.2 names), validated with garde.
-//! - [`telemetry`]: JSON logging, OTLP span export, the per-request trace/request context.
+//! - [`telemetry`]: logging (JSON or pretty), OTLP span export, the per-request context.
+//! - [`first_steps`]: the URLs a person needs, logged at start-up in the embedded default.
 //! - `observability`: the Prometheus recorder and its scrape-time sources.
 //! - [`downstreams`]: [`Downstreams`](downstreams::Downstreams): the HTTP adapters where URLs
 //!   are configured, the simulators elsewhere, each behind its downstream's guard.
@@ -23,6 +24,7 @@
 
 pub mod configuration;
 pub mod downstreams;
+pub mod first_steps;
 mod guarded;
 mod observability;
 pub mod realtime;

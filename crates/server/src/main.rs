@@ -5,8 +5,9 @@
 //! 2 when the configuration is refused (every problem listed on stderr); 1 when start-up
 //! fails otherwise (e.g. the port is taken).
 
-use portal_server::telemetry::{get_subscriber_with_otlp, init_subscriber};
+use portal_server::telemetry::{get_subscriber, init_subscriber, otlp_exporter};
 use portal_server::{Application, Settings};
+use std::io::IsTerminal;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,19 +22,22 @@ async fn main() -> anyhow::Result<()> {
     };
     // The OTLP exporter's guard lives until after `run_until_stopped` returns below, so the
     // spans of the drained requests are exported before the process ends.
-    let (subscriber, mut telemetry) = get_subscriber_with_otlp(
-        &settings.log_level,
+    let mut telemetry = otlp_exporter(settings.otel_exporter_otlp_endpoint.as_deref())?;
+    let terminal = std::io::stdout().is_terminal();
+    let logging = settings.logging(terminal, std::env::var_os("NO_COLOR").is_some());
+    init_subscriber(get_subscriber(
+        &logging,
         std::io::stdout,
-        settings.otel_exporter_otlp_endpoint.as_deref(),
-    )?;
-    init_subscriber(subscriber)?;
+        telemetry.provider(),
+    ))?;
     let grace = settings.shutdown_grace_seconds;
-    let app = Application::build(settings).await?;
+    let app = Application::build(settings.clone()).await?;
     tracing::info!(
         port = app.port(),
         shutdown_grace_seconds = grace,
         "agent-portal listening"
     );
+    portal_server::first_steps::announce(&settings, app.port());
     app.run_until_stopped().await?;
     tracing::info!("agent-portal stopped (drained)");
     // Flush the buffered spans (blocking: off the runtime's async path, it is the last step).

@@ -211,7 +211,7 @@ fn downstreams(
         telemetry.clone(),
     )?;
     if !downstreams.http.is_empty() {
-        tracing::info!(http = ?downstreams.http, "downstreams over HTTP (the rest simulated)");
+        tracing::info!(http = %downstreams.http.join(","), "downstreams over HTTP (the rest simulated)");
     }
     Ok(downstreams)
 }

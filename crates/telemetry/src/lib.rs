@@ -1,11 +1,15 @@
 //! The Prometheus recorder of the domain's [`Telemetry`] port: [`PrometheusTelemetry`] owns a
-//! prometheus-client [`Registry`] and renders it in the OpenMetrics text format for `/metrics`.
+//! prometheus-client [`Registry`] and renders it for `/metrics` in the OpenMetrics text format
+//! or the Prometheus text format 0.0.4 ([`MetricsFormat`]; both pass `promtool check
+//! metrics`/a Prometheus scrape).
 //!
 //! # Metrics
 //! The spec's four (§15.2):
-//! - `portal_active_sessions_total` (gauge): sessions created minus sessions ended by sign-ins
-//!   and sign-outs **seen by this instance** (the session store has no cheap count). Expiries
-//!   and other instances' sign-ins are not included: sum over instances for a rough total.
+//! - `portal_active_sessions_total` (typed `unknown`/`untyped`: a gauge by meaning, but the
+//!   spec's name ends in `_total`, which Prometheus keeps for counters): sessions created minus
+//!   sessions ended by sign-ins and sign-outs **seen by this instance** (the session store has
+//!   no cheap count). Expiries and other instances' sign-ins are not included: sum over
+//!   instances for a rough total.
 //! - `portal_api_latency_seconds{method,path,status}` (histogram): `path` is the route
 //!   template (`/api/v1/conversations/{conversationId}`) or `unmatched`, never the raw path.
 //! - `portal_onboarding_completions_total{status}`, `portal_cache_hits_total{cache_type,result}`.
@@ -18,7 +22,11 @@
 //! because the store was down or the queue full), and
 //! `portal_redis_pool_{size,available,waiting}` and `portal_redis_refused_total` (store
 //! operations refused because Redis was unreachable: an outage is counted, not logged per
-//! request) when the server registers a Redis source.
+//! request) when the server registers a Redis source; and the standard `process_*` metrics
+//! (CPU seconds, resident and virtual memory, open and maximum file descriptors, start time)
+//! read from `/proc/self` at scrape time.
+//!
+//! Latency histograms have buckets from 50 µs to 10 s.
 //!
 //! Gauges that mirror someone else's state (WebSocket connections, Redis pool, slow consumers)
 //! are filled at scrape time by the [`Source`]s the server adds with
@@ -28,11 +36,16 @@
 //! - `lib.rs`: [`PrometheusTelemetry`], the recorder of the port.
 //! - `metrics`: the label sets, the metrics and their registration.
 //! - `scrape`: [`Source`] and the [`Scrape`] setters a source may call.
+//! - `process`: the `process_*` collector.
+//! - `exposition`: the Prometheus text format, converted from prometheus-client's OpenMetrics.
 //!
 //! # Dependencies
-//! `portal-domain` (the port) and prometheus-client. No I/O.
+//! `portal-domain` (the port) and prometheus-client. No I/O but reading `/proc/self` while a
+//! scrape is rendered.
 
+mod exposition;
 mod metrics;
+mod process;
 mod scrape;
 #[cfg(test)]
 mod tests;
@@ -44,7 +57,7 @@ use metrics::{
     StatusLabels, circuit_value, method_label,
 };
 use portal_domain::ports::stores::CacheKind;
-use portal_domain::ports::system::{CacheResult, CircuitState, Telemetry};
+use portal_domain::ports::system::{CacheResult, CircuitState, MetricsFormat, Telemetry};
 use prometheus_client::registry::Registry;
 use std::fmt;
 use std::sync::Mutex;
@@ -85,7 +98,8 @@ impl PrometheusTelemetry {
     }
 
     fn build(redis_pool: bool) -> Self {
-        let (metrics, registry) = Metrics::registered(redis_pool);
+        let (metrics, mut registry) = Metrics::registered(redis_pool);
+        registry.register_collector(Box::new(process::ProcessCollector::default()));
         Self {
             registry,
             metrics,
@@ -101,8 +115,17 @@ impl PrometheusTelemetry {
             .push(Box::new(source));
     }
 
+    /// Runs the sources, then encodes the registry in `format`.
+    pub fn encode(&self, format: MetricsFormat) -> String {
+        let openmetrics = self.encode_openmetrics();
+        match format {
+            MetricsFormat::OpenMetrics => openmetrics,
+            MetricsFormat::PrometheusText => exposition::to_prometheus_text(&openmetrics),
+        }
+    }
+
     /// Runs the sources, then encodes the registry (OpenMetrics text, ends with `# EOF`).
-    pub fn encode(&self) -> String {
+    fn encode_openmetrics(&self) -> String {
         {
             let scrape = Scrape {
                 metrics: &self.metrics,
@@ -189,18 +212,18 @@ impl Telemetry for PrometheusTelemetry {
     }
 
     fn session_started(&self) {
-        self.metrics.active_sessions.inc();
+        self.metrics.active_sessions.0.inc();
     }
 
     fn session_ended(&self) {
         // Never below zero: this instance may end sessions another one created.
-        let g = &self.metrics.active_sessions;
+        let g = &self.metrics.active_sessions.0;
         if g.get() > 0 {
             g.dec();
         }
     }
 
-    fn render(&self) -> Option<String> {
-        Some(self.encode())
+    fn render(&self, format: MetricsFormat) -> Option<String> {
+        Some(self.encode(format))
     }
 }

@@ -1,16 +1,21 @@
 //! The metric set: label sets, the metrics themselves and their registration.
 
-use portal_domain::ports::system::CircuitState;
-use prometheus_client::encoding::EncodeLabelSet;
+use portal_domain::ports::stores::CacheKind;
+use portal_domain::ports::system::{CacheResult, CircuitState};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Request latency buckets (seconds): 5 ms … 10 s.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+/// Latency buckets (seconds) of the API and downstream histograms: 50 µs … 10 s, in 1-2.5-5
+/// steps, so a cached request (~0.1 ms) and a slow downstream (seconds) both land in a bucket
+/// of their own size and a p99 can be read at either end.
+pub(crate) const LATENCY_BUCKETS: [f64; 17] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,8 +64,25 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// A gauge exported with type `unknown` (`untyped` in the Prometheus text format): the spec's
+/// `portal_active_sessions_total` goes up and down, and Prometheus reserves the `_total`
+/// suffix for counters (`promtool check metrics` refuses a gauge named so, and accepts an
+/// untyped metric), so the spec's name is kept and the type left open.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UntypedGauge(pub(crate) Gauge);
+
+impl EncodeMetric for UntypedGauge {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&self.0.get())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Unknown
+    }
+}
+
 pub(crate) struct Metrics {
-    pub(crate) active_sessions: Gauge,
+    pub(crate) active_sessions: UntypedGauge,
     pub(crate) api_latency: HistogramFamily<ApiLabels>,
     pub(crate) onboarding: Family<StatusLabels, Counter>,
     pub(crate) cache: Family<CacheLabels, Counter>,
@@ -81,7 +103,7 @@ impl Metrics {
     /// `redis_pool`).
     pub(crate) fn registered(redis_pool: bool) -> (Self, Registry) {
         let metrics = Metrics {
-            active_sessions: Gauge::default(),
+            active_sessions: UntypedGauge::default(),
             api_latency: Family::new_with_constructor(latency_histogram),
             onboarding: Family::default(),
             cache: Family::default(),
@@ -97,7 +119,8 @@ impl Metrics {
             redis_refused: Counter::default(),
         };
         let mut r = Registry::default();
-        // Counters get their `_total` suffix from the encoder.
+        // Counters get their `_total` suffix from the encoder. The spec's gauge name ends in
+        // `_total` already: see `UntypedGauge`.
         r.register(
             "portal_active_sessions_total",
             "Sessions created minus ended by sign-ins and sign-outs on this instance",
@@ -170,7 +193,28 @@ impl Metrics {
                 metrics.redis_refused.clone(),
             );
         }
+        metrics.zero_known_series();
         (metrics, r)
+    }
+
+    /// Creates the series whose label values are known in advance at zero, as Prometheus
+    /// advises: `rate()` and alerts then see a 0 from the start instead of no data until the
+    /// first event (and every family is on `/metrics` before anything happened).
+    fn zero_known_series(&self) {
+        for cache in [CacheKind::Metrics, CacheKind::Conversations] {
+            for result in [CacheResult::Hit, CacheResult::Miss, CacheResult::Stale] {
+                let _ = self.cache.get_or_create(&CacheLabels {
+                    cache_type: cache.as_str(),
+                    result: result.as_str(),
+                });
+            }
+        }
+        for status in ["success", "failure"] {
+            let _ = self.onboarding.get_or_create(&StatusLabels { status });
+        }
+        for scope in ["auth", "api", "onboarding"] {
+            let _ = self.rate_limited.get_or_create(&ScopeLabels { scope });
+        }
     }
 }
 

@@ -200,8 +200,8 @@ pub(crate) struct AuditEntryView {
     pub correlation_id: Option<String>,
     /// Names and outcomes (`reason`, `fieldsChanged`, check results, IDs); never a value of
     /// a secret, a token or message text.
-    #[schema(value_type = Object)]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    // A map (not `serde_json::Map`), so that the schema allows any further properties.
+    pub details: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn wire<T: Serialize>(value: T) -> String {
@@ -224,7 +224,7 @@ impl From<AuditEntry> for AuditEntryView {
             client_ip: e.client_ip,
             user_agent: e.user_agent,
             correlation_id: e.correlation_id,
-            details: e.details,
+            details: e.details.into_iter().collect(),
         }
     }
 }

@@ -142,14 +142,15 @@ fn redirect(location: &str) -> actix_web::HttpResponseBuilder {
     tag = "auth",
     params(LoginQuery),
     responses(
-        (status = 302, description = "Redirect to the Genesys authorize endpoint; sets the pre-login cookie",
-            headers(("Location" = String, description = "The Genesys authorize URL"))),
+        (status = 302, description = "Redirect to the Genesys authorize endpoint; sets the pre-login cookie. Or, when the request came to another loopback host name than `BASE_URL`'s (`127.0.0.1` for `localhost`), a redirect to the same path on `BASE_URL`",
+            headers(("Location" = String, description = "The Genesys authorize URL (or the same path on `BASE_URL`)"))),
         (status = 429, description = "RATE_LIMIT_EXCEEDED: too many sign-ins from this client IP (RATE_LIMIT_AUTH_MAX per RATE_LIMIT_AUTH_WINDOW_SECS)", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE: the store is unavailable", body = ErrorBody),
     )
 )]
 #[get("/api/v1/auth/login")]
 pub(crate) async fn login(
+    _canonical: crate::canonical::CanonicalHost,
     _limit: AuthRateLimited,
     state: web::Data<AppState>,
     query: web::Query<LoginQuery>,

@@ -68,7 +68,11 @@ async fn run(
                     detail: Some("timed out".into()),
                 });
             if !status.ok {
-                tracing::warn!(dependency = p.name(), detail = ?status.detail, "health check failed");
+                tracing::warn!(
+                    dependency = p.name(),
+                    detail = status.detail.as_deref(),
+                    "health check failed"
+                );
             }
             (p.name().to_owned(), status)
         });

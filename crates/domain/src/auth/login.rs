@@ -328,7 +328,7 @@ impl Authenticator {
         tracing::info!(
             session = key.short(),
             user_id = %session.user_id,
-            tenant_id = ?session.tenant_id,
+            tenant_id = session.tenant_id.as_ref().map(tracing::field::display),
             onboarding_only = session.onboarding_only,
             "session created"
         );

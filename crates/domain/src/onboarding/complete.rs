@@ -168,7 +168,7 @@ impl Onboarding {
             .await
             .map_err(|e| tenant_failure(e, false))?;
         drop(update);
-        tracing::info!(tenant_id = %tenant, status = "active", "tenant configuration persisted");
+        tracing::info!(tenant_id = %tenant, tenant_status = "active", "tenant configuration persisted");
         let now = self.ports.clock.now();
         let mut state = loaded.value;
         state.progress = state.progress.finish(user.clone(), now)?;

@@ -62,6 +62,16 @@ pub enum CheckStatus {
     Failed,
 }
 
+impl CheckStatus {
+    /// The wire name (`success`, `failed`), for log lines too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Success => "success",
+            CheckStatus::Failed => "failed",
+        }
+    }
+}
+
 /// One integration check's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

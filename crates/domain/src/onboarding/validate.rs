@@ -68,8 +68,8 @@ impl Onboarding {
         let version = self.save(&state, Some(loaded.version)).await?;
         tracing::info!(
             tenant_id = %tenant,
-            genesys = ?record.genesys.status,
-            whatsapp = ?record.whatsapp.status,
+            genesys = record.genesys.status.as_str(),
+            whatsapp = record.whatsapp.status.as_str(),
             "integration validation ran"
         );
         Ok((record, version))

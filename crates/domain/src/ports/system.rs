@@ -198,11 +198,20 @@ pub trait Telemetry: Send + Sync {
     /// An audit entry could not be stored (store down, queue full) and went to the log with
     /// `audit=true` instead (`portal_audit_fallback_total{reason}`).
     fn audit_fallback(&self, _reason: &'static str) {}
-    /// The recorder's exposition for `/metrics` (OpenMetrics 1.0 text); `None` when it
-    /// exports nothing.
-    fn render(&self) -> Option<String> {
+    /// The recorder's exposition for `/metrics` in `format`; `None` when it exports nothing.
+    fn render(&self, _format: MetricsFormat) -> Option<String> {
         None
     }
+}
+
+/// The exposition formats `/metrics` answers in (chosen by the scraper's `Accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsFormat {
+    /// OpenMetrics 1.0 text (`application/openmetrics-text; version=1.0.0`).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), what `promtool check
+    /// metrics` and scrapers that do not ask for OpenMetrics read.
+    PrometheusText,
 }
 
 /// Telemetry that records nothing.

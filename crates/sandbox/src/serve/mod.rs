@@ -47,7 +47,8 @@ pub(crate) const DEFAULT_CLIENT_ID: &str = "agent-portal-sandbox";
 
 /// Redirect URIs the login page accepts by default: the service's callback on the loopback
 /// interface, on any port (RFC 8252 §7.3), as `just dev` and the tests run it.
-pub const DEFAULT_REDIRECT_URIS: [&str; 2] = [
+pub const DEFAULT_REDIRECT_URIS: [&str; 3] = [
+    "http://localhost/api/v1/auth/callback",
     "http://127.0.0.1/api/v1/auth/callback",
     "http://[::1]/api/v1/auth/callback",
 ];

@@ -5,10 +5,12 @@
 //! `agent-portal` binary as a child process.
 //!
 //! # Output
-//! One subscriber per test binary: every log line (JSON, `debug`) is kept in memory for the
-//! tests that read logs ([`captured_logs`], [`OwnLogs`]), and echoed to stdout only when
-//! `TEST_LOG` is set (`TEST_LOG=1 cargo test ... -- --nocapture`); otherwise a test run prints
-//! nothing but the test harness's lines. The same goes for the child processes' output.
+//! One subscriber per test binary, the binary's own (`get_subscriber`) with tracing on: every
+//! log line (JSON, `debug`) is kept in memory for the tests that read logs
+//! ([`captured_logs`], [`OwnLogs`]), and echoed to stdout only when `TEST_LOG` is set
+//! (`TEST_LOG=1 cargo test ... -- --nocapture`); otherwise a test run prints nothing but the
+//! test harness's lines. The same goes for the child processes' output. Every finished span
+//! is kept by OpenTelemetry's in-memory exporter ([`finished_spans`]).
 
 use futures::{SinkExt, StreamExt};
 use portal_domain::model::{ConversationId, ConversationStatus, TenantId};
@@ -89,27 +91,60 @@ fn test_log() -> bool {
     std::env::var_os("TEST_LOG").is_some()
 }
 
-/// Installs the binary's subscriber once (every spawn calls it); returns its sink.
-fn logs() -> &'static LogSink {
-    static LOGS: OnceLock<LogSink> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let sink = LogSink {
+/// What the test binary's one subscriber writes to.
+struct Captured {
+    logs: LogSink,
+    spans: opentelemetry_sdk::trace::InMemorySpanExporter,
+}
+
+/// Installs the binary's subscriber once (every spawn calls it): JSON lines at `debug`, and
+/// OpenTelemetry spans into memory (the propagator installed as with OTLP on).
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let logs = LogSink {
             lines: Arc::default(),
             echo: test_log(),
         };
+        let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        let logging = portal_server::telemetry::Logging {
+            level: "debug".into(),
+            format: portal_server::telemetry::LogFormat::Json,
+            ansi: false,
+        };
         portal_server::telemetry::init_subscriber(portal_server::telemetry::get_subscriber(
-            "debug",
-            sink.clone(),
+            &logging,
+            logs.clone(),
+            Some(&provider),
         ))
         .expect("the only subscriber of this test binary");
-        sink
+        // The provider lives as long as the binary (the layer holds a tracer of it).
+        std::mem::forget(provider);
+        Captured { logs, spans }
     })
+}
+
+/// Every span this test binary has finished so far (all tests: filter by an attribute
+/// unique to yours, such as the request ID).
+pub(crate) fn finished_spans() -> Vec<opentelemetry_sdk::trace::SpanData> {
+    captured()
+        .spans
+        .get_finished_spans()
+        .expect("the in-memory exporter answers")
 }
 
 /// Every log line this test binary has written so far (all tests: filter by request ID,
 /// user or anything else unique to yours, or read [`OwnLogs`]).
 pub(crate) fn captured_logs() -> String {
-    logs().lines().iter().map(|l| l.text.as_str()).collect()
+    captured()
+        .logs
+        .lines()
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect()
 }
 
 /// The lines one test's instances log from [`OwnLogs::start`] on, told apart from the lines
@@ -129,7 +164,7 @@ pub(crate) struct OwnLogs {
 impl OwnLogs {
     pub(crate) fn start() -> Self {
         Self {
-            from: logs().lines().len(),
+            from: captured().logs.lines().len(),
             thread: std::thread::current().id(),
             request_id: format!("own-logs-{}", uuid::Uuid::new_v4()),
         }
@@ -137,7 +172,7 @@ impl OwnLogs {
 
     /// The test's lines so far.
     pub(crate) fn lines(&self) -> Vec<String> {
-        let lines = logs().lines();
+        let lines = captured().logs.lines();
         let tag = format!("\"request_id\":\"{}\"", self.request_id);
         let workers: HashSet<ThreadId> = lines
             .iter()
@@ -157,7 +192,7 @@ impl OwnLogs {
 /// What every test needs once per process, whatever it starts: the log subscriber, and
 /// rustls's crypto provider (reqwest, in the service and in the tests, has none built in).
 fn init() {
-    logs();
+    captured();
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -166,7 +201,8 @@ fn init() {
 
 /// The running application, and what tests drive it with.
 pub(crate) struct TestApp {
-    /// `http://127.0.0.1:<port>`.
+    /// `http://localhost:<port>`: the host name of the default `BASE_URL` (a sign-in started on
+    /// `127.0.0.1` is first redirected there).
     pub(crate) address: String,
     pub(crate) port: u16,
     /// A browser: cookie store, no automatic redirects (each hop of a sign-in is visible).
@@ -225,7 +261,7 @@ pub(crate) async fn spawn_app_with_overrides(
     let realtime = app.realtime().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("http://localhost:{port}"),
         port,
         client: new_client(),
         clock,
@@ -553,7 +589,7 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl TestApp {
     pub(crate) fn ws_url(&self, tenant: TenantId) -> String {
-        format!("ws://127.0.0.1:{}/tenant/{tenant}/portal", self.port)
+        format!("ws://localhost:{}/tenant/{tenant}/portal", self.port)
     }
 
     /// Upgrades with optional cookie, Origin and ticket; the refusal's status and body on error.
@@ -731,6 +767,8 @@ pub(crate) fn start_sandbox() -> String {
 pub(crate) struct Portal {
     pub(crate) child: Child,
     pub(crate) port: u16,
+    /// Every line it has written to stdout so far.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Portal {
@@ -740,9 +778,64 @@ impl Drop for Portal {
     }
 }
 
+impl Portal {
+    /// The lines written to stdout so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The lines written so far, once one of them satisfies `done` (panics after 10 s).
+    pub(crate) async fn lines_until(&self, done: impl Fn(&str) -> bool) -> Vec<String> {
+        for _ in 0..200 {
+            let lines = self.lines();
+            if lines.iter().any(|l| done(l)) {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the expected line never came:\n{}", self.lines().join("\n"));
+    }
+
+    /// `GET path` on `localhost` with `X-Request-ID: id`: its status, and the lines written
+    /// until that request's `request finished` line.
+    pub(crate) async fn get_logged(&self, path: &str, id: &str) -> (u16, Vec<String>) {
+        let status = reqwest::Client::new()
+            .get(format!("http://localhost:{}{path}", self.port))
+            .header("X-Request-ID", id)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let lines = self
+            .lines_until(|l| l.contains(id) && l.contains("request finished"))
+            .await;
+        (status, lines)
+    }
+}
+
+/// The port of the start-up line `agent-portal listening`, in either log format.
+fn listening_port(line: &str) -> Option<u16> {
+    if let Ok(v) = serde_json::from_str::<Value>(line) {
+        return (v["fields"]["message"] == "agent-portal listening")
+            .then(|| v["fields"]["port"].as_u64())
+            .flatten()
+            .and_then(|p| u16::try_from(p).ok());
+    }
+    let (_, rest) = line.split_once("agent-portal listening")?;
+    let (_, port) = rest.split_once("port=")?;
+    port.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Starts the binary with exactly `env` (nothing inherited; `PORT=0`) and reads its port from
 /// the start-up log line; panics with its stderr when it does not come up. Its output is
-/// echoed only with `TEST_LOG`.
+/// kept ([`Portal::lines`]) and echoed only with `TEST_LOG`.
 pub(crate) fn start_portal<K, V>(env: impl IntoIterator<Item = (K, V)>) -> Portal
 where
     K: AsRef<std::ffi::OsStr>,
@@ -760,19 +853,22 @@ where
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let echo = test_log();
+    let output: Arc<Mutex<Vec<String>>> = Arc::default();
     let (tx, rx) = std::sync::mpsc::channel();
     // Read to the end (a full pipe would block the child), reporting the port when logged.
+    let kept = output.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if echo {
                 let _ = writeln!(std::io::stdout(), "{line}");
             }
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["fields"]["message"] == "agent-portal listening"
-            {
-                let _ = tx.send(v["fields"]["port"].as_u64());
+            if let Some(port) = listening_port(&line) {
+                let _ = tx.send(port);
             }
+            kept.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
         }
     });
     let errors = std::thread::spawn(move || {
@@ -784,9 +880,10 @@ where
         text
     });
     match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Some(port)) => Portal {
+        Ok(port) => Portal {
             child,
-            port: u16::try_from(port).unwrap(),
+            port,
+            output,
         },
         _ => {
             let _ = child.kill();

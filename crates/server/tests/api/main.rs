@@ -10,11 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 mod audit;
+mod browser;
 mod contract;
 mod dashboard;
 mod deploy_contract;
 mod edge;
 mod errors;
+mod first_hour;
 mod helpers;
 mod http_adapters;
 mod journey;
@@ -22,6 +24,8 @@ mod logging;
 mod observability;
 mod onboarding;
 mod production;
+mod prometheus;
+mod readme;
 mod redis_instances;
 mod redis_outage_logs;
 mod redis_round_trips;
@@ -31,5 +35,6 @@ mod sessions;
 mod shutdown;
 mod sign_in;
 mod tenant_guard;
+mod traces;
 mod websocket;
 mod widget;

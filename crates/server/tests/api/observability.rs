@@ -79,7 +79,12 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 async fn scrape(app: &TestApp) -> Vec<Sample> {
-    let res = reqwest::get(app.url("/metrics")).await.unwrap();
+    let res = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
@@ -249,15 +254,17 @@ async fn a_requests_log_lines_share_its_request_id() {
             Some(request_id.as_str()),
             "{line}"
         );
+        assert_eq!(line["request_id"], request_id.as_str(), "top level: {line}");
     }
     let finished = lines
         .iter()
         .find(|l| l["fields"]["message"] == "request finished")
         .expect("the summary line");
+    assert_eq!(finished["fields"]["status"], status, "an integer");
     let span = &finished["span"];
-    assert_eq!(span["method"], "GET");
-    assert_eq!(span["route"], STATS, "the route template");
-    assert_eq!(span["status"], status);
+    assert_eq!(span["http.request.method"], "GET");
+    assert_eq!(span["http.route"], STATS, "the route template");
+    assert_eq!(span["url.path"], STATS);
     assert!(span["user_id"].is_string(), "the user: {span}");
     assert!(span["tenant_id"].is_string(), "the tenant: {span}");
 }
@@ -402,13 +409,15 @@ async fn spans_are_exported_over_otlp_and_flushed_by_the_guard() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&collector)
         .await;
-    let (subscriber, mut guard) = portal_server::telemetry::get_subscriber_with_otlp(
-        "info",
-        std::io::sink,
-        Some(&collector.uri()),
-    )
-    .unwrap();
+    let mut guard = portal_server::telemetry::otlp_exporter(Some(&collector.uri())).unwrap();
     assert!(guard.exporting());
+    let logging = portal_server::telemetry::Logging {
+        level: "info".into(),
+        format: portal_server::telemetry::LogFormat::Json,
+        ansi: false,
+    };
+    let subscriber =
+        portal_server::telemetry::get_subscriber(&logging, std::io::sink, guard.provider());
     tracing::subscriber::with_default(subscriber, || {
         let span = tracing::info_span!("exported_span");
         let _entered = span.enter();

@@ -92,7 +92,7 @@ async fn drains_on(signal: &str) {
 
     let (state_manager, mut calls) = relay(&sandbox);
     let mut portal = start(&state_manager);
-    let base = format!("http://127.0.0.1:{}", portal.port);
+    let base = format!("http://localhost:{}", portal.port);
 
     // A signed-in user (the simulated Genesys login of the embedded default).
     let client = new_client();

@@ -153,7 +153,7 @@ async fn authenticate(
     if !allowed {
         tracing::warn!(
             security_event = "websocket_origin_refused",
-            origin = ?origin.and_then(|o| o.to_str().ok()),
+            origin = origin.and_then(|o| o.to_str().ok()),
             "WebSocket upgrade from a foreign origin refused"
         );
         return Err(ApiError::new(

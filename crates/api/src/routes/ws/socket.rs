@@ -41,6 +41,17 @@ enum End {
     Gone,
 }
 
+impl End {
+    /// For the log line.
+    fn as_str(&self) -> &'static str {
+        match self {
+            End::Close(_, reason) => reason,
+            End::SessionExpired => "session expired",
+            End::Gone => "peer gone",
+        }
+    }
+}
+
 impl From<CloseReason> for End {
     fn from(r: CloseReason) -> Self {
         match r {
@@ -147,7 +158,7 @@ impl Socket {
         };
         // Stop receiving hub frames before the (possibly slow) close.
         drop(subscription);
-        tracing::info!(tenant_id = %self.tenant, session = self.current.key.short(), end = ?end, "WebSocket closed");
+        tracing::info!(tenant_id = %self.tenant, session = self.current.key.short(), end = end.as_str(), "WebSocket closed");
         Box::pin(self.finish(end)).await;
     }
 
