@@ -747,7 +747,14 @@ impl RedisCluster {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        let starts = (0..count).map(|_| RedisServer::start_with(security.clone(), extra.clone()));
+        // Each node's cluster bus on a port of its own: by default Redis takes port + 10,000,
+        // which may be taken by another process, or past 65,535 for a port above 55,535 (the
+        // ephemeral range here runs to 60,999): the cluster then never becomes healthy.
+        let starts = (0..count).map(|_| {
+            let mut extra = extra.clone();
+            extra.extend(["--cluster-port".to_owned(), free_port().to_string()]);
+            RedisServer::start_with(security.clone(), extra)
+        });
         let nodes = futures::future::join_all(starts).await;
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(nodes.iter().map(RedisServer::address));
