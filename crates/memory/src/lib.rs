@@ -18,6 +18,8 @@
 //!   [`MemoryIdempotencyStore`], [`MemoryEventBus`] (a `tokio::sync::broadcast`),
 //!   [`MemoryOutboundQueue`] (keeps what it is given; [`MemoryOutboundQueue::messages`] lets
 //!   tests look).
+//! - [`MemoryEventHistory`] (each tenant's recent events), [`MemoryPresence`] (the registry of
+//!   live sockets): the real-time ports.
 //! - `ttl`: the expiring map most adapters share.
 //! - [`ManualClock`]: the one settable [`Clock`](portal_domain::ports::system::Clock) of the
 //!   workspace's tests (wall-clock time that moves only when told).
@@ -28,11 +30,13 @@
 mod bus;
 mod cache;
 mod clock;
+mod history;
 mod idempotency;
 mod lock;
 mod onboarding;
 mod one_time;
 mod outbound;
+mod presence;
 mod rate;
 mod session;
 mod ttl;
@@ -40,14 +44,17 @@ mod ttl;
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use clock::ManualClock;
+pub use history::MemoryEventHistory;
 pub use idempotency::MemoryIdempotencyStore;
 pub use lock::MemoryLock;
 pub use onboarding::MemoryOnboardingStore;
 pub use one_time::MemoryOneTimeStore;
 pub use outbound::MemoryOutboundQueue;
+pub use presence::MemoryPresence;
 pub use rate::MemoryRateLimiter;
 pub use session::MemorySessionStore;
 
+use portal_domain::ports::realtime::{EventHistory, Presence};
 use portal_domain::ports::stores::{
     Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
     RateLimiter, SessionStore,
@@ -77,6 +84,10 @@ pub struct MemoryStores {
     pub outbound: Arc<dyn OutboundQueue>,
     /// The same outbound queue, concretely: the embedded default and tests read what was sent.
     pub outbound_queue: Arc<MemoryOutboundQueue>,
+    /// Each tenant's recent events.
+    pub history: Arc<dyn EventHistory>,
+    /// The registry of live sockets.
+    pub presence: Arc<dyn Presence>,
 }
 
 impl MemoryStores {
@@ -95,6 +106,8 @@ impl MemoryStores {
             event_bus: Arc::new(MemoryEventBus::new()),
             outbound: outbound_queue.clone(),
             outbound_queue,
+            history: Arc::new(MemoryEventHistory::new()),
+            presence: Arc::new(MemoryPresence::new()),
         }
     }
 }

@@ -22,7 +22,9 @@ fn ports(redis: RedisStores) -> Stores {
         rate_limiter: redis.clone(),
         idempotency: redis.clone(),
         event_bus: redis.clone(),
-        outbound: redis,
+        outbound: redis.clone(),
+        history: redis.clone(),
+        presence: redis,
     }
 }
 

@@ -15,6 +15,8 @@
 //! | [`stores::IdempotencyStore`] | `portal-memory` | `portal-redis` |
 //! | [`stores::EventBus`] | `portal-memory` | `portal-redis` (Pub/Sub) |
 //! | [`stores::OutboundQueue`] | `portal-memory` | `portal-redis` (Stream) |
+//! | [`realtime::EventHistory`] (each tenant's recent events) | `portal-memory` | `portal-redis` (Stream per tenant) |
+//! | [`realtime::Presence`] (live sockets across instances, connection caps) | `portal-memory` | `portal-redis` |
 //! | [`downstream::AuthService`] | `portal-sandbox` (simulated) | `portal-auth-service` |
 //! | [`downstream::TenantService`] | `portal-sandbox` | `portal-tenant-service` |
 //! | [`downstream::StateManager`] | `portal-sandbox` | `portal-state-manager` |
@@ -27,5 +29,6 @@
 //! | [`system::HealthProbe`] | each store/downstream adapter | same |
 
 pub mod downstream;
+pub mod realtime;
 pub mod stores;
 pub mod system;

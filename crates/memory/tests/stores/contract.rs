@@ -14,6 +14,8 @@ fn to_contract(m: MemoryStores) -> Stores {
         idempotency: m.idempotency,
         event_bus: m.event_bus,
         outbound: m.outbound,
+        history: m.history,
+        presence: m.presence,
     }
 }
 

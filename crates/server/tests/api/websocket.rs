@@ -25,6 +25,7 @@ fn message_event(tenant: TenantId, id: &str, text: &str) -> TenantEvent {
             text: Some(text.to_owned()),
             status: MessageStatus::Received,
             timestamp: OffsetDateTime::now_utc(),
+            wa_id: None,
         },
     }
 }
