@@ -15,6 +15,8 @@
 //! - `input`: converting request DTOs into domain values with every field's problem
 //!   reported (`Problems`), and the OpenAPI schemas of the domain's input rules.
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers.
+//! - [`connections`]: the server's open connections (counted for shutdown; each one's socket
+//!   for the WebSocket's prompt close).
 //!
 //! # Entry points
 //! [`app`] builds the `App` for one worker (the server runs it, one per worker, in its
@@ -24,6 +26,7 @@
 //! `portal-domain` (ports and use cases), actix-web, utoipa. No adapter crate: the binary
 //! (`portal-server`) wires adapters into [`AppState`].
 
+pub mod connections;
 mod error;
 mod extract;
 pub(crate) mod input;

@@ -65,6 +65,7 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
         .service(crate::routes::history::messages)
         .service(crate::routes::widget::send)
         .service(crate::routes::ws::portal)
+        .service(crate::routes::ws::presence::presence)
         .service(crate::routes::onboarding::step1)
         .service(crate::routes::onboarding::step2)
         .service(crate::routes::onboarding::step3)

@@ -27,6 +27,7 @@
 use crate::configuration::Settings;
 use async_trait::async_trait;
 use portal_domain::StoreError;
+use portal_domain::ports::realtime::{EventHistory, Presence};
 use portal_domain::ports::stores::{
     Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore, OutboundQueue,
     RateDecision, RateLimiter, RatePolicy, SessionStore,
@@ -62,6 +63,11 @@ pub struct Stores {
     /// The real outbound queue (memory, or the Redis Stream). Sandbox downstreams use
     /// `Platform::delivery(event_bus)` instead (see the module docs).
     pub outbound: Arc<dyn OutboundQueue>,
+    /// Each tenant's recent events (with Redis: a Stream per tenant, shared by every
+    /// instance).
+    pub history: Arc<dyn EventHistory>,
+    /// The registry of live sockets (with Redis: shared by every instance).
+    pub presence: Arc<dyn Presence>,
     /// The store's health probe (`store` for memory, `redis` for Redis).
     pub probe: Arc<dyn HealthProbe>,
     /// Redis liveness, when Redis is used.
@@ -90,6 +96,8 @@ impl Stores {
             idempotency: m.idempotency,
             event_bus: m.event_bus,
             outbound: m.outbound,
+            history: m.history,
+            presence: m.presence,
             probe: Arc::new(MemoryProbe),
             redis_health: None,
         }
@@ -116,7 +124,9 @@ impl Stores {
             rate_limiter: Arc::new(FallbackRateLimiter::new(shared.clone(), health.clone())),
             idempotency: shared.clone(),
             event_bus: shared.clone(),
-            outbound: shared,
+            outbound: shared.clone(),
+            history: shared.clone(),
+            presence: shared,
             probe: Arc::new(health.clone()),
             redis_health: Some(health),
         })

@@ -108,6 +108,9 @@ impl CloseSignal {
 pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
 /// How often the instance refreshes its registry entries.
 pub const PRESENCE_REFRESH: Duration = Duration::from_secs(20);
+/// How long identical payloads count as repeats of one another, and an event key keeps its
+/// ID in the history (every instance records an event within this of the first one).
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(60);
 /// Tenant events recorded concurrently (in order: the history gives IDs in arrival order).
 const RECORD_PIPELINE: usize = 256;
 /// After the history failed to record an event, events are delivered without an ID (and

@@ -17,6 +17,7 @@ mod logging;
 mod observability;
 mod onboarding;
 mod production;
+mod realtime;
 mod retries;
 mod shutdown;
 mod sign_in;
