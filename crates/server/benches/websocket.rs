@@ -18,6 +18,13 @@
 //!    and the same over every single delivery.
 //! 3. **Throughput**: bursts of `BENCH_BURST` (100) events (below the per-socket queue of 256)
 //!    for `BENCH_SECS` (5) seconds; frames received across the Acme clients per second.
+//! 4. **Mass reconnect** (a deploy; `BENCH_RECONNECT=false` skips it): on a throw-away
+//!    `redis-server`, instance A holds `BENCH_RECONNECT_SOCKETS` (1,000) Acme sockets that all
+//!    saw one event; A closes them (1001, as at shutdown), `BENCH_MISSED` (20) events are
+//!    published, and every socket reconnects **at once** to a fresh instance B with
+//!    `?since=<last id>`. Reported: time until all have `recovered`, whether each got exactly
+//!    the missed events, and the history reads: `XRANGE` calls on Redis (`INFO commandstats`)
+//!    and B's own count, against the target of ≤ 10 per instance.
 //!
 //! Globex's sockets count every frame they receive: any Acme event there is reported as a leak.
 
@@ -41,6 +48,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const FRONTEND: &str = "http://localhost:3000";
+/// Shared by the Redis instances of phase 4 (a deployment's instances share their secrets).
+const COOKIE_SECRET: &str = "bench-websocket-cookie-secret-0123456789abcdef";
+const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -258,6 +268,7 @@ async fn clients_main(base: String, port: u16) {
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024);
     let mut fanout = 0usize;
+    let mut mass: Option<Mass> = None;
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -339,6 +350,33 @@ async fn clients_main(base: String, port: u16) {
                 }
                 println!("AT {}", shared.acme_frames.load(Ordering::Relaxed));
             }
+            ["MASS_OPEN", base_a, n] => {
+                let n: usize = n.parse().unwrap();
+                mass = Some(Mass::open(base_a, n, config).await);
+                println!("MASS_OPEN {}", mass.as_ref().map_or(0, |m| m.opened));
+            }
+            ["MASS_SEEN", message] => {
+                let seen = match mass.as_mut() {
+                    Some(m) => m.until_all_saw(message).await,
+                    None => 0,
+                };
+                println!("MASS_SEEN {seen}");
+            }
+            ["MASS_CLOSED"] => {
+                let closed = match mass.as_mut() {
+                    Some(m) => m.until_closed().await,
+                    None => 0,
+                };
+                println!("MASS_CLOSED {closed}");
+            }
+            ["MASS_RECONNECT", port_b, missed] => {
+                let missed: usize = missed.parse().unwrap();
+                let reply = match mass.as_mut() {
+                    Some(m) => m.reconnect(port_b.parse().unwrap(), missed, config).await,
+                    None => "0 0 0 0 0".into(),
+                };
+                println!("MASS_RECONNECT {reply}");
+            }
             ["STATS"] => println!(
                 "STATS {} {} {}",
                 shared.globex_frames.load(Ordering::Relaxed),
@@ -348,6 +386,182 @@ async fn clients_main(base: String, port: u16) {
             ["QUIT"] => break,
             _ => eprintln!("clients: unknown command {line:?}"),
         }
+    }
+}
+
+/// Phase 4's client side: sockets that remember the last event `id` they saw.
+struct Mass {
+    opened: usize,
+    /// Per socket: the last id seen; the message IDs seen; closed.
+    state: Vec<Arc<std::sync::Mutex<Seen>>>,
+    /// Tickets for the reconnects (fetched before the clock starts).
+    tickets: Vec<String>,
+}
+
+#[derive(Default)]
+struct Seen {
+    last_id: Option<String>,
+    messages: Vec<String>,
+    closed: bool,
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_socket(
+    port: u16,
+    ticket: &str,
+    query: &str,
+    config: WebSocketConfig,
+) -> Option<Socket> {
+    let tenant = demo::acme_tenant_id();
+    let mut req = format!("ws://127.0.0.1:{port}/tenant/{tenant}/portal?ticket={ticket}{query}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("origin", FRONTEND.parse().unwrap());
+    match tokio_tungstenite::connect_async_with_config(req, Some(config), true).await {
+        Ok((ws, _)) => Some(ws),
+        Err(e) => {
+            eprintln!("mass socket: {e}");
+            None
+        }
+    }
+}
+
+/// Reads a socket until it ends, recording ids and message IDs.
+async fn track(mut ws: Socket, seen: Arc<std::sync::Mutex<Seen>>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(t) = msg
+            && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
+        {
+            let mut s = seen.lock().unwrap();
+            if let Some(id) = v["id"].as_str() {
+                s.last_id = Some(id.to_owned());
+            }
+            if let Some(m) = v["data"]["message_id"].as_str() {
+                s.messages.push(m.to_owned());
+            }
+        }
+    }
+    seen.lock().unwrap().closed = true;
+}
+
+async fn tickets(base: &str, client: &Client, csrf: &str, n: usize) -> Vec<String> {
+    stream::iter(0..n)
+        .map(|_| ticket(base, client, csrf))
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+impl Mass {
+    async fn open(base_a: &str, n: usize, config: WebSocketConfig) -> Self {
+        let (client, csrf) = sign_in(base_a, demo::ACME_AGENT_EMAIL).await;
+        let port_a: u16 = base_a.rsplit(':').next().unwrap().parse().unwrap();
+        let first = tickets(base_a, &client, &csrf, n).await;
+        let state: Vec<_> = (0..n).map(|_| Arc::default()).collect();
+        let opened = stream::iter(first.iter().zip(&state))
+            .map(|(t, seen)| async move {
+                match open_socket(port_a, t, "", config).await {
+                    Some(ws) => {
+                        tokio::spawn(track(ws, Arc::clone(seen)));
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .buffer_unordered(128)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
+        // The reconnects' tickets, fetched now so they are not timed.
+        let tickets = tickets(base_a, &client, &csrf, n).await;
+        Self {
+            opened,
+            state,
+            tickets,
+        }
+    }
+
+    /// Waits (5 s at most) until every socket saw `message`; how many did.
+    async fn until_all_saw(&mut self, message: &str) -> usize {
+        let count = || {
+            self.state
+                .iter()
+                .filter(|s| s.lock().unwrap().messages.iter().any(|m| m == message))
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count() < self.opened && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        count()
+    }
+
+    /// Waits (5 s at most) until every socket ended; how many did.
+    async fn until_closed(&mut self) -> usize {
+        let count = || {
+            self.state
+                .iter()
+                .filter(|s| s.lock().unwrap().closed)
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count() < self.opened && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        count()
+    }
+
+    /// Every socket reconnects at once to `port_b` with `since=<its last id>`; replies
+    /// `recovered_true recovered_false exact p50_ms max_ms`.
+    async fn reconnect(&mut self, port_b: u16, missed: usize, config: WebSocketConfig) -> String {
+        let started = Instant::now();
+        let each = self.state.iter().zip(&self.tickets).map(|(seen, ticket)| {
+            let since = seen.lock().unwrap().last_id.clone().unwrap_or_default();
+            async move {
+                let query = format!("&since={since}");
+                let mut ws = open_socket(port_b, ticket, &query, config).await?;
+                let mut messages = Vec::new();
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Message::Text(t) = msg else { continue };
+                    let v: Value = serde_json::from_str(t.as_str()).ok()?;
+                    if v["event"] == "recovered" {
+                        let recovered = v["data"]["recovered"].as_bool()?;
+                        let exact = messages.len() == missed
+                            && messages
+                                .iter()
+                                .enumerate()
+                                .all(|(i, m): (usize, &String)| *m == format!("bm-{i:06}"));
+                        return Some((recovered, exact, started.elapsed(), ws));
+                    }
+                    if let Some(m) = v["data"]["message_id"].as_str() {
+                        messages.push(m.to_owned());
+                    }
+                }
+                None
+            }
+        });
+        let results: Vec<_> = futures::future::join_all(each).await;
+        let mut times: Vec<Duration> = Vec::new();
+        let (mut yes, mut no, mut exact) = (0, 0, 0);
+        let mut sockets = Vec::new();
+        for (recovered, ok, at, ws) in results.into_iter().flatten() {
+            if recovered {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+            exact += usize::from(ok);
+            times.push(at);
+            sockets.push(ws);
+        }
+        times.sort();
+        let p50 = percentile(&times, 0.5).as_secs_f64() * 1000.0;
+        let max = times.last().copied().unwrap_or_default().as_secs_f64() * 1000.0;
+        drop(sockets);
+        format!("{yes} {no} {exact} {p50:.1} {max:.1}")
     }
 }
 
@@ -388,6 +602,107 @@ impl Clients {
     }
 }
 
+/// An instance of the service on `redis`, with the bench's limits.
+async fn redis_instance(redis: &portal_redis::RedisServer) -> Application {
+    let settings = Settings {
+        port: 0,
+        workers: Some(env("BENCH_SERVER_WORKERS", 1)),
+        redis: portal_server::configuration::RedisConfig::single(redis.url()),
+        cookie_secret: Some(COOKIE_SECRET.into()),
+        encryption_key: Some(ENCRYPTION_KEY.into()),
+        ..bench_settings()
+    };
+    Application::build_with(settings, Overrides::default())
+        .await
+        .expect("application builds on Redis")
+}
+
+/// Limits out of the benchmark's way: rate limits and connection caps.
+fn bench_settings() -> Settings {
+    Settings {
+        rate_limit_api_max: 100_000_000,
+        rate_limit_auth_max: 1_000_000,
+        ws_max_per_session: 1_000_000,
+        ws_max_per_user: 1_000_000,
+        ws_max_per_instance: 1_000_000,
+        ..Settings::default()
+    }
+}
+
+/// Phase 4 (see the module docs).
+async fn mass_reconnect(clients: &mut Clients) {
+    let sockets: usize = env("BENCH_RECONNECT_SOCKETS", 1_000);
+    let missed: usize = env("BENCH_MISSED", 20);
+    let redis = portal_redis::RedisServer::start().await;
+    let a = redis_instance(&redis).await;
+    let b = redis_instance(&redis).await;
+    let (port_a, port_b) = (a.port(), b.port());
+    let bus = a.realtime().bus.clone();
+    let hub_a = a.realtime().hub.clone();
+    let hub_b = b.realtime().hub.clone();
+    tokio::spawn(a.run_until_stopped());
+    tokio::spawn(b.run_until_stopped());
+
+    let opened: usize = clients
+        .ask(
+            &format!("MASS_OPEN http://127.0.0.1:{port_a} {sockets}"),
+            "MASS_OPEN",
+        )
+        .await[0]
+        .parse()
+        .unwrap();
+    bus.publish(&status_event(demo::acme_tenant_id(), "bm-seen"))
+        .await
+        .expect("publish");
+    let seen: usize = clients.ask("MASS_SEEN bm-seen", "MASS_SEEN").await[0]
+        .parse()
+        .unwrap();
+    hub_a.close_all(portal_domain::realtime::CloseReason::Shutdown);
+    let closed: usize = clients.ask("MASS_CLOSED", "MASS_CLOSED").await[0]
+        .parse()
+        .unwrap();
+    for i in 0..missed {
+        bus.publish(&status_event(demo::acme_tenant_id(), &format!("bm-{i:06}")))
+            .await
+            .expect("publish");
+    }
+    // Every missed event recorded (instance A sees them all) before the clients come back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut counters = portal_redis::RedisCounters::open(&redis).await;
+    let xrange =
+        |calls: &std::collections::HashMap<String, u64>| calls.get("xrange").copied().unwrap_or(0);
+    let before = xrange(&counters.command_calls().await);
+    let reads_b = hub_b.history_reads();
+    let reply = clients
+        .ask(
+            &format!("MASS_RECONNECT {port_b} {missed}"),
+            "MASS_RECONNECT",
+        )
+        .await;
+    let after = xrange(&counters.command_calls().await);
+    let reads_b = hub_b.history_reads() - reads_b;
+    let (yes, no, exact): (usize, usize, usize) = (
+        reply[0].parse().unwrap(),
+        reply[1].parse().unwrap(),
+        reply[2].parse().unwrap(),
+    );
+    println!(
+        "\n== 4. Mass reconnect: {opened} sockets (saw the last event: {seen}, closed with 1001: {closed}) \
+         reconnect at once to a fresh instance with ?since=, {missed} events missed"
+    );
+    println!(
+        "   until all have recovered: p50 {} ms, all {} ms; recovered:true {yes}, recovered:false {no}, \
+         exactly the {missed} missed events in order: {exact}",
+        reply[3], reply[4]
+    );
+    println!(
+        "   history reads: {} XRANGE on Redis, {reads_b} by the instance — target <= 10 per instance: {}",
+        after - before,
+        verdict(after - before <= 10 && yes == opened && exact == opened)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     // Open /proc/self/status now, while descriptors are plentiful.
@@ -409,9 +724,7 @@ async fn main() {
     let settings = Settings {
         port: 0,
         workers: Some(workers),
-        rate_limit_api_max: 100_000_000,
-        rate_limit_auth_max: 1_000_000,
-        ..Settings::default()
+        ..bench_settings()
     };
     let app = Application::build_with(settings, Overrides::default())
         .await
@@ -537,6 +850,10 @@ async fn main() {
         published * fanout as u64,
         verdict(rate >= 100_000.0)
     );
+
+    if env("BENCH_RECONNECT", true) {
+        mass_reconnect(&mut clients).await;
+    }
 
     let stats = clients.ask("STATS", "STATS").await;
     println!("\n== Checks");
