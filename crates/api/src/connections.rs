@@ -10,12 +10,16 @@
 //! (the server's TCP close): the client closes its side at once, the linger sees it and the
 //! connection ends within a round trip. The handle is a duplicate of the connection's file
 //! descriptor (`dup`, close-on-exec), so using it can never reach another connection's socket.
+//! A connection keeps the duplicate only while it may still become a WebSocket: the first
+//! request that is not an upgrade drops it ([`forget_socket_unless_upgrade`]), so only
+//! WebSockets hold two descriptors.
 //!
 //! Register with `HttpServer::on_connect(connections.hook())`.
 
 use actix_web::HttpRequest;
 use actix_web::dev::Extensions;
 use std::any::Any;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
@@ -32,7 +36,8 @@ pub struct Connections {
 /// socket.
 struct Connection {
     _open: Open,
-    socket: Option<Arc<std::net::TcpStream>>,
+    /// Until the connection turns out not to be a WebSocket.
+    socket: RefCell<Option<std::net::TcpStream>>,
 }
 
 /// One open connection; uncounted when the connection (and its data) is dropped.
@@ -59,7 +64,7 @@ impl Connections {
             connections.open.fetch_add(1, Ordering::AcqRel);
             data.insert(Connection {
                 _open: Open(connections.clone()),
-                socket: duplicate(io),
+                socket: RefCell::new(duplicate(io)),
             });
         }
     }
@@ -82,13 +87,13 @@ impl Connections {
 }
 
 /// A duplicate of the connection's socket (plain TCP on Unix; `None` otherwise).
-fn duplicate(io: &dyn Any) -> Option<Arc<std::net::TcpStream>> {
+fn duplicate(io: &dyn Any) -> Option<std::net::TcpStream> {
     #[cfg(unix)]
     {
         use std::os::fd::AsFd;
         let tcp = io.downcast_ref::<actix_web::rt::net::TcpStream>()?;
         let fd = tcp.as_fd().try_clone_to_owned().ok()?;
-        Some(Arc::new(std::net::TcpStream::from(fd)))
+        Some(std::net::TcpStream::from(fd))
     }
     #[cfg(not(unix))]
     {
@@ -97,7 +102,19 @@ fn duplicate(io: &dyn Any) -> Option<Arc<std::net::TcpStream>> {
     }
 }
 
-/// The socket of the request's connection, when the server was given [`Connections::hook`].
-pub(crate) fn socket_of(req: &HttpRequest) -> Option<Arc<std::net::TcpStream>> {
-    req.conn_data::<Connection>().and_then(|c| c.socket.clone())
+/// Takes the socket of the request's connection (a WebSocket's), when the server was given
+/// [`Connections::hook`].
+pub(crate) fn socket_of(req: &HttpRequest) -> Option<std::net::TcpStream> {
+    req.conn_data::<Connection>()
+        .and_then(|c| c.socket.borrow_mut().take())
+}
+
+/// Drops the connection's duplicate socket when `req` is not a WebSocket upgrade (a
+/// connection that served another request is not one a browser opens a WebSocket on).
+pub fn forget_socket_unless_upgrade(req: &HttpRequest) {
+    if !req.head().upgrade()
+        && let Some(c) = req.conn_data::<Connection>()
+    {
+        c.socket.borrow_mut().take();
+    }
 }

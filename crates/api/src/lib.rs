@@ -90,5 +90,9 @@ pub fn app(
 > {
     App::new()
         .wrap(actix_web::middleware::from_fn(middleware::edge))
+        .wrap_fn(|req, srv| {
+            connections::forget_socket_unless_upgrade(req.request());
+            actix_web::dev::Service::call(srv, req)
+        })
         .configure(move |cfg| configure(cfg, state))
 }

@@ -176,15 +176,20 @@ fn wall_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Checks the open-file limit of this process against `needed` descriptors.
-fn fit_to_open_files(wanted: usize, role: &str) -> usize {
+/// Descriptors the server holds per WebSocket: the socket, and the duplicate it keeps to close
+/// the connection promptly (`portal_api::connections`).
+const SERVER_FDS_PER_SOCKET: usize = 2;
+
+/// Fits `wanted` sockets of `per_socket` descriptors each under this process's open-file
+/// limit.
+fn fit_to_open_files(wanted: usize, per_socket: usize, role: &str) -> usize {
+    let needed = wanted * per_socket + 256;
     match open_files_limit() {
-        Some(limit) if (limit as usize) < wanted + 256 => {
-            let fit = (limit as usize).saturating_sub(256);
+        Some(limit) if (limit as usize) < needed => {
+            let fit = (limit as usize).saturating_sub(256) / per_socket;
             println!(
-                "!! {role}: open-file limit {limit} is too low for {wanted} sockets; running with {fit}. \
-                 Raise it with `ulimit -n {}` (the `just bench-ws` recipe tries).",
-                wanted + 256
+                "!! {role}: open-file limit {limit} is too low for {wanted} sockets ({per_socket} descriptors each); \
+                 running with {fit}. Raise it with `ulimit -n {needed}` (the `just bench-ws` recipe tries)."
             );
             fit
         }
@@ -714,7 +719,11 @@ async fn main() {
         return clients_main(base, port).await;
     }
 
-    let sockets = fit_to_open_files(env("BENCH_SOCKETS", 10_000), "server");
+    let sockets = fit_to_open_files(
+        env("BENCH_SOCKETS", 10_000),
+        SERVER_FDS_PER_SOCKET,
+        "server",
+    );
     let fanout: usize = env::<usize>("BENCH_FANOUT_SOCKETS", 1_000).min(sockets);
     let events: usize = env("BENCH_EVENTS", 50);
     let burst: usize = env("BENCH_BURST", 100);

@@ -87,7 +87,7 @@ pub(super) struct Socket {
     pub(super) settings: RealtimeSettings,
     /// The connection's socket, shut down for writing once the close frame is out (see
     /// `crate::connections`).
-    pub(super) socket: Option<Arc<std::net::TcpStream>>,
+    pub(super) socket: Option<std::net::TcpStream>,
 }
 
 /// A client frame.
