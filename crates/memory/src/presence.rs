@@ -9,45 +9,58 @@ use portal_domain::model::{SessionKey, TenantId, UserId};
 use portal_domain::ports::realtime::{
     Admission, InstanceId, OwnerSockets, Presence, SocketCaps, SocketOwner, TenantPresence,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Sockets per owner (a session or a user), per instance.
+type Counts<K> = HashMap<K, HashMap<InstanceId, u32>>;
 
 /// One tenant's entries.
 #[derive(Debug, Default)]
 struct Tenant {
     /// Instances with entries, and until when they count as live.
     live: HashMap<InstanceId, Instant>,
-    sessions: HashMap<(SessionKey, InstanceId), u32>,
-    users: HashMap<(UserId, InstanceId), u32>,
+    sessions: Counts<SessionKey>,
+    users: Counts<UserId>,
 }
 
 impl Tenant {
-    fn is_live(&self, instance: &InstanceId, now: Instant) -> bool {
-        self.live.get(instance).is_some_and(|until| *until > now)
-    }
-
-    fn total<K: Eq + std::hash::Hash + Clone>(
-        &self,
-        counts: &HashMap<(K, InstanceId), u32>,
-        who: &K,
-        now: Instant,
-    ) -> u32 {
-        counts
-            .iter()
-            .filter(|((k, instance), _)| k == who && self.is_live(instance, now))
-            .map(|(_, n)| *n)
-            .sum()
-    }
-
     /// Drops instances (and their counts) whose entries expired.
     fn expire(&mut self, now: Instant) {
         self.live.retain(|_, until| *until > now);
         let live = &self.live;
-        self.sessions.retain(|(_, i), _| live.contains_key(i));
-        self.users.retain(|(_, i), _| live.contains_key(i));
+        keep_instances(&mut self.sessions, |i| live.contains_key(i));
+        keep_instances(&mut self.users, |i| live.contains_key(i));
     }
+
+    /// `who`'s sockets on live instances.
+    fn total<K: Eq + Hash>(&self, counts: &Counts<K>, who: &K, now: Instant) -> u32 {
+        counts.get(who).map_or(0, |per_instance| {
+            per_instance
+                .iter()
+                .filter(|(i, _)| self.live.get(*i).is_some_and(|until| *until > now))
+                .map(|(_, n)| *n)
+                .sum()
+        })
+    }
+}
+
+/// Keeps the non-zero counts of the instances `keep` accepts (and owners with any left).
+fn keep_instances<K>(counts: &mut Counts<K>, keep: impl Fn(&InstanceId) -> bool) {
+    counts.retain(|_, per_instance| {
+        per_instance.retain(|i, n| *n > 0 && keep(i));
+        !per_instance.is_empty()
+    });
+}
+
+/// Adds `delta` (never below zero) to `who`'s sockets on `instance`.
+fn add<K: Eq + Hash>(counts: &mut Counts<K>, who: K, instance: &InstanceId, delta: i64) {
+    let per_instance = counts.entry(who).or_default();
+    let n = per_instance.entry(instance.clone()).or_default();
+    *n = u32::try_from((i64::from(*n) + delta).max(0)).unwrap_or(u32::MAX);
 }
 
 /// [`Presence`] in memory, with the Redis adapter's rules.
@@ -61,15 +74,6 @@ impl MemoryPresence {
     pub fn new() -> Self {
         Self::default()
     }
-}
-
-fn add<K: Eq + std::hash::Hash>(counts: &mut HashMap<K, u32>, key: K, delta: i64) {
-    let n = counts.entry(key).or_default();
-    *n = u32::try_from((i64::from(*n) + delta).max(0)).unwrap_or(u32::MAX);
-}
-
-fn drop_zeros<K>(counts: &mut HashMap<K, u32>) {
-    counts.retain(|_, n| *n > 0);
 }
 
 #[async_trait]
@@ -92,30 +96,19 @@ impl Presence for MemoryPresence {
         if tenant.total(&tenant.users, &owner.user, now) >= caps.per_user {
             return Ok(Admission::UserFull);
         }
-        add(
-            &mut tenant.sessions,
-            (owner.session.clone(), instance.clone()),
-            1,
-        );
-        add(&mut tenant.users, (owner.user.clone(), instance.clone()), 1);
+        add(&mut tenant.sessions, owner.session.clone(), instance, 1);
+        add(&mut tenant.users, owner.user.clone(), instance, 1);
         Ok(Admission::Admitted)
     }
 
     async fn release(&self, instance: &InstanceId, owner: &SocketOwner) -> Result<(), StoreError> {
         let mut tenants = lock(&self.tenants);
         if let Some(tenant) = tenants.get_mut(&owner.tenant) {
-            add(
-                &mut tenant.sessions,
-                (owner.session.clone(), instance.clone()),
-                -1,
-            );
-            add(
-                &mut tenant.users,
-                (owner.user.clone(), instance.clone()),
-                -1,
-            );
-            drop_zeros(&mut tenant.sessions);
-            drop_zeros(&mut tenant.users);
+            add(&mut tenant.sessions, owner.session.clone(), instance, -1);
+            add(&mut tenant.users, owner.user.clone(), instance, -1);
+            let live = &tenant.live;
+            keep_instances(&mut tenant.sessions, |i| live.contains_key(i));
+            keep_instances(&mut tenant.users, |i| live.contains_key(i));
         }
         Ok(())
     }
@@ -132,22 +125,13 @@ impl Presence for MemoryPresence {
         let t = tenants.entry(tenant).or_default();
         t.expire(now);
         t.live.insert(instance.clone(), deadline(now, ttl));
-        t.sessions.retain(|(_, i), _| i != instance);
-        t.users.retain(|(_, i), _| i != instance);
+        keep_instances(&mut t.sessions, |i| i != instance);
+        keep_instances(&mut t.users, |i| i != instance);
         for o in owners {
-            add(
-                &mut t.sessions,
-                (o.owner.session.clone(), instance.clone()),
-                i64::from(o.sockets),
-            );
-            add(
-                &mut t.users,
-                (o.owner.user.clone(), instance.clone()),
-                i64::from(o.sockets),
-            );
+            let n = i64::from(o.sockets);
+            add(&mut t.sessions, o.owner.session.clone(), instance, n);
+            add(&mut t.users, o.owner.user.clone(), instance, n);
         }
-        drop_zeros(&mut t.sessions);
-        drop_zeros(&mut t.users);
         Ok(())
     }
 
@@ -157,14 +141,13 @@ impl Presence for MemoryPresence {
         let Some(t) = tenants.get(&tenant) else {
             return Ok(TenantPresence::default());
         };
-        let mut users: BTreeMap<&str, (UserId, u32)> = BTreeMap::new();
-        for ((user, instance), n) in &t.users {
-            if *n > 0 && t.is_live(instance, now) {
-                users.entry(user.as_str()).or_insert((user.clone(), 0)).1 += n;
-            }
-        }
-        Ok(TenantPresence {
-            users: users.into_values().collect(),
-        })
+        let mut users: Vec<(UserId, u32)> = t
+            .users
+            .keys()
+            .map(|user| (user.clone(), t.total(&t.users, user, now)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        users.sort();
+        Ok(TenantPresence { users })
     }
 }

@@ -253,7 +253,11 @@ async fn client_task(
 /// - `FANOUT e sent_ns` → waits (2 s at most) for event `e` on every Acme socket →
 ///   `FANOUT got last_ns d1,d2,...` (per-delivery latencies in µs)
 /// - `WAIT count` → waits (2 s at most) until Acme's sockets have `count` frames → `AT n`
-/// - `STATS` → `STATS globex_frames closed rss_kib`; `QUIT` ends the process.
+/// - `STATS` → `STATS globex_frames closed rss_kib`; `CLOSED n` → waits (30 s at most) until
+///   `n` sockets have ended → `CLOSED k`; `QUIT` ends the process.
+/// - phase 4: `MASS_OPEN base n` → `MASS_OPEN opened`; `MASS_SEEN message` → `MASS_SEEN n`;
+///   `MASS_CLOSED` → `MASS_CLOSED n`; `MASS_RECONNECT port missed` → `MASS_RECONNECT true false
+///   exact p50_ms max_ms`.
 async fn clients_main(base: String, port: u16) {
     let acme = demo::acme_tenant_id();
     let globex = demo::globex_tenant_id();
@@ -381,6 +385,14 @@ async fn clients_main(base: String, port: u16) {
                     None => "0 0 0 0 0".into(),
                 };
                 println!("MASS_RECONNECT {reply}");
+            }
+            ["CLOSED", n] => {
+                let n: u64 = n.parse().unwrap();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while shared.closed.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                println!("CLOSED {}", shared.closed.load(Ordering::Relaxed));
             }
             ["STATS"] => println!(
                 "STATS {} {} {}",
@@ -740,6 +752,7 @@ async fn main() {
         .expect("application builds");
     let port = app.port();
     let bus = app.realtime().bus.clone();
+    let hub = app.realtime().hub.clone();
     tokio::spawn(app.run_until_stopped());
     let base = format!("http://127.0.0.1:{port}");
     println!(
@@ -860,10 +873,6 @@ async fn main() {
         verdict(rate >= 100_000.0)
     );
 
-    if env("BENCH_RECONNECT", true) {
-        mass_reconnect(&mut clients).await;
-    }
-
     let stats = clients.ask("STATS", "STATS").await;
     println!("\n== Checks");
     println!(
@@ -880,6 +889,13 @@ async fn main() {
         proc_status_kib("Threads:"),
         stats[2]
     );
+
+    if env("BENCH_RECONNECT", true) {
+        // Phase 1's sockets go first: their descriptors are needed for phase 4.
+        hub.close_all(portal_domain::realtime::CloseReason::Shutdown);
+        clients.ask(&format!("CLOSED {opened}"), "CLOSED").await;
+        mass_reconnect(&mut clients).await;
+    }
     let _ = clients.stdin.write_all(b"QUIT\n").await;
     let _ = child.wait().await;
 }

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 /// How long a socket opened without `?since=` waits for a first `resume` frame before it
-/// starts writing live events (which a later resume would otherwise repeat).
+/// starts writing live events (which a later resume would otherwise repeat); at most the idle
+/// timeout.
 const RESUME_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs one write, unless the hub asks to close first (a peer that stopped reading would
@@ -149,24 +150,27 @@ impl Socket {
         let mut check =
             tokio::time::interval_at(start + s.session_check_interval, s.session_check_interval);
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let idle = tokio::time::sleep(s.idle_timeout);
-        tokio::pin!(idle);
         let signal = self.signal.clone();
+        // Without `?since=`, live events wait (queued) until the first frame, which may be
+        // `resume`, or until RESUME_WINDOW has passed; the idle timer is the window's timer
+        // (no state of its own in every idle socket).
+        let mut held = since.is_none();
+        let window = s.idle_timeout.min(RESUME_WINDOW);
+        let idle = tokio::time::sleep(if held { window } else { s.idle_timeout });
+        tokio::pin!(idle);
 
         // Boxed: the recovery's state is needed once, not in every idle socket.
-        let opening = match since {
+        let opened = match since {
             Some(since) => Box::pin(self.recover(&mut subscription, since)).await,
-            None => Box::pin(self.await_resume(&mut subscription, &mut messages)).await,
+            None => Ok(()),
         };
-        // The peer was heard from (or given its chance) during the opening.
-        idle.as_mut().reset(Instant::now() + s.idle_timeout);
-        let end = match opening {
+        let end = match opened {
             Err(end) => end,
             Ok(()) => loop {
                 let step = tokio::select! {
                     biased;
                     reason = signal.closed() => Err(End::from(reason)),
-                    event = subscription.frames.recv() => match event {
+                    event = subscription.frames.recv(), if !held => match event {
                         Some(event) => {
                             let role = self.current.session.role;
                             self.send(event.frame(role)).await
@@ -175,10 +179,21 @@ impl Socket {
                     },
                     msg = messages.recv() => {
                         idle.as_mut().reset(Instant::now() + s.idle_timeout);
-                        self.on_message(msg).await
+                        if std::mem::take(&mut held) {
+                            Box::pin(self.first_message(&mut subscription, msg)).await
+                        } else {
+                            self.on_message(msg).await
+                        }
                     }
                     _ = ping.tick() => guarded(&self.signal, self.session.ping(b"")).await,
-                    _ = &mut idle => Err(End::Close(CloseCode::Away, "idle timeout")),
+                    _ = &mut idle => {
+                        if std::mem::take(&mut held) {
+                            idle.as_mut().reset(Instant::now() + s.idle_timeout - window);
+                            Ok(())
+                        } else {
+                            Err(End::Close(CloseCode::Away, "idle timeout"))
+                        }
+                    }
                     _ = check.tick() => Box::pin(self.recheck()).await,
                 };
                 if let Err(end) = step {
@@ -192,20 +207,13 @@ impl Socket {
         Box::pin(self.finish(end, messages)).await;
     }
 
-    /// Without `?since=`: the first frame may be `resume`. Live events wait (queued) until it
-    /// comes, another frame comes, or [`RESUME_WINDOW`] passes.
-    async fn await_resume(
+    /// The first frame of a socket opened without `?since=`: `resume` recovers, anything else
+    /// is answered as usual.
+    async fn first_message(
         &mut self,
         subscription: &mut Subscription,
-        messages: &mut Messages,
+        first: Option<Result<Incoming, Broken>>,
     ) -> Result<(), End> {
-        let signal = self.signal.clone();
-        let first = tokio::select! {
-            biased;
-            reason = signal.closed() => return Err(End::from(reason)),
-            msg = messages.recv() => msg,
-            _ = tokio::time::sleep(RESUME_WINDOW) => return Ok(()),
-        };
         if let Some(Ok(Incoming::Text(text))) = &first
             && let Ok(frame) = serde_json::from_str::<ClientFrame>(text)
             && frame.event == "resume"
