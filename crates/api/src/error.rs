@@ -152,6 +152,37 @@ pub(crate) struct ErrorDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, value_type = Option<crate::routes::onboarding::response::StatusResponse>)]
     pub current: Option<serde_json::Value>,
+    /// `RATE_LIMIT_EXCEEDED` over a WebSocket connection cap: which cap was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limit: Option<ConnectionCap>,
+    /// `RATE_LIMIT_EXCEEDED` over a WebSocket connection cap: the cap's maximum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub max: Option<u64>,
+}
+
+/// The WebSocket connection caps (`details.limit` of an upgrade refused over one).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ConnectionCap {
+    /// Sockets of one session, across instances.
+    Session,
+    /// Sockets of one user, across instances.
+    User,
+    /// Sockets on this instance.
+    Instance,
+}
+
+impl ConnectionCap {
+    /// The name in `details.limit` (and in the log line).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ConnectionCap::Session => "session",
+            ConnectionCap::User => "user",
+            ConnectionCap::Instance => "instance",
+        }
+    }
 }
 
 /// Attached to an error response so the outer middleware can add the correlation ID.

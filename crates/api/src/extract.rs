@@ -84,7 +84,7 @@ fn enforce(
 }
 
 /// The per-user API rate-limit key (spec §12.1: 100/min per user, shared by every instance).
-fn api_rate_key(user: &portal_domain::model::UserId) -> String {
+pub(crate) fn api_rate_key(user: &portal_domain::model::UserId) -> String {
     format!("api:{user}")
 }
 

@@ -26,6 +26,8 @@
 //!   reported (`Problems`), and the OpenAPI schemas of the domain's input rules.
 //! - [`openapi`]: the OpenAPI document, collected from the registered handlers, with the
 //!   edge's answers added to every operation; each route's methods for `Allow`.
+//! - [`connections`]: the server's open connections (counted for shutdown; each one's socket
+//!   for the WebSocket's prompt close).
 //!
 //! # Entry points
 //! [`app`] builds the `App` for one worker (the server runs it, one per worker, in its
@@ -38,6 +40,7 @@
 
 mod body;
 mod canonical;
+pub mod connections;
 mod error;
 mod extract;
 mod forwarded;
@@ -115,5 +118,9 @@ pub fn app(
     App::new()
         .wrap(actix_web::middleware::from_fn(middleware::edge))
         .wrap(tracing_actix_web::TracingLogger::<tracing_span::RequestSpan>::new())
+        .wrap_fn(|req, srv| {
+            connections::forget_socket_unless_upgrade(req.request());
+            actix_web::dev::Service::call(srv, req)
+        })
         .configure(move |cfg| configure(cfg, state))
 }

@@ -298,6 +298,7 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
         .service(history::messages)
         .service(widget::send)
         .service(crate::routes::ws::portal)
+        .service(crate::routes::ws::presence::presence)
         .service(onboarding::step1)
         .service(onboarding::step2)
         .service(onboarding::step3)

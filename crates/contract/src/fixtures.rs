@@ -90,6 +90,7 @@ pub fn message_event(tenant: TenantId) -> TenantEvent {
             text: Some("hello".to_owned()),
             status: MessageStatus::Received,
             timestamp: T0,
+            wa_id: None,
         },
     }
 }

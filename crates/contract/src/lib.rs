@@ -55,6 +55,10 @@
 //! - `Lock::release` with another holder's token must not delete (compare-and-delete script);
 //!   `Lock::renew` likewise extends only the holder's lease (compare-and-expire).
 //! - `RateLimiter::hit` refused hits are not recorded; `cost = 0` records nothing.
+//! - `EventHistory::append` of one key by racing instances records once (a script that checks
+//!   the key and appends); `EventHistory::since` of a trimmed position is a gap, never the
+//!   events that happen to remain.
+//! - `Presence::admit` checks the caps and counts in one atomic step.
 //!
 //! # Layout
 //! - [`Stores`]: one `Arc<dyn Port>` per store port, the factory's output.
@@ -70,6 +74,7 @@ pub mod checks;
 pub mod fixtures;
 
 use futures::future::BoxFuture;
+use portal_domain::ports::realtime::{EventHistory, Presence};
 use portal_domain::ports::stores::{
     AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
     OutboundQueue, RateLimiter, SessionStore,
@@ -101,6 +106,10 @@ pub struct Stores {
     pub outbound: Arc<dyn OutboundQueue>,
     /// Audit trails.
     pub audit: Arc<dyn AuditLog>,
+    /// Each tenant's recent events.
+    pub history: Arc<dyn EventHistory>,
+    /// The registry of live sockets.
+    pub presence: Arc<dyn Presence>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -186,6 +195,14 @@ macro_rules! store_contract_tests {
             audit_racing_writers_keep_one_linear_chain,
             audit_retention_by_count_moves_the_anchor,
             audit_retention_by_age_drops_old_entries,
+            history_gives_increasing_ids_and_the_events_after_a_position,
+            history_records_a_key_once,
+            history_trimmed_by_length_is_a_gap,
+            history_trimmed_by_age_is_a_gap,
+            history_unknown_positions_and_overlong_replays_are_gaps,
+            presence_caps_sessions_and_users_across_instances,
+            presence_racing_admits_stay_within_the_cap,
+            presence_counts_live_instances_and_refresh_replaces,
         );
     };
     (@each $factory:expr, $waiter:expr; $($name:ident),+ $(,)?) => {

@@ -19,6 +19,8 @@
 //!   [`MemoryAuditLog`] (a list per trail),
 //!   [`MemoryOutboundQueue`] (keeps what it is given; [`MemoryOutboundQueue::messages`] lets
 //!   tests look).
+//! - [`MemoryEventHistory`] (each tenant's recent events), [`MemoryPresence`] (the registry of
+//!   live sockets): the real-time ports.
 //! - `ttl`: the expiring map most adapters share.
 //! - [`ManualClock`]: the one settable [`Clock`](portal_domain::ports::system::Clock) of the
 //!   workspace's tests (wall-clock time that moves only when told).
@@ -30,11 +32,13 @@ mod audit;
 mod bus;
 mod cache;
 mod clock;
+mod history;
 mod idempotency;
 mod lock;
 mod onboarding;
 mod one_time;
 mod outbound;
+mod presence;
 mod rate;
 mod session;
 mod ttl;
@@ -43,14 +47,17 @@ pub use audit::MemoryAuditLog;
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use clock::ManualClock;
+pub use history::MemoryEventHistory;
 pub use idempotency::MemoryIdempotencyStore;
 pub use lock::MemoryLock;
 pub use onboarding::MemoryOnboardingStore;
 pub use one_time::MemoryOneTimeStore;
 pub use outbound::MemoryOutboundQueue;
+pub use presence::MemoryPresence;
 pub use rate::MemoryRateLimiter;
 pub use session::MemorySessionStore;
 
+use portal_domain::ports::realtime::{EventHistory, Presence};
 use portal_domain::ports::stores::{
     AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
     OutboundQueue, RateLimiter, SessionStore,
@@ -82,6 +89,10 @@ pub struct MemoryStores {
     pub outbound_queue: Arc<MemoryOutboundQueue>,
     /// The audit trails.
     pub audit: Arc<dyn AuditLog>,
+    /// Each tenant's recent events.
+    pub history: Arc<dyn EventHistory>,
+    /// The registry of live sockets.
+    pub presence: Arc<dyn Presence>,
 }
 
 impl MemoryStores {
@@ -101,6 +112,8 @@ impl MemoryStores {
             outbound: outbound_queue.clone(),
             outbound_queue,
             audit: Arc::new(MemoryAuditLog::new()),
+            history: Arc::new(MemoryEventHistory::new()),
+            presence: Arc::new(MemoryPresence::new()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Key names (spec §4.2), with hash tags so multi-key operations stay in one Cluster slot.
 
 use portal_domain::model::{SessionKey, TenantId};
+use portal_domain::ports::realtime::EventKey;
 use portal_domain::ports::stores::{AuditScope, CacheKey, CacheKind, OneTimePurpose};
 
 /// Builds every key, with the deployment's optional prefix.
@@ -76,6 +77,34 @@ impl Keys {
     pub(crate) fn audit_anchor(&self, scope: AuditScope) -> String {
         format!("{}audit_anchor:{{{}}}", self.prefix, audit_tag(scope))
     }
+
+    /// A tenant's event history (a Stream).
+    pub(crate) fn history(&self, tenant: TenantId) -> String {
+        format!("{}events:{{{tenant}}}", self.prefix)
+    }
+
+    /// The ID a recorded event key got (same slot as the tenant's history).
+    pub(crate) fn event_key(&self, key: &EventKey) -> String {
+        format!(
+            "{}event_key:{{{}}}:{}:{}",
+            self.prefix, key.tenant, key.digest, key.occurrence
+        )
+    }
+
+    /// The instances with live sockets of a tenant (a sorted set: instance → expiry ms).
+    pub(crate) fn sockets_live(&self, tenant: TenantId) -> String {
+        format!("{}ws:{{{tenant}}}:live", self.prefix)
+    }
+
+    /// A tenant's sockets per session and instance (a hash: `<session>|<instance>` → count).
+    pub(crate) fn sockets_by_session(&self, tenant: TenantId) -> String {
+        format!("{}ws:{{{tenant}}}:sessions", self.prefix)
+    }
+
+    /// A tenant's sockets per user and instance (a hash: `<user>|<instance>` → count).
+    pub(crate) fn sockets_by_user(&self, tenant: TenantId) -> String {
+        format!("{}ws:{{{tenant}}}:users", self.prefix)
+    }
 }
 
 fn audit_tag(scope: AuditScope) -> String {
@@ -147,6 +176,14 @@ mod tests {
             format!("audit_anchor:{{{t}}}")
         );
         assert_eq!(keys.audit(AuditScope::Platform), "audit:{platform}");
+        let event = EventKey {
+            tenant: t,
+            digest: "ab".into(),
+            occurrence: 2,
+        };
+        assert_eq!(keys.event_key(&event), format!("event_key:{{{t}}}:ab:2"));
+        assert_eq!(keys.history(t), format!("events:{{{t}}}"));
+        assert_eq!(keys.sockets_live(t), format!("ws:{{{t}}}:live"));
         let prefixed = Keys::new(Some("p:"));
         assert_eq!(prefixed.onboarding(t), format!("p:onboarding:{{{t}}}"));
     }

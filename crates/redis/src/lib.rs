@@ -2,8 +2,8 @@
 //! deadpool-redis pool (redis 1.8), plus a health monitor and a test harness.
 //!
 //! One [`RedisStores`] value implements `SessionStore`, `OneTimeStore`, `OnboardingStore`,
-//! `Cache`, `Lock`, `RateLimiter`, `IdempotencyStore`, `EventBus`, `OutboundQueue` and
-//! `AuditLog`; wrap it in
+//! `Cache`, `Lock`, `RateLimiter`, `IdempotencyStore`, `EventBus`, `OutboundQueue`,
+//! `AuditLog`, `EventHistory` and `Presence`; wrap it in
 //! an `Arc` and hand it out as each `Arc<dyn Port>`. Every command runs under a deadline and every
 //! Redis failure becomes `StoreError::Unavailable` (or `Corrupt` for undecodable values) with a
 //! short message naming the operation only: no key, value or secret.
@@ -35,8 +35,9 @@
 //! - `conn`: the shared connection per topology and the topology check of a new connection.
 //! - `keys`: key and channel names.
 //! - `session`, `onboarding`, `cache`, `coordination` (one-time tokens, lock, rate limiter,
-//!   idempotency), `bus` (pub/sub and the outbound stream), `audit` (a Stream per trail):
-//!   the port implementations.
+//!   idempotency), `bus` (pub/sub and the outbound stream), `audit` (a Stream per trail),
+//!   `history` (each tenant's event Stream), `presence` (the registry of live sockets): the
+//!   port implementations.
 //! - [`health`]: [`RedisHealth`], a background PING monitor and `HealthProbe`.
 //! - `harness` (feature `test-harness`): `RedisServer`, a throw-away `redis-server`, and
 //!   `RedisCounters`, its `INFO` counters read over one kept-open connection.
@@ -52,8 +53,10 @@ mod conn;
 mod coordination;
 mod error;
 pub mod health;
+mod history;
 mod keys;
 mod onboarding;
+mod presence;
 mod session;
 
 #[cfg(feature = "test-harness")]

@@ -23,7 +23,9 @@ fn ports(redis: RedisStores) -> Stores {
         idempotency: redis.clone(),
         event_bus: redis.clone(),
         outbound: redis.clone(),
-        audit: redis,
+        audit: redis.clone(),
+        history: redis.clone(),
+        presence: redis,
     }
 }
 

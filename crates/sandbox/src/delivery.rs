@@ -120,6 +120,7 @@ impl SimDelivery {
                 text: Some(message.text.clone()),
                 status: MessageStatus::Sent,
                 timestamp: self.state.now(),
+                wa_id: Some(message.wa_id.clone()),
             },
         })
         .await;

@@ -106,6 +106,7 @@ async fn wait_until_subscribed(bus: &RedisStores, events: &mut BoxStream<'static
                 text: None,
                 status: MessageStatus::Delivered,
                 timestamp: time::OffsetDateTime::now_utc(),
+                wa_id: None,
             },
         };
         let _ = bus.publish(&probe).await;

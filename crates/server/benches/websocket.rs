@@ -18,6 +18,13 @@
 //!    and the same over every single delivery.
 //! 3. **Throughput**: bursts of `BENCH_BURST` (100) events (below the per-socket queue of 256)
 //!    for `BENCH_SECS` (5) seconds; frames received across the Acme clients per second.
+//! 4. **Mass reconnect** (a deploy; `BENCH_RECONNECT=false` skips it): on a throw-away
+//!    `redis-server`, instance A holds `BENCH_RECONNECT_SOCKETS` (1,000) Acme sockets that all
+//!    saw one event; A closes them (1001, as at shutdown), `BENCH_MISSED` (20) events are
+//!    published, and every socket reconnects **at once** to a fresh instance B with
+//!    `?since=<last id>`. Reported: time until all have `recovered`, whether each got exactly
+//!    the missed events, and the history reads: `XRANGE` calls on Redis (`INFO commandstats`)
+//!    and B's own count, against the target of ≤ 10 per instance.
 //!
 //! Globex's sockets count every frame they receive: any Acme event there is reported as a leak.
 
@@ -41,6 +48,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const FRONTEND: &str = "http://localhost:3000";
+/// Shared by the Redis instances of phase 4 (a deployment's instances share their secrets).
+const COOKIE_SECRET: &str = "bench-websocket-cookie-secret-0123456789abcdef";
+const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -166,15 +176,20 @@ fn wall_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Checks the open-file limit of this process against `needed` descriptors.
-fn fit_to_open_files(wanted: usize, role: &str) -> usize {
+/// Descriptors the server holds per WebSocket: the socket, and the duplicate it keeps to close
+/// the connection promptly (`portal_api::connections`).
+const SERVER_FDS_PER_SOCKET: usize = 2;
+
+/// Fits `wanted` sockets of `per_socket` descriptors each under this process's open-file
+/// limit.
+fn fit_to_open_files(wanted: usize, per_socket: usize, role: &str) -> usize {
+    let needed = wanted * per_socket + 256;
     match open_files_limit() {
-        Some(limit) if (limit as usize) < wanted + 256 => {
-            let fit = (limit as usize).saturating_sub(256);
+        Some(limit) if (limit as usize) < needed => {
+            let fit = (limit as usize).saturating_sub(256) / per_socket;
             println!(
-                "!! {role}: open-file limit {limit} is too low for {wanted} sockets; running with {fit}. \
-                 Raise it with `ulimit -n {}` (the `just bench-ws` recipe tries).",
-                wanted + 256
+                "!! {role}: open-file limit {limit} is too low for {wanted} sockets ({per_socket} descriptors each); \
+                 running with {fit}. Raise it with `ulimit -n {needed}` (the `just bench-ws` recipe tries)."
             );
             fit
         }
@@ -238,7 +253,11 @@ async fn client_task(
 /// - `FANOUT e sent_ns` → waits (2 s at most) for event `e` on every Acme socket →
 ///   `FANOUT got last_ns d1,d2,...` (per-delivery latencies in µs)
 /// - `WAIT count` → waits (2 s at most) until Acme's sockets have `count` frames → `AT n`
-/// - `STATS` → `STATS globex_frames closed rss_kib`; `QUIT` ends the process.
+/// - `STATS` → `STATS globex_frames closed rss_kib`; `CLOSED n` → waits (30 s at most) until
+///   `n` sockets have ended → `CLOSED k`; `QUIT` ends the process.
+/// - phase 4: `MASS_OPEN base n` → `MASS_OPEN opened`; `MASS_SEEN message` → `MASS_SEEN n`;
+///   `MASS_CLOSED` → `MASS_CLOSED n`; `MASS_RECONNECT port missed` → `MASS_RECONNECT true false
+///   exact p50_ms max_ms`.
 async fn clients_main(base: String, port: u16) {
     let acme = demo::acme_tenant_id();
     let globex = demo::globex_tenant_id();
@@ -258,6 +277,7 @@ async fn clients_main(base: String, port: u16) {
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024);
     let mut fanout = 0usize;
+    let mut mass: Option<Mass> = None;
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -339,6 +359,41 @@ async fn clients_main(base: String, port: u16) {
                 }
                 println!("AT {}", shared.acme_frames.load(Ordering::Relaxed));
             }
+            ["MASS_OPEN", base_a, n] => {
+                let n: usize = n.parse().unwrap();
+                mass = Some(Mass::open(base_a, n, config).await);
+                println!("MASS_OPEN {}", mass.as_ref().map_or(0, |m| m.opened));
+            }
+            ["MASS_SEEN", message] => {
+                let seen = match mass.as_mut() {
+                    Some(m) => m.until_all_saw(message).await,
+                    None => 0,
+                };
+                println!("MASS_SEEN {seen}");
+            }
+            ["MASS_CLOSED"] => {
+                let closed = match mass.as_mut() {
+                    Some(m) => m.until_closed().await,
+                    None => 0,
+                };
+                println!("MASS_CLOSED {closed}");
+            }
+            ["MASS_RECONNECT", port_b, missed] => {
+                let missed: usize = missed.parse().unwrap();
+                let reply = match mass.as_mut() {
+                    Some(m) => m.reconnect(port_b.parse().unwrap(), missed, config).await,
+                    None => "0 0 0 0 0".into(),
+                };
+                println!("MASS_RECONNECT {reply}");
+            }
+            ["CLOSED", n] => {
+                let n: u64 = n.parse().unwrap();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while shared.closed.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                println!("CLOSED {}", shared.closed.load(Ordering::Relaxed));
+            }
             ["STATS"] => println!(
                 "STATS {} {} {}",
                 shared.globex_frames.load(Ordering::Relaxed),
@@ -348,6 +403,182 @@ async fn clients_main(base: String, port: u16) {
             ["QUIT"] => break,
             _ => eprintln!("clients: unknown command {line:?}"),
         }
+    }
+}
+
+/// Phase 4's client side: sockets that remember the last event `id` they saw.
+struct Mass {
+    opened: usize,
+    /// Per socket: the last id seen; the message IDs seen; closed.
+    state: Vec<Arc<std::sync::Mutex<Seen>>>,
+    /// Tickets for the reconnects (fetched before the clock starts).
+    tickets: Vec<String>,
+}
+
+#[derive(Default)]
+struct Seen {
+    last_id: Option<String>,
+    messages: Vec<String>,
+    closed: bool,
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_socket(
+    port: u16,
+    ticket: &str,
+    query: &str,
+    config: WebSocketConfig,
+) -> Option<Socket> {
+    let tenant = demo::acme_tenant_id();
+    let mut req = format!("ws://127.0.0.1:{port}/tenant/{tenant}/portal?ticket={ticket}{query}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("origin", FRONTEND.parse().unwrap());
+    match tokio_tungstenite::connect_async_with_config(req, Some(config), true).await {
+        Ok((ws, _)) => Some(ws),
+        Err(e) => {
+            eprintln!("mass socket: {e}");
+            None
+        }
+    }
+}
+
+/// Reads a socket until it ends, recording ids and message IDs.
+async fn track(mut ws: Socket, seen: Arc<std::sync::Mutex<Seen>>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(t) = msg
+            && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
+        {
+            let mut s = seen.lock().unwrap();
+            if let Some(id) = v["id"].as_str() {
+                s.last_id = Some(id.to_owned());
+            }
+            if let Some(m) = v["data"]["message_id"].as_str() {
+                s.messages.push(m.to_owned());
+            }
+        }
+    }
+    seen.lock().unwrap().closed = true;
+}
+
+async fn tickets(base: &str, client: &Client, csrf: &str, n: usize) -> Vec<String> {
+    stream::iter(0..n)
+        .map(|_| ticket(base, client, csrf))
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+impl Mass {
+    async fn open(base_a: &str, n: usize, config: WebSocketConfig) -> Self {
+        let (client, csrf) = sign_in(base_a, demo::ACME_AGENT_EMAIL).await;
+        let port_a: u16 = base_a.rsplit(':').next().unwrap().parse().unwrap();
+        let first = tickets(base_a, &client, &csrf, n).await;
+        let state: Vec<_> = (0..n).map(|_| Arc::default()).collect();
+        let opened = stream::iter(first.iter().zip(&state))
+            .map(|(t, seen)| async move {
+                match open_socket(port_a, t, "", config).await {
+                    Some(ws) => {
+                        tokio::spawn(track(ws, Arc::clone(seen)));
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .buffer_unordered(128)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
+        // The reconnects' tickets, fetched now so they are not timed.
+        let tickets = tickets(base_a, &client, &csrf, n).await;
+        Self {
+            opened,
+            state,
+            tickets,
+        }
+    }
+
+    /// Waits (5 s at most) until every socket saw `message`; how many did.
+    async fn until_all_saw(&mut self, message: &str) -> usize {
+        let count = || {
+            self.state
+                .iter()
+                .filter(|s| s.lock().unwrap().messages.iter().any(|m| m == message))
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count() < self.opened && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        count()
+    }
+
+    /// Waits (5 s at most) until every socket ended; how many did.
+    async fn until_closed(&mut self) -> usize {
+        let count = || {
+            self.state
+                .iter()
+                .filter(|s| s.lock().unwrap().closed)
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count() < self.opened && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        count()
+    }
+
+    /// Every socket reconnects at once to `port_b` with `since=<its last id>`; replies
+    /// `recovered_true recovered_false exact p50_ms max_ms`.
+    async fn reconnect(&mut self, port_b: u16, missed: usize, config: WebSocketConfig) -> String {
+        let started = Instant::now();
+        let each = self.state.iter().zip(&self.tickets).map(|(seen, ticket)| {
+            let since = seen.lock().unwrap().last_id.clone().unwrap_or_default();
+            async move {
+                let query = format!("&since={since}");
+                let mut ws = open_socket(port_b, ticket, &query, config).await?;
+                let mut messages = Vec::new();
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Message::Text(t) = msg else { continue };
+                    let v: Value = serde_json::from_str(t.as_str()).ok()?;
+                    if v["event"] == "recovered" {
+                        let recovered = v["data"]["recovered"].as_bool()?;
+                        let exact = messages.len() == missed
+                            && messages
+                                .iter()
+                                .enumerate()
+                                .all(|(i, m): (usize, &String)| *m == format!("bm-{i:06}"));
+                        return Some((recovered, exact, started.elapsed(), ws));
+                    }
+                    if let Some(m) = v["data"]["message_id"].as_str() {
+                        messages.push(m.to_owned());
+                    }
+                }
+                None
+            }
+        });
+        let results: Vec<_> = futures::future::join_all(each).await;
+        let mut times: Vec<Duration> = Vec::new();
+        let (mut yes, mut no, mut exact) = (0, 0, 0);
+        let mut sockets = Vec::new();
+        for (recovered, ok, at, ws) in results.into_iter().flatten() {
+            if recovered {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+            exact += usize::from(ok);
+            times.push(at);
+            sockets.push(ws);
+        }
+        times.sort();
+        let p50 = percentile(&times, 0.5).as_secs_f64() * 1000.0;
+        let max = times.last().copied().unwrap_or_default().as_secs_f64() * 1000.0;
+        drop(sockets);
+        format!("{yes} {no} {exact} {p50:.1} {max:.1}")
     }
 }
 
@@ -388,6 +619,107 @@ impl Clients {
     }
 }
 
+/// An instance of the service on `redis`, with the bench's limits.
+async fn redis_instance(redis: &portal_redis::RedisServer) -> Application {
+    let settings = Settings {
+        port: 0,
+        workers: Some(env("BENCH_SERVER_WORKERS", 1)),
+        redis: portal_server::configuration::RedisConfig::single(redis.url()),
+        cookie_secret: Some(COOKIE_SECRET.into()),
+        encryption_key: Some(ENCRYPTION_KEY.into()),
+        ..bench_settings()
+    };
+    Application::build_with(settings, Overrides::default())
+        .await
+        .expect("application builds on Redis")
+}
+
+/// Limits out of the benchmark's way: rate limits and connection caps.
+fn bench_settings() -> Settings {
+    Settings {
+        rate_limit_api_max: 100_000_000,
+        rate_limit_auth_max: 1_000_000,
+        ws_max_per_session: 1_000_000,
+        ws_max_per_user: 1_000_000,
+        ws_max_per_instance: 1_000_000,
+        ..Settings::default()
+    }
+}
+
+/// Phase 4 (see the module docs).
+async fn mass_reconnect(clients: &mut Clients) {
+    let sockets: usize = env("BENCH_RECONNECT_SOCKETS", 1_000);
+    let missed: usize = env("BENCH_MISSED", 20);
+    let redis = portal_redis::RedisServer::start().await;
+    let a = redis_instance(&redis).await;
+    let b = redis_instance(&redis).await;
+    let (port_a, port_b) = (a.port(), b.port());
+    let bus = a.realtime().bus.clone();
+    let hub_a = a.realtime().hub.clone();
+    let hub_b = b.realtime().hub.clone();
+    tokio::spawn(a.run_until_stopped());
+    tokio::spawn(b.run_until_stopped());
+
+    let opened: usize = clients
+        .ask(
+            &format!("MASS_OPEN http://127.0.0.1:{port_a} {sockets}"),
+            "MASS_OPEN",
+        )
+        .await[0]
+        .parse()
+        .unwrap();
+    bus.publish(&status_event(demo::acme_tenant_id(), "bm-seen"))
+        .await
+        .expect("publish");
+    let seen: usize = clients.ask("MASS_SEEN bm-seen", "MASS_SEEN").await[0]
+        .parse()
+        .unwrap();
+    hub_a.close_all(portal_domain::realtime::CloseReason::Shutdown);
+    let closed: usize = clients.ask("MASS_CLOSED", "MASS_CLOSED").await[0]
+        .parse()
+        .unwrap();
+    for i in 0..missed {
+        bus.publish(&status_event(demo::acme_tenant_id(), &format!("bm-{i:06}")))
+            .await
+            .expect("publish");
+    }
+    // Every missed event recorded (instance A sees them all) before the clients come back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut counters = portal_redis::RedisCounters::open(&redis).await;
+    let xrange =
+        |calls: &std::collections::HashMap<String, u64>| calls.get("xrange").copied().unwrap_or(0);
+    let before = xrange(&counters.command_calls().await);
+    let reads_b = hub_b.history_reads();
+    let reply = clients
+        .ask(
+            &format!("MASS_RECONNECT {port_b} {missed}"),
+            "MASS_RECONNECT",
+        )
+        .await;
+    let after = xrange(&counters.command_calls().await);
+    let reads_b = hub_b.history_reads() - reads_b;
+    let (yes, no, exact): (usize, usize, usize) = (
+        reply[0].parse().unwrap(),
+        reply[1].parse().unwrap(),
+        reply[2].parse().unwrap(),
+    );
+    println!(
+        "\n== 4. Mass reconnect: {opened} sockets (saw the last event: {seen}, closed with 1001: {closed}) \
+         reconnect at once to a fresh instance with ?since=, {missed} events missed"
+    );
+    println!(
+        "   until all have recovered: p50 {} ms, all {} ms; recovered:true {yes}, recovered:false {no}, \
+         exactly the {missed} missed events in order: {exact}",
+        reply[3], reply[4]
+    );
+    println!(
+        "   history reads: {} XRANGE on Redis, {reads_b} by the instance — target <= 10 per instance: {}",
+        after - before,
+        verdict(after - before <= 10 && yes == opened && exact == opened)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     // Open /proc/self/status now, while descriptors are plentiful.
@@ -399,7 +731,11 @@ async fn main() {
         return clients_main(base, port).await;
     }
 
-    let sockets = fit_to_open_files(env("BENCH_SOCKETS", 10_000), "server");
+    let sockets = fit_to_open_files(
+        env("BENCH_SOCKETS", 10_000),
+        SERVER_FDS_PER_SOCKET,
+        "server",
+    );
     let fanout: usize = env::<usize>("BENCH_FANOUT_SOCKETS", 1_000).min(sockets);
     let events: usize = env("BENCH_EVENTS", 50);
     let burst: usize = env("BENCH_BURST", 100);
@@ -409,15 +745,14 @@ async fn main() {
     let settings = Settings {
         port: 0,
         workers: Some(workers),
-        rate_limit_api_max: 100_000_000,
-        rate_limit_auth_max: 1_000_000,
-        ..Settings::default()
+        ..bench_settings()
     };
     let app = Application::build_with(settings, Overrides::default())
         .await
         .expect("application builds");
     let port = app.port();
     let bus = app.realtime().bus.clone();
+    let hub = app.realtime().hub.clone();
     tokio::spawn(app.run_until_stopped());
     let base = format!("http://localhost:{port}");
     println!(
@@ -554,6 +889,13 @@ async fn main() {
         proc_status_kib("Threads:"),
         stats[2]
     );
+
+    if env("BENCH_RECONNECT", true) {
+        // Phase 1's sockets go first: their descriptors are needed for phase 4.
+        hub.close_all(portal_domain::realtime::CloseReason::Shutdown);
+        clients.ask(&format!("CLOSED {opened}"), "CLOSED").await;
+        mass_reconnect(&mut clients).await;
+    }
     let _ = clients.stdin.write_all(b"QUIT\n").await;
     let _ = child.wait().await;
 }

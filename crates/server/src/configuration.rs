@@ -213,6 +213,29 @@ pub struct Settings {
     /// and is closed with 1013 (256).
     #[garde(range(min = 1, max = 65536))]
     pub ws_queue_capacity: usize,
+    /// `WS_HISTORY_MAX_EVENTS`: events each tenant's history keeps for reconnecting sockets
+    /// (1000); a socket that missed more gets `recovered: false`.
+    #[garde(range(min = 1, max = 100_000))]
+    pub ws_history_max_events: u32,
+    /// `WS_HISTORY_MAX_AGE_SECS`: how long an event stays recoverable (300).
+    #[garde(range(min = 1, max = 86_400))]
+    pub ws_history_max_age_secs: u64,
+    /// `WS_MAX_PER_SESSION`: open WebSockets per session, across instances (5).
+    #[garde(range(min = 1))]
+    pub ws_max_per_session: u32,
+    /// `WS_MAX_PER_USER`: open WebSockets per user, across instances (20).
+    #[garde(range(min = 1))]
+    pub ws_max_per_user: u32,
+    /// `WS_MAX_PER_INSTANCE`: open WebSockets on this instance (20000).
+    #[garde(range(min = 1))]
+    pub ws_max_per_instance: usize,
+    /// `WS_RECONNECT_DELAY_MIN_MS` / `WS_RECONNECT_DELAY_MAX_MS`: the range the reconnect delay
+    /// suggested in the shutdown close (1001) is drawn from (500 / 5000).
+    #[garde(range(max = 600_000))]
+    pub ws_reconnect_delay_min_ms: u64,
+    /// See `ws_reconnect_delay_min_ms`; at least the minimum.
+    #[garde(range(max = 600_000))]
+    pub ws_reconnect_delay_max_ms: u64,
     /// `BODY_LIMIT_BYTES`: JSON body cap (64 KiB).
     #[garde(range(min = 1024))]
     pub body_limit_bytes: usize,
@@ -296,6 +319,13 @@ impl Default for Settings {
             ws_idle_timeout_ms: 30_000,
             ws_session_check_ms: 60_000,
             ws_queue_capacity: 256,
+            ws_history_max_events: 1000,
+            ws_history_max_age_secs: 300,
+            ws_max_per_session: 5,
+            ws_max_per_user: 20,
+            ws_max_per_instance: 20_000,
+            ws_reconnect_delay_min_ms: 500,
+            ws_reconnect_delay_max_ms: 5_000,
             body_limit_bytes: 64 * 1024,
             shutdown_grace_seconds: 30,
             workers: None,
@@ -517,6 +547,11 @@ impl Settings {
                 .collect(),
         };
         problems.extend(self.redis.problems());
+        if self.ws_reconnect_delay_max_ms < self.ws_reconnect_delay_min_ms {
+            problems.push(
+                "WS_RECONNECT_DELAY_MAX_MS: must be at least WS_RECONNECT_DELAY_MIN_MS".into(),
+            );
+        }
         if self.is_production() {
             problems.extend(self.production_problems());
         }
@@ -823,6 +858,24 @@ impl Settings {
                 limit: self.rate_limit_api_max,
                 window: Duration::from_secs(self.rate_limit_api_window_secs),
             },
+        }
+    }
+
+    /// The real-time hub's limits (`WS_*`).
+    pub fn hub(&self) -> portal_domain::realtime::HubSettings {
+        use portal_domain::ports::realtime::{Retention, SocketCaps};
+        portal_domain::realtime::HubSettings {
+            queue_capacity: self.ws_queue_capacity,
+            retention: Retention {
+                max_events: self.ws_history_max_events,
+                max_age: Duration::from_secs(self.ws_history_max_age_secs),
+                dedup_window: portal_domain::realtime::DEDUP_WINDOW,
+            },
+            caps: SocketCaps {
+                per_session: self.ws_max_per_session,
+                per_user: self.ws_max_per_user,
+            },
+            max_sockets: self.ws_max_per_instance,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The real-time wiring: the instance's WebSocket [`Hub`] fed by **one** event-bus
-//! subscription, the widget-send use case, and the going-away close of every socket at
-//! shutdown.
+//! subscription (each event recorded in the tenant's history, then dispatched), the refresh
+//! of the instance's entries in the socket registry, the widget-send use case, and the
+//! going-away close of every socket at shutdown.
 //!
 //! The widget and the sockets use the State Manager port the server wired (the HTTP adapter
 //! when `STATE_MANAGER_URL` is set, else the simulator; guarded either way) and the outbound
@@ -17,9 +18,10 @@ use crate::startup::Overrides;
 use crate::stores::Stores;
 use portal_api::routes::ws::RealtimeSettings;
 use portal_domain::ports::downstream::StateManager;
+use portal_domain::ports::realtime::InstanceId;
 use portal_domain::ports::stores::{EventBus, OutboundQueue};
-use portal_domain::ports::system::{Clock, Random};
-use portal_domain::realtime::{CloseReason, Hub};
+use portal_domain::ports::system::{Clock, Random, RandomExt};
+use portal_domain::realtime::{CloseReason, Hub, HubPorts};
 use portal_domain::widget::Widget;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +79,15 @@ impl Realtime {
         auditor: Arc<portal_domain::audit::Auditor>,
     ) -> Self {
         let bus = stores.event_bus.clone();
-        let hub = Hub::new(settings.ws_queue_capacity);
+        let hub = Hub::new(
+            settings.hub(),
+            HubPorts {
+                history: stores.history.clone(),
+                presence: stores.presence.clone(),
+                instance: InstanceId::from_random(random.bytes()),
+            },
+        );
+        tokio::spawn(hub.clone().keep_presence());
         match bus.subscribe().await {
             Ok(events) => {
                 tokio::spawn(hub.clone().run(events));
@@ -103,6 +113,10 @@ impl Realtime {
             ping_interval: Duration::from_millis(settings.ws_ping_interval_ms),
             idle_timeout: Duration::from_millis(settings.ws_idle_timeout_ms),
             session_check_interval: Duration::from_millis(settings.ws_session_check_ms),
+            reconnect_delay: (
+                Duration::from_millis(settings.ws_reconnect_delay_min_ms),
+                Duration::from_millis(settings.ws_reconnect_delay_max_ms),
+            ),
             ..RealtimeSettings::default()
         };
         Self {
@@ -116,14 +130,21 @@ impl Realtime {
     /// Once SIGINT or SIGTERM arrives: closes every socket with 1001 (open sockets would
     /// otherwise hold the drain until its deadline), then stops `server` gracefully: no new
     /// connections, in-flight requests finish within the shutdown grace period.
-    pub(crate) fn stop_on_shutdown_signal(&self, server: actix_web::dev::ServerHandle) {
+    /// Resolves once the stop has begun.
+    pub(crate) fn stop_on_shutdown_signal(
+        &self,
+        server: actix_web::dev::ServerHandle,
+    ) -> tokio::sync::oneshot::Receiver<()> {
         let hub = self.hub.clone();
+        let (stopping, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown: closing WebSockets, draining requests");
             hub.close_all(CloseReason::Shutdown);
+            let _ = stopping.send(());
             server.stop(true).await;
         });
+        stopped
     }
 }
 

@@ -77,6 +77,8 @@ impl std::fmt::Debug for Overrides {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The server's open connections (a drained server has none).
+    connections: Arc<portal_api::connections::Connections>,
     state: AppState,
     /// The WebSocket hub, the widget and the bus (closed at shutdown; tests publish on it).
     realtime: Realtime,
@@ -140,7 +142,14 @@ impl Application {
             },
         );
         let sandbox_login = sandbox_login(&settings, &base_url, &platform);
-        let server = http_server(&settings, listener, state.clone(), sandbox_login)?;
+        let connections = portal_api::connections::Connections::new();
+        let server = http_server(
+            &settings,
+            listener,
+            state.clone(),
+            sandbox_login,
+            &connections,
+        )?;
         if let Some(p) = &prometheus {
             crate::observability::websocket_source(p, &realtime.hub);
             crate::observability::circuit_source(p, downstreams.breakers.clone());
@@ -149,6 +158,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            connections,
             state,
             realtime,
         })
@@ -170,10 +180,21 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish, every WebSocket
-    /// gets a going-away close).
+    /// gets a going-away close). Returns as soon as the last connection has closed: actix's
+    /// workers only look every second whether theirs have, which would hold every shutdown.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.realtime.stop_on_shutdown_signal(self.server.handle());
-        let served = self.server.await;
+        let stopping = self.realtime.stop_on_shutdown_signal(self.server.handle());
+        let connections = self.connections.clone();
+        let drained = async move {
+            if stopping.await.is_err() {
+                return std::future::pending().await;
+            }
+            connections.all_closed().await;
+        };
+        let served = tokio::select! {
+            served = self.server => served,
+            () = drained => Ok(()),
+        };
         // The audit entries still queued are written (or logged) before the process ends.
         let flushed = tokio::time::timeout(AUDIT_FLUSH_AT_SHUTDOWN, self.state.auditor().flush());
         if flushed.await.is_err() {
@@ -503,12 +524,14 @@ fn http_server(
     listener: TcpListener,
     state: AppState,
     sandbox_login: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    connections: &Arc<portal_api::connections::Connections>,
 ) -> anyhow::Result<Server> {
     // actix's own signal handling treats SIGINT as a *forced* stop (in-flight requests
     // dropped, sockets cut); `run_until_stopped` handles both signals gracefully.
     let mut http = actix_web::HttpServer::new(move || {
         portal_api::app(state.clone()).configure(sandbox_login.clone())
     })
+    .on_connect(connections.hook())
     .shutdown_timeout(settings.shutdown_grace_seconds)
     .client_request_timeout(Duration::from_millis(
         settings.http_client_request_timeout_ms,

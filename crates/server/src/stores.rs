@@ -27,6 +27,7 @@
 use crate::configuration::Settings;
 use async_trait::async_trait;
 use portal_domain::StoreError;
+use portal_domain::ports::realtime::{EventHistory, Presence};
 use portal_domain::ports::stores::{
     AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
     OutboundQueue, RateDecision, RateLimiter, RatePolicy, SessionStore,
@@ -64,6 +65,11 @@ pub struct Stores {
     pub outbound: Arc<dyn OutboundQueue>,
     /// The audit trails (with Redis: a Stream per tenant).
     pub audit: Arc<dyn AuditLog>,
+    /// Each tenant's recent events (with Redis: a Stream per tenant, shared by every
+    /// instance).
+    pub history: Arc<dyn EventHistory>,
+    /// The registry of live sockets (with Redis: shared by every instance).
+    pub presence: Arc<dyn Presence>,
     /// The store's health probe (`store` for memory, `redis` for Redis).
     pub probe: Arc<dyn HealthProbe>,
     /// Redis liveness, when Redis is used.
@@ -93,6 +99,8 @@ impl Stores {
             event_bus: m.event_bus,
             outbound: m.outbound,
             audit: m.audit,
+            history: m.history,
+            presence: m.presence,
             probe: Arc::new(MemoryProbe),
             redis_health: None,
         }
@@ -120,7 +128,9 @@ impl Stores {
             idempotency: shared.clone(),
             event_bus: shared.clone(),
             outbound: shared.clone(),
-            audit: shared,
+            audit: shared.clone(),
+            history: shared.clone(),
+            presence: shared,
             probe: Arc::new(health.clone()),
             redis_health: Some(health),
         })

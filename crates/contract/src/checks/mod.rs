@@ -4,22 +4,26 @@
 mod audit;
 mod bus;
 mod cache;
+mod history;
 mod idempotency;
 mod lock;
 mod onboarding;
 mod one_time;
 mod outbound;
+mod presence;
 mod rate;
 mod session;
 
 pub use audit::*;
 pub use bus::*;
 pub use cache::*;
+pub use history::*;
 pub use idempotency::*;
 pub use lock::*;
 pub use onboarding::*;
 pub use one_time::*;
 pub use outbound::*;
+pub use presence::*;
 pub use rate::*;
 pub use session::*;
 

@@ -190,6 +190,7 @@ pub(crate) fn message_event(tenant: TenantId) -> TenantEvent {
             text: Some("hi".into()),
             status: MessageStatus::Received,
             timestamp: time::OffsetDateTime::UNIX_EPOCH,
+            wa_id: None,
         },
     }
 }

@@ -1,8 +1,75 @@
-//! Real-time events (spec §10.2, decisions §7).
+//! Real-time events (spec §10.2, decisions §7) and their place in a tenant's history.
 
 use super::{ConversationId, Direction, MessageId, MessageStatus, SessionKey, TenantId};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 use time::OffsetDateTime;
+
+/// An event's position in its tenant's history: `<milliseconds>-<sequence>`, the form of a
+/// Redis Stream ID. IDs increase within a tenant (compare them as values, not as text:
+/// `10-0` comes after `9-0`); every instance delivers an event with the same ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId {
+    ms: u64,
+    seq: u64,
+}
+
+impl EventId {
+    /// The ID `<ms>-<seq>`.
+    pub fn new(ms: u64, seq: u64) -> Self {
+        Self { ms, seq }
+    }
+
+    /// The milliseconds part (the time the history recorded the event, in Unix ms).
+    pub fn millis(self) -> u64 {
+        self.ms
+    }
+
+    /// The sequence part (events recorded in the same millisecond).
+    pub fn sequence(self) -> u64 {
+        self.seq
+    }
+
+    /// The smallest ID after this one.
+    pub fn next(self) -> Self {
+        match self.seq.checked_add(1) {
+            Some(seq) => Self { ms: self.ms, seq },
+            None => Self {
+                ms: self.ms.saturating_add(1),
+                seq: 0,
+            },
+        }
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// Why a text is not an [`EventId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an event id is two decimal numbers joined by '-', e.g. 1767225600000-0")]
+pub struct EventIdError;
+
+impl FromStr for EventId {
+    type Err = EventIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ms, seq) = s.split_once('-').ok_or(EventIdError)?;
+        let number = |t: &str| {
+            if t.is_empty() || t.len() > 20 || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(EventIdError);
+            }
+            t.parse::<u64>().map_err(|_| EventIdError)
+        };
+        Ok(Self {
+            ms: number(ms)?,
+            seq: number(seq)?,
+        })
+    }
+}
 
 /// A new or changed message, published on `tenant.{tenantId}.messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +88,11 @@ pub struct MessageUpdate {
     /// Event time.
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
+    /// The customer's WhatsApp ID (phone number), when the publisher includes it: the sender
+    /// of an inbound message, the recipient of an outbound one. Personal data: shown to each
+    /// reader as [`super::customer_number_for`] their role allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
 }
 
 /// A delivery-status change, published on `tenant.{tenantId}.status`.
@@ -116,6 +188,40 @@ pub enum BusEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_parse_strictly_and_order_as_numbers() {
+        let a: EventId = "9-5".parse().unwrap();
+        let b: EventId = "10-0".parse().unwrap();
+        assert!(a < b);
+        assert_eq!(b.to_string(), "10-0");
+        assert_eq!(a.next(), EventId::new(9, 6));
+        for bad in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "a-1",
+            "1-1-1",
+            "+1-0",
+            "1 -0",
+            "99999999999999999999999-0",
+        ] {
+            assert_eq!(bad.parse::<EventId>(), Err(EventIdError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_message_without_wa_id_still_decodes() {
+        let tenant_id = TenantId::new_random();
+        let payload = br#"{"direction":"inbound","conversation_id":"0b7e6f4e-3c1a-4f7e-9a55-2f4c8d1e000a","message_id":"m1","status":"received","timestamp":"2026-02-12T08:30:00Z"}"#;
+        let Some(TenantEvent::Message { update, .. }) =
+            TenantEvent::decode(&format!("tenant.{tenant_id}.messages"), payload)
+        else {
+            panic!("decodes");
+        };
+        assert_eq!(update.wa_id, None);
+    }
 
     #[test]
     fn status_event_round_trips_through_channel_and_payload() {

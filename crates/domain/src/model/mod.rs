@@ -16,7 +16,7 @@ pub use conversation::{
     Conversation, ConversationPage, ConversationQuery, ConversationStatus, ConversationSummary,
     Direction, Message, MessageStatus, OutboundMessage,
 };
-pub use event::{BusEvent, MessageUpdate, StatusUpdate, TenantEvent};
+pub use event::{BusEvent, EventId, EventIdError, MessageUpdate, StatusUpdate, TenantEvent};
 pub use ids::{ConversationId, IdError, MessageId, TenantId, UUID_GROUPS, UserId};
 pub use metrics::{
     DashboardStats, DateRange, DateRangeError, Figures, Period, RawMetrics, success_rate,

@@ -16,6 +16,8 @@
 //! | [`stores::EventBus`] | `portal-memory` | `portal-redis` (Pub/Sub) |
 //! | [`stores::OutboundQueue`] | `portal-memory` | `portal-redis` (Stream) |
 //! | [`stores::AuditLog`] | `portal-memory` | `portal-redis` (a Stream per tenant) |
+//! | [`realtime::EventHistory`] (each tenant's recent events) | `portal-memory` | `portal-redis` (Stream per tenant) |
+//! | [`realtime::Presence`] (live sockets across instances, connection caps) | `portal-memory` | `portal-redis` |
 //! | [`downstream::AuthService`] | `portal-sandbox` (simulated) | `portal-auth-service` |
 //! | [`downstream::TenantService`] | `portal-sandbox` | `portal-tenant-service` |
 //! | [`downstream::StateManager`] | `portal-sandbox` | `portal-state-manager` |
@@ -28,5 +30,6 @@
 //! | [`system::HealthProbe`] | each store/downstream adapter | same |
 
 pub mod downstream;
+pub mod realtime;
 pub mod stores;
 pub mod system;

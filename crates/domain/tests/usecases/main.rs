@@ -1,6 +1,6 @@
-//! The domain's use cases over the in-memory store adapters (`portal-memory`) and the real
-//! cipher; downstream services without an in-memory adapter are the small fakes of
-//! [`helpers`].
+//! The domain's use cases (and the real-time hub) over the in-memory store adapters
+//! (`portal-memory`) and the real cipher; downstream services without an in-memory adapter
+//! are the small fakes of [`helpers`].
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
@@ -9,4 +9,5 @@ mod auth;
 mod dashboard;
 mod helpers;
 mod onboarding;
+mod realtime;
 mod sessions;

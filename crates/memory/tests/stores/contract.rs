@@ -15,6 +15,8 @@ fn to_contract(m: MemoryStores) -> Stores {
         event_bus: m.event_bus,
         outbound: m.outbound,
         audit: m.audit,
+        history: m.history,
+        presence: m.presence,
     }
 }
 

@@ -600,9 +600,24 @@ impl TestApp {
         origin: Option<&str>,
         ticket: Option<&str>,
     ) -> Result<Ws, (u16, Value)> {
+        let query = ticket.map(|t| format!("ticket={t}")).unwrap_or_default();
+        self.upgrade(tenant, cookie, origin, &query)
+            .await
+            .map_err(|res| (res.status, res.body))
+    }
+
+    /// Upgrades with optional cookie and Origin and the query string `query` (without `?`);
+    /// the whole refusal on error.
+    pub(crate) async fn upgrade(
+        &self,
+        tenant: TenantId,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        query: &str,
+    ) -> Result<Ws, Refused> {
         let mut url = self.ws_url(tenant);
-        if let Some(t) = ticket {
-            url = format!("{url}?ticket={t}");
+        if !query.is_empty() {
+            url = format!("{url}?{query}");
         }
         let mut req = url.into_client_request().unwrap();
         if let Some(c) = cookie {
@@ -620,10 +635,21 @@ impl TestApp {
                     .as_ref()
                     .and_then(|b| serde_json::from_slice(b).ok())
                     .unwrap_or(Value::Null);
-                Err((status, body))
+                Err(Refused {
+                    status,
+                    headers: res.headers().clone(),
+                    body,
+                })
             }
             Err(e) => panic!("WebSocket connect failed: {e}"),
         }
+    }
+
+    /// A browser's socket with a query string (`since=...`).
+    pub(crate) async fn connect_with(&self, user: &User, tenant: TenantId, query: &str) -> Ws {
+        self.upgrade(tenant, Some(&user.cookie), Some(FRONTEND), query)
+            .await
+            .unwrap_or_else(|r| panic!("upgrade refused: {} {}", r.status, r.body))
     }
 
     /// A browser's socket: the user's cookie and the frontend Origin.
@@ -646,6 +672,14 @@ impl TestApp {
         let body: Value = res.json().await.unwrap();
         body["ticket"].as_str().unwrap().to_owned()
     }
+}
+
+/// A refused upgrade.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) status: u16,
+    pub(crate) headers: tungstenite::http::HeaderMap,
+    pub(crate) body: Value,
 }
 
 /// What the server sent next, control frames other than Close skipped.

@@ -26,6 +26,7 @@ mod onboarding;
 mod production;
 mod prometheus;
 mod readme;
+mod realtime;
 mod redis_instances;
 mod redis_outage_logs;
 mod redis_round_trips;

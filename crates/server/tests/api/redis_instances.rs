@@ -239,6 +239,7 @@ async fn events_cross_instances(redis: Deployment) {
                 text: Some("published on B".into()),
                 status: MessageStatus::Received,
                 timestamp: time::OffsetDateTime::now_utc(),
+                wa_id: None,
             },
         })
         .await

@@ -1,7 +1,8 @@
 //! Graceful shutdown of the real `agent-portal` binary (a child process, embedded default with
 //! the State Manager over HTTP to the in-process sandbox, which answers 1.5 s late): on
 //! SIGTERM the open WebSocket gets a 1001 close, new connections are refused, the slow
-//! dashboard request still completes with 200, and the process exits 0.
+//! dashboard request still completes with 200, and the process exits 0 as soon as the last
+//! connection is gone (milliseconds, not actix's once-a-second check).
 
 use crate::helpers::*;
 use futures::StreamExt;
@@ -94,34 +95,7 @@ async fn drains_on(signal: &str) {
     let mut portal = start(&state_manager);
     let base = format!("http://localhost:{}", portal.port);
 
-    // A signed-in user (the simulated Genesys login of the embedded default).
-    let client = new_client();
-    let res = client
-        .get(format!(
-            "{base}/api/v1/auth/login?login_hint={ACME_ADMIN_EMAIL}"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
-    let res = client.get(location(&res)).send().await.unwrap();
-    let res = client.get(location(&res)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
-    let cookie = set_cookie(&res, "sessionId")
-        .and_then(|c| c.split(';').next().map(str::to_owned))
-        .expect("a session cookie");
-
-    // An open WebSocket.
-    let tenant = portal_sandbox::demo::acme_tenant_id();
-    let mut req = format!("ws://127.0.0.1:{}/tenant/{tenant}/portal", portal.port)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    req.headers_mut()
-        .insert("origin", FRONTEND.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("upgrade accepted");
+    let (client, mut ws) = signed_in_socket(portal.port).await;
 
     // A slow request in flight: the dashboard's first load waits on the State Manager.
     while calls.try_recv().is_ok() {} // calls made before it (if any) do not count
@@ -190,17 +164,103 @@ async fn drains_on(signal: &str) {
     assert!(body.is_object(), "{body}");
     assert!(started.elapsed() >= SLOW);
 
-    // And the process exits 0, well within the grace period.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let exit = loop {
-        if let Some(status) = portal.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 5 s after the drain"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // And the process exits 0 right after it.
+    drop(ws);
+    let drained = Instant::now();
+    let exit = exit_of(&mut portal).await;
     assert_eq!(exit.code(), Some(0), "exit status: {exit:?}");
+    assert!(
+        drained.elapsed() < PROMPT,
+        "exited {:?} after the last request",
+        drained.elapsed()
+    );
+}
+
+/// Far above a shutdown's few milliseconds, far below the second it used to take.
+const PROMPT: Duration = Duration::from_millis(500);
+
+/// A signed-in browser (the simulated Genesys login of the embedded default) with an open
+/// WebSocket.
+async fn signed_in_socket(port: u16) -> (Client, Ws) {
+    // BASE_URL's host name (the default): the session cookie is that host's.
+    let base = format!("http://localhost:{port}");
+    let client = new_client();
+    let res = client
+        .get(format!(
+            "{base}/api/v1/auth/login?login_hint={ACME_ADMIN_EMAIL}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let res = client.get(location(&res)).send().await.unwrap();
+    let res = client.get(location(&res)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let cookie = set_cookie(&res, "sessionId")
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .expect("a session cookie");
+    let tenant = portal_sandbox::demo::acme_tenant_id();
+    let mut req = format!("ws://127.0.0.1:{port}/tenant/{tenant}/portal")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    req.headers_mut()
+        .insert("origin", FRONTEND.parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade accepted");
+    (client, ws)
+}
+
+/// The process's exit status (5 s at most).
+async fn exit_of(portal: &mut Portal) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = portal.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "still running after 5 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An instance with an open socket (read by a client that closes its side when the server has
+/// closed, as a browser does) and an idle keep-alive connection exits within milliseconds of
+/// SIGTERM (it took 1.02 s).
+#[tokio::test]
+async fn an_instance_with_open_connections_exits_promptly_on_sigterm() {
+    let mut portal = start_portal([
+        ("HOST", "127.0.0.1"),
+        ("WORKERS", "2"),
+        ("LOG_LEVEL", "info"),
+    ]);
+    let (client, mut ws) = signed_in_socket(portal.port).await;
+    // A keep-alive connection in the client's pool.
+    let res = client
+        .get(format!("http://localhost:{}/api/v1/auth/me", portal.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let reader = tokio::spawn(async move {
+        let mut code = None;
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Close(frame) = msg {
+                code = frame.map(|f| u16::from(f.code));
+            }
+        }
+        code
+    });
+
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &portal.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = exit_of(&mut portal).await;
+    let took = signalled.elapsed();
+    assert_eq!(exit.code(), Some(0), "exit status: {exit:?}");
+    assert_eq!(reader.await.unwrap(), Some(1001));
+    assert!(took < PROMPT, "exited {took:?} after SIGTERM");
 }

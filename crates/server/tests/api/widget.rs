@@ -332,11 +332,11 @@ async fn socket_send_message_refusals_keep_the_socket_open() {
 #[tokio::test]
 async fn socket_sends_count_against_the_api_rate_limit() {
     let app = spawn_app_with(|mut s| {
-        s.rate_limit_api_max = 3;
+        s.rate_limit_api_max = 4;
         s
     })
     .await;
-    // Signing in spends one unit (`/auth/me`).
+    // Signing in spends one unit (`/auth/me`), the upgrade another.
     let agent = app.signed_in(demo::ACME_AGENT_EMAIL).await;
     let mut ws = app.connect(&agent, acme()).await;
     let conv = conversation(acme(), ConversationStatus::Active).to_string();
