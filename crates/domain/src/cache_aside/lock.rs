@@ -20,7 +20,7 @@ where
         lookup: CacheLookup,
         fetch: Fetch<T>,
     ) -> FlightResult<T> {
-        let lock_name = lock_name(key);
+        let lock_name = lock_name(key, lookup.generation);
         let mut token = self.try_lock(&lock_name).await;
         if matches!(token, LockAttempt::Busy) {
             // Another instance is fetching: give it a moment to fill the cache.

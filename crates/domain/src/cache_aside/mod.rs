@@ -55,9 +55,11 @@ pub(crate) fn key_name(key: &CacheKey) -> String {
     }
 }
 
-/// The name of the distributed lock that guards a key's fetch.
-pub(crate) fn lock_name(key: &CacheKey) -> String {
-    format!("fetch:{}", key_name(key))
+/// The name of the distributed lock that guards a key's fetch for one cache generation (as
+/// the single flight is per key and generation: a fetch started before an invalidation must not
+/// hold up the fetch of the new generation, whose waiters could never see it fill the cache).
+pub(crate) fn lock_name(key: &CacheKey, generation: u64) -> String {
+    format!("fetch:{}:g{generation}", key_name(key))
 }
 
 /// TTLs and timings of a cache-aside view.

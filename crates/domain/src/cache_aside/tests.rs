@@ -65,8 +65,8 @@ fn source(calls: Arc<AtomicUsize>, delay: Duration, value: u64, fail: Arc<Atomic
 fn key_and_lock_names_follow_the_spec_patterns() {
     let t: TenantId = "6f1c2a7e-0000-4000-8000-000000000001".parse().unwrap();
     assert_eq!(
-        lock_name(&key(t)),
-        "fetch:metrics:6f1c2a7e-0000-4000-8000-000000000001:today"
+        lock_name(&key(t), 3),
+        "fetch:metrics:6f1c2a7e-0000-4000-8000-000000000001:today:g3"
     );
     let k = CacheKey::Conversations {
         tenant: t,
@@ -123,7 +123,7 @@ async fn a_waiter_gets_the_value_another_instance_writes_without_calling() {
         .held
         .lock()
         .unwrap()
-        .insert(lock_name(&key(tenant)), "other".into());
+        .insert(lock_name(&key(tenant), 0), "other".into());
     let (cache, clock) = (rig.cache.clone(), rig.clock.clone());
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(120)).await;
@@ -164,7 +164,7 @@ async fn a_waiter_fetches_itself_when_the_holder_never_writes() {
         .held
         .lock()
         .unwrap()
-        .insert(lock_name(&key(tenant)), "crashed".into());
+        .insert(lock_name(&key(tenant), 0), "crashed".into());
     let calls = Arc::new(AtomicUsize::new(0));
     let started = tokio::time::Instant::now();
     let got = view
@@ -276,4 +276,39 @@ async fn an_invalidated_entry_is_fetched_again() {
         2,
         "the new entry carries the new generation"
     );
+}
+
+/// Events invalidate a tenant's caches often (every send, every status): a fetch for the new
+/// generation starts at once, even while another instance still fetches the old one (it used
+/// to wait the holder's whole 250 ms for a value of a generation the holder never writes).
+#[tokio::test(start_paused = true)]
+async fn a_fetch_after_an_invalidation_does_not_wait_for_the_old_generations_lock() {
+    let rig = Rig::new();
+    let view = rig.instance();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fetch = source(calls.clone(), Duration::ZERO, 2, Arc::default());
+    let tenant = TenantId::new_random();
+    // "Another instance" is fetching generation 0 (it holds that fetch's lock).
+    rig.lock
+        .held
+        .lock()
+        .unwrap()
+        .insert(lock_name(&key(tenant), 0), "other".into());
+    rig.cache
+        .invalidate(tenant, crate::ports::stores::CacheKind::Metrics)
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let got = view.get(key(tenant), &*fetch).await.unwrap();
+    assert_eq!(got.value, 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        started.elapsed() < CacheAsideConfig::new(Duration::from_secs(600)).poll_every,
+        "waited {:?} for another generation's fetch",
+        started.elapsed()
+    );
+    // The old generation's fetch keeps its lock; ours was released.
+    let held = rig.lock.held.lock().unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held.contains_key(&lock_name(&key(tenant), 0)));
 }
