@@ -44,6 +44,11 @@ bench-dashboard:
 bench-redis:
     cargo run --release -p portal-server --example bench_redis
 
+# Capacity: users per server core and per Redis core from a mixed workload of realistic portal users (socket, stats every 30 s, history every 60 s, a send every 3 min) at a p99 target; env BENCH_USERS, BENCH_CLIENTS, BENCH_SECS, BENCH_P99_MS
+bench-capacity:
+    cargo build --release -p portal-server --bin agent-portal
+    cargo run --release -p portal-server --example bench_capacity
+
 # Benchmark 10,000 WebSockets in process (memory per socket, fan-out p50/p99 to 1,000 sockets, events/s; env BENCH_SOCKETS, BENCH_FANOUT_SOCKETS, BENCH_EVENTS, BENCH_SECS)
 bench-ws:
     ulimit -n 65536 || echo "could not raise the open-file limit; the bench lowers the socket count"; cargo bench -p portal-server --bench websocket

@@ -662,7 +662,7 @@ async fn mass_reconnect(clients: &mut Clients) {
 
     let opened: usize = clients
         .ask(
-            &format!("MASS_OPEN http://127.0.0.1:{port_a} {sockets}"),
+            &format!("MASS_OPEN http://localhost:{port_a} {sockets}"),
             "MASS_OPEN",
         )
         .await[0]
