@@ -36,7 +36,7 @@
 //!
 //! ```text
 //! portal_contract::store_contract_tests!(
-//!     async { tokio::time::pause(); to_contract(MemoryStores::new()) },
+//!     async { tokio::time::pause(); portal_memory::stores() },
 //!     Waiter::new(tokio::time::advance),
 //! );
 //! ```
@@ -74,49 +74,12 @@ pub mod checks;
 pub mod fixtures;
 
 use futures::future::BoxFuture;
-use portal_domain::ports::realtime::{EventHistory, Presence};
-use portal_domain::ports::stores::{
-    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
-    OutboundQueue, RateLimiter, SessionStore,
-};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// One implementation of every store port: what an adapter crate hands the suite.
-#[derive(Clone)]
-pub struct Stores {
-    /// Sessions.
-    pub sessions: Arc<dyn SessionStore>,
-    /// OAuth states and WebSocket tickets.
-    pub one_time: Arc<dyn OneTimeStore>,
-    /// Onboarding wizard state.
-    pub onboarding: Arc<dyn OnboardingStore>,
-    /// Caches.
-    pub cache: Arc<dyn Cache>,
-    /// Locks.
-    pub lock: Arc<dyn Lock>,
-    /// Rate limiter.
-    pub rate_limiter: Arc<dyn RateLimiter>,
-    /// Idempotency records.
-    pub idempotency: Arc<dyn IdempotencyStore>,
-    /// Event bus.
-    pub event_bus: Arc<dyn EventBus>,
-    /// Outbound queue.
-    pub outbound: Arc<dyn OutboundQueue>,
-    /// Audit trails.
-    pub audit: Arc<dyn AuditLog>,
-    /// Each tenant's recent events.
-    pub history: Arc<dyn EventHistory>,
-    /// The registry of live sockets.
-    pub presence: Arc<dyn Presence>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").finish_non_exhaustive()
-    }
-}
+pub use portal_domain::ports::StorePorts as Stores;
 
 /// Lets time pass for expiry checks.
 #[derive(Clone)]

@@ -12,7 +12,7 @@
 //! the Redis adapters pass.
 //!
 //! # Layout
-//! - [`MemoryStores`]: one of each adapter, as `Arc<dyn Port>`, for wiring.
+//! - [`stores`]: one of each adapter, as the domain's `StorePorts`, for wiring and the contract suite.
 //! - [`MemorySessionStore`], [`MemoryOneTimeStore`], [`MemoryOnboardingStore`],
 //!   [`MemoryCache`], [`MemoryLock`], [`MemoryRateLimiter`] (exact sliding-window log),
 //!   [`MemoryIdempotencyStore`], [`MemoryEventBus`] (a `tokio::sync::broadcast`),
@@ -57,76 +57,26 @@ pub use presence::MemoryPresence;
 pub use rate::MemoryRateLimiter;
 pub use session::MemorySessionStore;
 
-use portal_domain::ports::realtime::{EventHistory, Presence};
-use portal_domain::ports::stores::{
-    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
-    OutboundQueue, RateLimiter, SessionStore,
-};
+use portal_domain::ports::StorePorts;
 use std::sync::Arc;
 
-/// One of each in-memory store, ready to hand to the use cases.
-#[derive(Clone)]
-pub struct MemoryStores {
-    /// Sessions and the per-user index.
-    pub sessions: Arc<dyn SessionStore>,
-    /// OAuth states and WebSocket tickets.
-    pub one_time: Arc<dyn OneTimeStore>,
-    /// Onboarding wizard state.
-    pub onboarding: Arc<dyn OnboardingStore>,
-    /// Metrics and conversation caches.
-    pub cache: Arc<dyn Cache>,
-    /// Locks (cache fill single flight).
-    pub lock: Arc<dyn Lock>,
-    /// Rate limits. The session store's `get_and_hit` records on this same limiter.
-    pub rate_limiter: Arc<dyn RateLimiter>,
-    /// Idempotency records of widget sends.
-    pub idempotency: Arc<dyn IdempotencyStore>,
-    /// The instance's event bus.
-    pub event_bus: Arc<dyn EventBus>,
-    /// The outbound queue, as the port.
-    pub outbound: Arc<dyn OutboundQueue>,
-    /// The same outbound queue, concretely: the embedded default and tests read what was sent.
-    pub outbound_queue: Arc<MemoryOutboundQueue>,
-    /// The audit trails.
-    pub audit: Arc<dyn AuditLog>,
-    /// Each tenant's recent events.
-    pub history: Arc<dyn EventHistory>,
-    /// The registry of live sockets.
-    pub presence: Arc<dyn Presence>,
-}
-
-impl MemoryStores {
-    /// Fresh, empty stores.
-    pub fn new() -> Self {
-        let outbound_queue = Arc::new(MemoryOutboundQueue::new());
-        let rate_limiter = Arc::new(MemoryRateLimiter::new());
-        Self {
-            sessions: Arc::new(MemorySessionStore::with_limiter(rate_limiter.clone())),
-            one_time: Arc::new(MemoryOneTimeStore::new()),
-            onboarding: Arc::new(MemoryOnboardingStore::new()),
-            cache: Arc::new(MemoryCache::new()),
-            lock: Arc::new(MemoryLock::new()),
-            rate_limiter,
-            idempotency: Arc::new(MemoryIdempotencyStore::new()),
-            event_bus: Arc::new(MemoryEventBus::new()),
-            outbound: outbound_queue.clone(),
-            outbound_queue,
-            audit: Arc::new(MemoryAuditLog::new()),
-            history: Arc::new(MemoryEventHistory::new()),
-            presence: Arc::new(MemoryPresence::new()),
-        }
-    }
-}
-
-impl Default for MemoryStores {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for MemoryStores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStores").finish_non_exhaustive()
+/// Fresh, empty in-memory stores, one of each, ready to hand to the use cases.
+pub fn stores() -> StorePorts {
+    let rate_limiter = Arc::new(MemoryRateLimiter::new());
+    StorePorts {
+        // The session store's `get_and_hit` records on this same limiter.
+        sessions: Arc::new(MemorySessionStore::with_limiter(rate_limiter.clone())),
+        one_time: Arc::new(MemoryOneTimeStore::new()),
+        onboarding: Arc::new(MemoryOnboardingStore::new()),
+        cache: Arc::new(MemoryCache::new()),
+        lock: Arc::new(MemoryLock::new()),
+        rate_limiter,
+        idempotency: Arc::new(MemoryIdempotencyStore::new()),
+        event_bus: Arc::new(MemoryEventBus::new()),
+        outbound: Arc::new(MemoryOutboundQueue::new()),
+        audit: Arc::new(MemoryAuditLog::new()),
+        history: Arc::new(MemoryEventHistory::new()),
+        presence: Arc::new(MemoryPresence::new()),
     }
 }
 

@@ -12,21 +12,7 @@ use portal_redis::{RedisCluster, RedisSentinel, RedisServer, RedisSettings, Redi
 use std::sync::Arc;
 
 fn ports(redis: RedisStores) -> Stores {
-    let redis = Arc::new(redis);
-    Stores {
-        sessions: redis.clone(),
-        one_time: redis.clone(),
-        onboarding: redis.clone(),
-        cache: redis.clone(),
-        lock: redis.clone(),
-        rate_limiter: redis.clone(),
-        idempotency: redis.clone(),
-        event_bus: redis.clone(),
-        outbound: redis.clone(),
-        audit: redis.clone(),
-        history: redis.clone(),
-        presence: redis,
-    }
+    Stores::all_from(Arc::new(redis))
 }
 
 mod single {

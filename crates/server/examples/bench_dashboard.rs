@@ -255,10 +255,10 @@ async fn run() -> anyhow::Result<()> {
         wrap_stores: Some(Arc::new({
             let c = counters.clone();
             move |mut s: Stores| {
-                s.sessions = Arc::new(CountingSessions(s.sessions, c.clone()));
-                s.rate_limiter = Arc::new(CountingLimiter(s.rate_limiter, c.clone()));
-                s.cache = Arc::new(CountingCache(s.cache, c.clone()));
-                s.lock = Arc::new(CountingLock(s.lock, c.clone()));
+                s.ports.sessions = Arc::new(CountingSessions(s.ports.sessions, c.clone()));
+                s.ports.rate_limiter = Arc::new(CountingLimiter(s.ports.rate_limiter, c.clone()));
+                s.ports.cache = Arc::new(CountingCache(s.ports.cache, c.clone()));
+                s.ports.lock = Arc::new(CountingLock(s.ports.lock, c.clone()));
                 s
             }
         })),

@@ -58,8 +58,8 @@ fn outbound_queue(
     platform: &portal_sandbox::Platform,
 ) -> Arc<dyn OutboundQueue> {
     match settings.state_manager_url {
-        Some(_) => stores.outbound.clone(),
-        None => platform.delivery(stores.event_bus.clone()),
+        Some(_) => stores.ports.outbound.clone(),
+        None => platform.delivery(stores.ports.event_bus.clone()),
     }
 }
 
@@ -78,12 +78,12 @@ impl Realtime {
         clock: Arc<dyn Clock>,
         auditor: Arc<portal_domain::audit::Auditor>,
     ) -> Self {
-        let bus = stores.event_bus.clone();
+        let bus = stores.ports.event_bus.clone();
         let hub = Hub::new(
             settings.hub(),
             HubPorts {
-                history: stores.history.clone(),
-                presence: stores.presence.clone(),
+                history: stores.ports.history.clone(),
+                presence: stores.ports.presence.clone(),
                 instance: InstanceId::from_random(random.bytes()),
             },
         );
@@ -104,7 +104,7 @@ impl Realtime {
         let widget = Arc::new(Widget::new(
             state_manager,
             queue,
-            stores.idempotency.clone(),
+            stores.ports.idempotency.clone(),
             random,
             clock,
             auditor,

@@ -321,7 +321,7 @@ async fn use_cases(
     auth_settings.refresh_wait = Duration::from_millis(settings.session_refresh_wait_ms);
     let auditor = Auditor::start(
         AuditPorts {
-            log: stores.audit.clone(),
+            log: stores.ports.audit.clone(),
             clock: system.clock.clone(),
             random: system.random.clone(),
             telemetry: system.telemetry.clone(),
@@ -332,12 +332,12 @@ async fn use_cases(
     let authenticator = Arc::new(Authenticator::new(
         auth_settings,
         AuthPorts {
-            sessions: stores.sessions.clone(),
-            one_time: stores.one_time.clone(),
+            sessions: stores.ports.sessions.clone(),
+            one_time: stores.ports.one_time.clone(),
             auth_service: downstreams.ports.auth_service.clone(),
             tenants: downstreams.ports.tenant_service.clone(),
-            bus: stores.event_bus.clone(),
-            lock: stores.lock.clone(),
+            bus: stores.ports.event_bus.clone(),
+            lock: stores.ports.lock.clone(),
             auditor: auditor.clone(),
             cipher: system.cipher.clone(),
             random: system.random.clone(),
@@ -347,7 +347,7 @@ async fn use_cases(
     ));
     let onboarding = Arc::new(Onboarding::new(
         OnboardingPorts {
-            store: stores.onboarding.clone(),
+            store: stores.ports.onboarding.clone(),
             tenants: downstreams.ports.tenant_service.clone(),
             genesys: downstreams.ports.genesys.clone(),
             whatsapp: downstreams.ports.whatsapp.clone(),
@@ -355,9 +355,9 @@ async fn use_cases(
             random: system.random.clone(),
             clock: system.clock.clone(),
             telemetry: system.telemetry.clone(),
-            limiter: stores.rate_limiter.clone(),
+            limiter: stores.ports.rate_limiter.clone(),
             authenticator: authenticator.clone(),
-            lock: stores.lock.clone(),
+            lock: stores.ports.lock.clone(),
             auditor: auditor.clone(),
         },
         OnboardingSettings {
@@ -368,14 +368,14 @@ async fn use_cases(
     ));
     let reads = ReadPorts {
         state_manager: downstreams.ports.state_manager.clone(),
-        cache: stores.cache.clone(),
-        lock: stores.lock.clone(),
+        cache: stores.ports.cache.clone(),
+        lock: stores.ports.lock.clone(),
         clock: system.clock.clone(),
         telemetry: system.telemetry.clone(),
         auditor: auditor.clone(),
     };
     let dashboard = Arc::new(Dashboard::new(reads.clone()));
-    match stores.event_bus.subscribe().await {
+    match stores.ports.event_bus.subscribe().await {
         Ok(events) => {
             let invalidation = dashboard.invalidation();
             tokio::spawn(async move { invalidation.run(events).await });
@@ -477,7 +477,7 @@ fn app_state(settings: &Settings, parts: Parts<'_>) -> AppState {
         hub: realtime.hub.clone(),
         settings: realtime.settings.clone(),
     };
-    let mut builder = AppState::builder(use_cases, hub, stores.rate_limiter.clone(), web)
+    let mut builder = AppState::builder(use_cases, hub, stores.ports.rate_limiter.clone(), web)
         .limits(settings.rate_limits())
         .probe(stores.probe.clone())
         .telemetry(telemetry)

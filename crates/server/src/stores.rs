@@ -1,8 +1,8 @@
 //! Which store adapters back the ports: the in-memory ones (embedded default) or Redis (one
 //! node, a Cluster or a Sentinel-managed master: [`crate::configuration::RedisConfig`]).
 //!
-//! [`Stores`] has the same field names as `portal_memory::MemoryStores`, so the wiring in
-//! [`crate::startup`] reads the same either way.
+//! [`Stores`] holds the domain's `StorePorts` (memory: `portal_memory::stores()`, Redis: every
+//! port from one `RedisStores`), so the wiring in [`crate::startup`] reads the same either way.
 //!
 //! With Redis:
 //! - every port comes from one `portal_redis::RedisStores` (one shared connection per
@@ -27,11 +27,8 @@
 use crate::configuration::Settings;
 use async_trait::async_trait;
 use portal_domain::StoreError;
-use portal_domain::ports::realtime::{EventHistory, Presence};
-use portal_domain::ports::stores::{
-    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
-    OutboundQueue, RateDecision, RateLimiter, RatePolicy, SessionStore,
-};
+use portal_domain::ports::StorePorts;
+use portal_domain::ports::stores::{RateDecision, RateLimiter, RatePolicy};
 use portal_domain::ports::system::{HealthProbe, HealthStatus};
 use portal_redis::{RedisHealth, RedisSettings, RedisStores};
 use std::sync::Arc;
@@ -44,32 +41,10 @@ pub const REDIS_PING_INTERVAL: Duration = Duration::from_millis(500);
 /// One adapter per store port, plus the probe saying whether they answer.
 #[derive(Clone)]
 pub struct Stores {
-    /// Sessions and the per-user index.
-    pub sessions: Arc<dyn SessionStore>,
-    /// OAuth states and WebSocket tickets.
-    pub one_time: Arc<dyn OneTimeStore>,
-    /// Onboarding wizard state.
-    pub onboarding: Arc<dyn OnboardingStore>,
-    /// Metrics and conversation caches.
-    pub cache: Arc<dyn Cache>,
-    /// Locks (cache fill single flight across instances).
-    pub lock: Arc<dyn Lock>,
-    /// Rate limits (with Redis: falls back to an in-process limiter while Redis is down).
-    pub rate_limiter: Arc<dyn RateLimiter>,
-    /// Idempotency records of widget sends.
-    pub idempotency: Arc<dyn IdempotencyStore>,
-    /// The event bus (with Redis: Pub/Sub, shared by every instance).
-    pub event_bus: Arc<dyn EventBus>,
-    /// The real outbound queue (memory, or the Redis Stream). Sandbox downstreams use
-    /// `Platform::delivery(event_bus)` instead (see the module docs).
-    pub outbound: Arc<dyn OutboundQueue>,
-    /// The audit trails (with Redis: a Stream per tenant).
-    pub audit: Arc<dyn AuditLog>,
-    /// Each tenant's recent events (with Redis: a Stream per tenant, shared by every
-    /// instance).
-    pub history: Arc<dyn EventHistory>,
-    /// The registry of live sockets (with Redis: shared by every instance).
-    pub presence: Arc<dyn Presence>,
+    /// The ports. With Redis, the rate limiter falls back to an in-process limiter while
+    /// Redis is down; `outbound` is the real queue (sandbox downstreams use
+    /// `Platform::delivery(event_bus)` instead, see the module docs).
+    pub ports: StorePorts,
     /// The store's health probe (`store` for memory, `redis` for Redis).
     pub probe: Arc<dyn HealthProbe>,
     /// Redis liveness, when Redis is used.
@@ -87,20 +62,8 @@ impl std::fmt::Debug for Stores {
 impl Stores {
     /// The in-memory stores (embedded default).
     pub fn memory() -> Self {
-        let m = portal_memory::MemoryStores::new();
         Self {
-            sessions: m.sessions,
-            one_time: m.one_time,
-            onboarding: m.onboarding,
-            cache: m.cache,
-            lock: m.lock,
-            rate_limiter: m.rate_limiter,
-            idempotency: m.idempotency,
-            event_bus: m.event_bus,
-            outbound: m.outbound,
-            audit: m.audit,
-            history: m.history,
-            presence: m.presence,
+            ports: portal_memory::stores(),
             probe: Arc::new(MemoryProbe),
             redis_health: None,
         }
@@ -118,19 +81,10 @@ impl Stores {
             .map_err(StoreError::Unavailable)?;
         let health = redis.health(REDIS_PING_INTERVAL);
         let shared = Arc::new(redis);
+        let mut ports = StorePorts::all_from(shared.clone());
+        ports.rate_limiter = Arc::new(FallbackRateLimiter::new(shared, health.clone()));
         Ok(Self {
-            sessions: shared.clone(),
-            one_time: shared.clone(),
-            onboarding: shared.clone(),
-            cache: shared.clone(),
-            lock: shared.clone(),
-            rate_limiter: Arc::new(FallbackRateLimiter::new(shared.clone(), health.clone())),
-            idempotency: shared.clone(),
-            event_bus: shared.clone(),
-            outbound: shared.clone(),
-            audit: shared.clone(),
-            history: shared.clone(),
-            presence: shared,
+            ports,
             probe: Arc::new(health.clone()),
             redis_health: Some(health),
         })

@@ -33,3 +33,81 @@ pub mod downstream;
 pub mod realtime;
 pub mod stores;
 pub mod system;
+
+use realtime::{EventHistory, Presence};
+use std::sync::Arc;
+use stores::{
+    AuditLog, Cache, EventBus, IdempotencyStore, Lock, OnboardingStore, OneTimeStore,
+    OutboundQueue, RateLimiter, SessionStore,
+};
+
+/// One adapter per store port: what a store backend (memory, Redis) hands the wiring, and what
+/// the contract suite checks.
+#[derive(Clone)]
+pub struct StorePorts {
+    /// Sessions and the per-user index.
+    pub sessions: Arc<dyn SessionStore>,
+    /// OAuth states and WebSocket tickets.
+    pub one_time: Arc<dyn OneTimeStore>,
+    /// Onboarding wizard state.
+    pub onboarding: Arc<dyn OnboardingStore>,
+    /// Metrics and conversation caches.
+    pub cache: Arc<dyn Cache>,
+    /// Locks (cache fill and refresh single flights across instances).
+    pub lock: Arc<dyn Lock>,
+    /// Rate limits.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Idempotency records of widget sends.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The event bus.
+    pub event_bus: Arc<dyn EventBus>,
+    /// The outbound queue.
+    pub outbound: Arc<dyn OutboundQueue>,
+    /// The audit trails.
+    pub audit: Arc<dyn AuditLog>,
+    /// Each tenant's recent events.
+    pub history: Arc<dyn EventHistory>,
+    /// The registry of live sockets.
+    pub presence: Arc<dyn Presence>,
+}
+
+impl StorePorts {
+    /// Every port from one value that implements them all (as the Redis adapter does).
+    pub fn all_from<S>(shared: Arc<S>) -> Self
+    where
+        S: SessionStore
+            + OneTimeStore
+            + OnboardingStore
+            + Cache
+            + Lock
+            + RateLimiter
+            + IdempotencyStore
+            + EventBus
+            + OutboundQueue
+            + AuditLog
+            + EventHistory
+            + Presence
+            + 'static,
+    {
+        Self {
+            sessions: shared.clone(),
+            one_time: shared.clone(),
+            onboarding: shared.clone(),
+            cache: shared.clone(),
+            lock: shared.clone(),
+            rate_limiter: shared.clone(),
+            idempotency: shared.clone(),
+            event_bus: shared.clone(),
+            outbound: shared.clone(),
+            audit: shared.clone(),
+            history: shared.clone(),
+            presence: shared,
+        }
+    }
+}
+
+impl std::fmt::Debug for StorePorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorePorts").finish_non_exhaustive()
+    }
+}

@@ -11,9 +11,10 @@ use portal_domain::auth::{
     Capability, RefreshError, SessionError,
 };
 use portal_domain::model::{BusEvent, RequestContext, Role, SessionId, TenantId, TenantStatus};
+use portal_domain::ports::StorePorts;
 use portal_domain::ports::system::Clock;
 use portal_domain::secret::{ExposeSecret, secret};
-use portal_memory::{ManualClock, MemoryStores};
+use portal_memory::ManualClock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use time::OffsetDateTime;
 pub(crate) struct World {
     pub(crate) auth: Authenticator,
     pub(crate) fake_auth: Arc<FakeAuth>,
-    pub(crate) stores: MemoryStores,
+    pub(crate) stores: StorePorts,
     pub(crate) auditor: Arc<Auditor>,
     pub(crate) clock: Arc<ManualClock>,
     /// The active tenant of `admin`, `agent` and `viewer`.
@@ -41,7 +42,7 @@ pub(crate) fn world_configured(
     fake_auth: FakeAuth,
     tweak: impl FnOnce(&mut AuthSettings),
 ) -> World {
-    let stores = MemoryStores::new();
+    let stores = portal_memory::stores();
     let random = Arc::new(SystemRandom::new());
     let clock = ManualClock::at(OffsetDateTime::now_utc());
     let fake_auth = Arc::new(fake_auth);
@@ -74,7 +75,7 @@ pub(crate) fn world_configured(
 }
 
 fn authenticator(
-    stores: &MemoryStores,
+    stores: &StorePorts,
     fake_auth: &Arc<FakeAuth>,
     auditor: &Arc<Auditor>,
     clock: &Arc<ManualClock>,

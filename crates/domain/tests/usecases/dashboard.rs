@@ -93,7 +93,7 @@ fn instances(n: usize) -> Instances {
     let lock = Arc::new(MemoryLock::new());
     let mut dashboards = Vec::new();
     let mut histories = Vec::new();
-    let stores = portal_memory::MemoryStores::new();
+    let stores = portal_memory::stores();
     let auditor = crate::helpers::auditor(&stores, Arc::new(SystemClock));
     for _ in 0..n {
         let ports = ReadPorts {

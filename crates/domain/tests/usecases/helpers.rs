@@ -11,12 +11,12 @@ use portal_domain::model::{
     UserProfile,
 };
 use portal_domain::model::{Session, SessionKey};
+use portal_domain::ports::StorePorts;
 use portal_domain::ports::downstream::{
     AuthService, AuthServiceError, CodeExchange, TenantService, TenantServiceError, TokenSet,
 };
 use portal_domain::ports::system::{Clock, NoopTelemetry};
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
-use portal_memory::MemoryStores;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -231,7 +231,7 @@ impl TenantService for FakeTenants {
 }
 
 /// An auditor writing to the stores' in-memory trails.
-pub(crate) fn auditor(stores: &MemoryStores, clock: Arc<dyn Clock>) -> Arc<Auditor> {
+pub(crate) fn auditor(stores: &StorePorts, clock: Arc<dyn Clock>) -> Arc<Auditor> {
     Auditor::start(
         AuditPorts {
             log: stores.audit.clone(),

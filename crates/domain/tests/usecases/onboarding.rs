@@ -27,7 +27,7 @@ use portal_domain::ports::stores::{
 };
 use portal_domain::ports::system::{Cipher, CipherError, Clock, EncryptionContext, Telemetry};
 use portal_domain::secret::{ExposeSecret, SecretString, secret};
-use portal_memory::{ManualClock, MemoryStores};
+use portal_memory::ManualClock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -234,7 +234,7 @@ const CLIENT_SECRET: &str = "genesys-client-secret-0001";
 const WA_TOKEN: &str = "EAAB-system-user-token-0001";
 
 fn harness() -> H {
-    let stores = MemoryStores::new();
+    let stores = portal_memory::stores();
     let clock = ManualClock::at(OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap());
     let store = Arc::new(WizardStore {
         inner: stores.onboarding.clone(),

@@ -4,7 +4,7 @@ use futures::StreamExt;
 use portal_contract::fixtures::{outbound_message, session_key};
 use portal_domain::model::{BusEvent, TenantId};
 use portal_domain::ports::stores::{EventBus, OutboundQueue};
-use portal_memory::{MemoryEventBus, MemoryOutboundQueue, MemoryStores};
+use portal_memory::{MemoryEventBus, MemoryOutboundQueue};
 
 #[tokio::test]
 async fn a_subscriber_that_never_reads_does_not_block_publishers() {
@@ -34,13 +34,13 @@ async fn publishing_without_subscribers_succeeds() {
 
 #[tokio::test]
 async fn outbound_queue_keeps_messages_for_inspection_and_bounds_them() {
-    let stores = MemoryStores::new();
+    let queue = MemoryOutboundQueue::new();
     let tenant = TenantId::new_random();
     let sent = outbound_message(tenant, "hello");
-    let id = stores.outbound.enqueue(&sent).await.unwrap();
-    assert_eq!(stores.outbound_queue.messages(), vec![sent.clone()]);
-    assert_eq!(stores.outbound_queue.drain(), vec![(id, sent)]);
-    assert!(stores.outbound_queue.messages().is_empty());
+    let id = queue.enqueue(&sent).await.unwrap();
+    assert_eq!(queue.messages(), vec![sent.clone()]);
+    assert_eq!(queue.drain(), vec![(id, sent)]);
+    assert!(queue.messages().is_empty());
 
     let small = MemoryOutboundQueue::with_retention(2);
     for text in ["a", "b", "c"] {

@@ -514,9 +514,9 @@ async fn an_audit_store_that_is_down_never_fails_the_request() {
     let app = spawn_app_with_overrides(
         |s| s,
         Overrides {
-            wrap_stores: Some(Arc::new(|stores: Stores| Stores {
-                audit: Arc::new(Down),
-                ..stores
+            wrap_stores: Some(Arc::new(|mut stores: Stores| {
+                stores.ports.audit = Arc::new(Down);
+                stores
             })),
             ..Overrides::default()
         },

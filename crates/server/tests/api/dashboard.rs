@@ -127,8 +127,8 @@ async fn spawn() -> Rig {
             }
         })),
         wrap_stores: Some(Arc::new(move |mut stores: Stores| {
-            stores.cache = Arc::new(SignallingCache {
-                inner: stores.cache,
+            stores.ports.cache = Arc::new(SignallingCache {
+                inner: stores.ports.cache,
                 invalidated: tx.clone(),
             });
             stores
