@@ -1,6 +1,7 @@
 //! Issue 12 at the adapter: TLS with an ACL user and required client certificates on each
 //! topology, the topology check of a new connection, a Cluster slot move followed without a
-//! failed request, sharded Pub/Sub (delivery, and resubscription after a slot move), and the
+//! failed request, sharded Pub/Sub (delivery, and resubscription after a slot move or the
+//! death of a partition's master), and the
 //! session read and limit hit of `get_and_hit` travelling together on a Cluster.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
@@ -40,6 +41,40 @@ async fn next_tenant_event(
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .expect("the event arrives")
+}
+
+/// Publishes a fresh event of `tenant` every half second until `events` receives one (a
+/// subscription moving after a topology change misses those published before it has moved).
+///
+/// # Panics
+/// If nothing arrives within `within`.
+async fn publish_until_received(
+    publisher: &RedisStores,
+    events: &mut BoxStream<'static, BusEvent>,
+    tenant: TenantId,
+    within: Duration,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let event = fixtures::status_event(tenant);
+        if publisher.publish(&event).await.is_ok() {
+            let got = tokio::time::timeout(Duration::from_millis(500), async {
+                loop {
+                    match events.next().await {
+                        Some(BusEvent::Tenant(e)) if e == event => return true,
+                        Some(_) => {}
+                        None => return false,
+                    }
+                }
+            })
+            .await;
+            if got == Ok(true) {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no delivery {what}");
+    }
 }
 
 /// A session round trip and an event through the bus: the stores work end to end.
@@ -258,28 +293,14 @@ async fn sharded_pub_sub_delivers_within_the_shard_and_follows_a_slot_move() {
     cluster
         .move_slot(slot, (0..3).find(|i| *i != from).unwrap())
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let again = fixtures::status_event(tenant);
-        publisher.publish(&again).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_millis(500), async {
-            loop {
-                match events.next().await {
-                    Some(BusEvent::Tenant(e)) if e == again => return true,
-                    Some(_) => {}
-                    None => return false,
-                }
-            }
-        })
-        .await;
-        if got == Ok(true) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no delivery after the slot move"
-        );
-    }
+    publish_until_received(
+        &publisher,
+        &mut events,
+        tenant,
+        Duration::from_secs(10),
+        "after the slot move",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -371,32 +392,54 @@ async fn a_classic_subscription_on_a_cluster_moves_to_another_node_when_its_node
 
     // Published after the node died: arrives once the subscription has moved.
     let tenant = TenantId::new_random();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let event = fixtures::message_event(tenant);
-        if stores.publish(&event).await.is_ok() {
-            let got = tokio::time::timeout(Duration::from_millis(500), async {
-                loop {
-                    match events.next().await {
-                        Some(BusEvent::Tenant(e)) if e == event => return true,
-                        Some(_) => {}
-                        None => return false,
-                    }
-                }
-            })
-            .await;
-            if got == Ok(true) {
-                break;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no event after the subscribed node died"
-        );
-    }
+    publish_until_received(
+        &stores,
+        &mut events,
+        tenant,
+        Duration::from_secs(15),
+        "after the subscribed node died",
+    )
+    .await;
     assert_ne!(
         cluster.subscribed_node().await,
         subscribed,
         "subscribed elsewhere"
     );
+}
+
+/// A partition's master dies: its replica takes over, and the subscriber (which held a
+/// connection to the dead master for that partition) subscribes again on the new one.
+#[tokio::test]
+async fn sharded_pub_sub_survives_the_death_of_a_partitions_master() {
+    let mut cluster = RedisCluster::start(true, Security::default()).await;
+    let sharded = || {
+        let mut s = RedisSettings::cluster(cluster.seeds());
+        s.pubsub = PubSubMode::Sharded;
+        RedisStores::connect(s).unwrap()
+    };
+    let (subscriber, publisher) = (sharded(), sharded());
+    let mut events = subscriber.subscribe().await.unwrap();
+    let tenant = TenantId::new_random();
+    let first = fixtures::message_event(tenant);
+    publisher.publish(&first).await.unwrap();
+    assert_eq!(
+        next_tenant_event(&mut events, tenant).await,
+        BusEvent::Tenant(first)
+    );
+
+    let slot = cluster.slot_of(&portal_redis::shard_channel(tenant)).await;
+    let killed = cluster.fail_over_master_of(slot).await;
+    assert_ne!(
+        cluster.master_of(slot).await,
+        killed,
+        "the replica took over"
+    );
+    publish_until_received(
+        &publisher,
+        &mut events,
+        tenant,
+        Duration::from_secs(15),
+        "after the partition's master died",
+    )
+    .await;
 }

@@ -141,6 +141,14 @@ impl RedisCluster {
     /// # Panics
     /// If none does.
     pub async fn master_of(&self, slot: u16) -> usize {
+        match self.running_master_of(slot).await {
+            Some(i) => i,
+            None => panic!("test harness: no running master serves slot {slot}"),
+        }
+    }
+
+    /// Index of the running master serving `slot`, if one says it does.
+    async fn running_master_of(&self, slot: u16) -> Option<usize> {
         for (i, node) in self.nodes.iter().enumerate() {
             if !node.is_running() {
                 continue;
@@ -170,10 +178,10 @@ impl RedisCluster {
                     && port == i64::from(node.port())
             });
             if mine {
-                return i;
+                return Some(i);
             }
         }
-        panic!("test harness: no running master serves slot {slot}");
+        None
     }
 
     /// Kills the master serving `slot` (SIGKILL) and waits until its replica has taken over
@@ -188,8 +196,10 @@ impl RedisCluster {
         }
         let deadline = Instant::now() + WAIT;
         loop {
-            let healthy = self.healthy_now().await;
-            if healthy {
+            // Right after the kill the others still say ok: done when a running master (the
+            // promoted replica) serves the slot and the cluster is healthy.
+            let promoted = self.running_master_of(slot).await.is_some();
+            if promoted && self.healthy_now().await {
                 break;
             }
             assert!(
