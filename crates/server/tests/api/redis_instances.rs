@@ -21,7 +21,7 @@ use portal_domain::model::{
 use portal_domain::ports::downstream::{StateManager, StateManagerError};
 use portal_server::{Overrides, Settings};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -421,7 +421,8 @@ on_topologies!(failover_is_followed:
 /// Issue 12 item 4: kill the master holding the tenant's dashboard cache (and, on Sentinel, the
 /// only master) under load on two instances. During the switch protected requests get 503,
 /// never 500 (and never get in without a session); within 10 s of the promotion every request
-/// works again with no restart, and the session written before survives.
+/// works again with no restart, and the session and the onboarding wizard written before
+/// survive.
 async fn failover_is_followed(mut redis: Deployment) {
     let unlimited = |s: Settings| Settings {
         rate_limit_api_max: 100_000,
@@ -440,6 +441,24 @@ async fn failover_is_followed(mut redis: Deployment) {
             .send()
     };
     assert_eq!(get(&a, stats).await.unwrap().status(), StatusCode::OK);
+    // A wizard in progress: the NewCo admin's step 1 (the wizard's state, and the session now
+    // bound to the new tenant, are in Redis).
+    let newco = a.signed_in(portal_sandbox::demo::NEWCO_ADMIN_EMAIL).await;
+    let res = newco
+        .client
+        .post(a.url("/api/v1/onboarding/step1"))
+        .header("X-CSRF-Token", &newco.csrf)
+        .json(&json!({
+            "companyName": "NewCo Ltd",
+            "region": "eu-west-1",
+            "contactEmail": portal_sandbox::demo::NEWCO_ADMIN_EMAIL,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let newco_tenant = body["tenantId"].as_str().unwrap().to_owned();
     redis.wait_replicated().await;
 
     // Load on both instances until told to stop: every status is recorded.
@@ -495,6 +514,22 @@ async fn failover_is_followed(mut redis: Deployment) {
         }
     }
     let recovered = promoted.elapsed();
+    // The wizard survived the failover: step 1 is still done, read through the other instance.
+    let status: Value = newco
+        .client
+        .get(b.url(&format!("/api/v1/onboarding/status/{newco_tenant}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["currentStep"],
+        1,
+        "{}: the wizard after the failover: {status}",
+        redis.name()
+    );
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
     let seen = seen.lock().unwrap().clone();
