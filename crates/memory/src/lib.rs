@@ -14,7 +14,7 @@
 //! # Layout
 //! - [`MemoryStores`]: one of each adapter, as `Arc<dyn Port>`, for wiring.
 //! - [`MemorySessionStore`], [`MemoryOneTimeStore`], [`MemoryOnboardingStore`],
-//!   [`MemoryCache`], [`MemoryLock`], [`MemoryRateLimiter`] (exact sliding-window log),
+//!   [`MemoryCache`], [`MemoryLock`], [`MemoryRateLimiter`] (GCRA, exact),
 //!   [`MemoryIdempotencyStore`], [`MemoryEventBus`] (a `tokio::sync::broadcast`),
 //!   [`MemoryAuditLog`] (a list per trail),
 //!   [`MemoryOutboundQueue`] (keeps what it is given; [`MemoryOutboundQueue::messages`] lets
