@@ -29,7 +29,6 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use portal_api::middleware::{EdgeFuture, RequestScopeInfo};
 use portal_outbound::context::RequestContext;
-use std::fmt::Write as _;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
@@ -83,14 +82,7 @@ where
     let log_layer = match logging.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .fmt_fields(JsonSpanFields(JsonFields::new()))
-            .event_format(JsonLine {
-                inner: tracing_subscriber::fmt::format()
-                    .json()
-                    .with_current_span(true)
-                    // Every enclosing span too: a line logged inside a store or
-                    // downstream-call span still carries its request span's fields.
-                    .with_span_list(true),
-            })
+            .event_format(JsonLine)
             .with_ansi(false)
             .with_writer(sink)
             .boxed(),
@@ -207,17 +199,19 @@ where
 // ---------------------------------------------------------------------------------------
 // JSON lines
 
-/// tracing-subscriber's JSON line, with `request_id`, `trace_id` and `span_id` added at the
-/// top level.
-struct JsonLine<F> {
-    inner: F,
-}
+/// tracing-subscriber's JSON line (`Format<Json>` with the current span and the span list:
+/// `timestamp`, `level`, `fields`, `target`, `span`, `spans`), with `request_id`, `trace_id`
+/// and `span_id` added at the top level.
+///
+/// Written here rather than by tracing-subscriber's formatter, which parses each enclosing
+/// span's stored fields back into a map for every line: a span's fields are already one JSON
+/// object ([`JsonSpanFields`]), so they are copied as they are, with the span's `name` added.
+struct JsonLine;
 
-impl<S, N, F> FormatEvent<S, N> for JsonLine<F>
+impl<S, N> FormatEvent<S, N> for JsonLine
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'w> FormatFields<'w> + 'static,
-    F: FormatEvent<S, N>,
 {
     fn format_event(
         &self,
@@ -225,28 +219,88 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let mut line = String::new();
-        self.inner
-            .format_event(ctx, Writer::new(&mut line), event)?;
+        use tracing_subscriber::fmt::time::FormatTime;
+        let meta = event.metadata();
+        let mut line = String::with_capacity(1024);
+        let mut timestamp = String::new();
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        line.push_str("{\"timestamp\":");
+        push_json_str(&mut line, &timestamp);
+        line.push_str(",\"level\":");
+        push_json_str(&mut line, meta.level().as_str());
+        line.push_str(",\"fields\":");
+        let mut fields = String::new();
+        ctx.format_fields(Writer::new(&mut fields), event)?;
+        line.push_str(if fields.is_empty() { "{}" } else { &fields });
+        line.push_str(",\"target\":");
+        push_json_str(&mut line, meta.target());
+        let current = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = &current {
+            line.push_str(",\"span\":");
+            push_span::<S, N>(&mut line, span);
+        }
+        if current.is_some()
+            && let Some(leaf) = ctx.lookup_current()
+        {
+            line.push_str(",\"spans\":[");
+            for (i, span) in leaf.scope().from_root().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                push_span::<S, N>(&mut line, &span);
+            }
+            line.push(']');
+        }
         let ids = line_ids(ctx);
-        let mut extra = String::new();
-        let mut add = |key: &str, value: &str| {
-            let value = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".to_owned());
-            let _ = write!(extra, ",\"{key}\":{value}");
-        };
         if let Some(request) = &ids.request {
-            add("request_id", &request.request_id);
+            line.push_str(",\"request_id\":");
+            push_json_str(&mut line, &request.request_id);
         }
         if let (Some(trace), Some(span)) = (&ids.trace_id, &ids.span_id) {
-            add("trace_id", trace);
-            add("span_id", span);
+            line.push_str(",\"trace_id\":");
+            push_json_str(&mut line, trace);
+            line.push_str(",\"span_id\":");
+            push_json_str(&mut line, span);
         }
-        // The inner formatter writes one object and a newline: insert before its `}`.
-        match line.trim_end().strip_suffix('}') {
-            Some(object) if !extra.is_empty() => writeln!(writer, "{object}{extra}}}"),
-            _ => writer.write_str(&line),
-        }
+        line.push_str("}\n");
+        writer.write_str(&line)
     }
+}
+
+/// `value` as a JSON string.
+fn push_json_str(line: &mut String, value: &str) {
+    match serde_json::to_string(value) {
+        Ok(quoted) => line.push_str(&quoted),
+        Err(_) => line.push_str("\"\""),
+    }
+}
+
+/// A span as tracing-subscriber's JSON format writes it: its fields and its `name`.
+fn push_span<S, N>(line: &mut String, span: &tracing_subscriber::registry::SpanRef<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    let extensions = span.extensions();
+    let fields = extensions
+        .get::<FormattedFields<N>>()
+        .map(|f| f.fields.trim())
+        .and_then(|f| f.strip_suffix('}'))
+        .map(str::trim_end)
+        .filter(|f| f.starts_with('{'));
+    match fields {
+        Some(object) if object.len() > 1 => {
+            line.push_str(object);
+            line.push(',');
+        }
+        _ => line.push('{'),
+    }
+    line.push_str("\"name\":");
+    push_json_str(line, span.metadata().name());
+    line.push('}');
 }
 
 /// A span's fields as one JSON object, as [`JsonFields`] writes them, but recording more
@@ -553,9 +607,21 @@ mod tests {
                 inner.record("late", "yes \"quoted\"");
                 inner.in_scope(|| tracing::info!(answer = 42, "done"));
             });
+            tracing::warn!("outside");
         });
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let (line, outside) = (&lines[0], &lines[1]);
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["target"], "portal_server::telemetry::tests");
+        assert_eq!(line["fields"]["message"], "done");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
+        assert_eq!(outside["level"], "WARN");
+        assert_eq!(outside["fields"], serde_json::json!({"message": "outside"}));
+        assert!(outside.get("span").is_none() && outside.get("spans").is_none());
         assert_eq!(
             line["spans"][0],
             serde_json::json!({"name": "request", "method": "GET", "user_id": "u-1", "status": 503})
