@@ -110,6 +110,112 @@ pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) -> anyhow::Res
 }
 
 // ---------------------------------------------------------------------------------------
+// Where lines go
+
+/// Lines the writer thread may hold before a request thread logging more waits for it.
+const LOG_QUEUE_LINES: usize = 16_384;
+
+#[derive(Debug)]
+enum LogMessage {
+    Line(Vec<u8>),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// A log sink (a [`MakeWriter`]) that hands each line to a thread of its own, which writes
+/// what has queued up in one buffered write and flushes whenever the queue is empty. The
+/// request threads neither block on the output's `write(2)` (one per line before: 6 % of a
+/// cached request's CPU) nor share a lock on it. Lines keep their order; when
+/// `LOG_QUEUE_LINES` lines wait (the output is stuck), loggers wait too, as they did on a
+/// blocking stdout. Call [`LogWriter::flush`] before the process exits.
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: std::sync::mpsc::SyncSender<LogMessage>,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogWriter")
+    }
+}
+
+impl LogWriter {
+    /// Starts the writer thread over `out`.
+    pub fn spawn(out: impl std::io::Write + Send + 'static) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<LogMessage>(LOG_QUEUE_LINES);
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+                let write = |message: LogMessage, out: &mut std::io::BufWriter<_>| match message {
+                    LogMessage::Line(line) => {
+                        let _ = out.write_all(&line);
+                    }
+                    LogMessage::Flush(done) => {
+                        let _ = out.flush();
+                        let _ = done.send(());
+                    }
+                };
+                while let Ok(message) = rx.recv() {
+                    write(message, &mut out);
+                    while let Ok(message) = rx.try_recv() {
+                        write(message, &mut out);
+                    }
+                    let _ = out.flush();
+                }
+            })?;
+        Ok(Self { tx })
+    }
+
+    /// Waits (up to 5 s) until every line logged before this call is written out.
+    pub fn flush(&self) {
+        let (done, written) = std::sync::mpsc::channel();
+        if self.tx.send(LogMessage::Flush(done)).is_ok() {
+            let _ = written.recv_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+/// One line being formatted; handed to the writer thread when dropped.
+#[derive(Debug)]
+pub struct LogLine<'a> {
+    tx: &'a std::sync::mpsc::SyncSender<LogMessage>,
+    line: Vec<u8>,
+}
+
+impl std::io::Write for LogLine<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine<'_> {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            let _ = self
+                .tx
+                .send(LogMessage::Line(std::mem::take(&mut self.line)));
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LogLine<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogLine {
+            tx: &self.tx,
+            line: Vec::with_capacity(512),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // What a log line knows about its request
 
 /// Kept in the extensions of a span that has a `request_id` field (the request's root span).
@@ -625,6 +731,42 @@ mod tests {
     fn no_endpoint_no_exporter() {
         assert!(!otlp_exporter(None).unwrap().exporting());
         assert!(!otlp_exporter(Some(" ")).unwrap().exporting());
+    }
+
+    #[test]
+    fn the_log_writer_keeps_the_order_of_lines_and_flush_waits_for_them() {
+        let out = Lines::default();
+        let writer = LogWriter::spawn(out.clone()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let writer = &writer;
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        use std::io::Write as _;
+                        let mut line = writer.make_writer();
+                        write!(line, "{t} {i}\n").unwrap();
+                    }
+                });
+            }
+        });
+        writer.flush();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<(u32, u32)> = text
+            .lines()
+            .map(|l| {
+                let (t, i) = l.split_once(' ').unwrap();
+                (t.parse().unwrap(), i.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(lines.len(), 4000, "every line, whole");
+        for t in 0..4 {
+            let own: Vec<u32> = lines.iter().filter(|l| l.0 == t).map(|l| l.1).collect();
+            assert_eq!(
+                own,
+                (0..1000).collect::<Vec<_>>(),
+                "each thread's lines in order"
+            );
+        }
     }
 
     /// The lines written by `get_subscriber`'s JSON layer, as JSON values.
