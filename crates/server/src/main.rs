@@ -5,7 +5,7 @@
 //! 2 when the configuration is refused (every problem listed on stderr); 1 when start-up
 //! fails otherwise (e.g. the port is taken).
 
-use portal_server::telemetry::{LogWriter, get_subscriber, init_subscriber, otlp_exporter};
+use portal_server::telemetry::{get_subscriber, init_subscriber, otlp_exporter};
 use portal_server::{Application, Settings};
 use std::io::IsTerminal;
 
@@ -25,22 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let mut telemetry = otlp_exporter(settings.otel_exporter_otlp_endpoint.as_deref())?;
     let terminal = std::io::stdout().is_terminal();
     let logging = settings.logging(terminal, std::env::var_os("NO_COLOR").is_some());
-    // Lines go to stdout through a writer thread (`LogWriter`), flushed before every exit.
-    let log_writer = LogWriter::spawn(std::io::stdout())?;
     init_subscriber(get_subscriber(
         &logging,
-        log_writer.clone(),
+        std::io::stdout,
         telemetry.provider(),
     ))?;
-    let served = serve(settings).await;
-    // Flush the buffered spans (blocking: off the runtime's async path, it is the last step).
-    telemetry.shutdown();
-    log_writer.flush();
-    served
-}
-
-/// Builds the service and serves until SIGTERM/SIGINT have drained it.
-async fn serve(settings: Settings) -> anyhow::Result<()> {
     let grace = settings.shutdown_grace_seconds;
     let app = Application::build(settings.clone()).await?;
     tracing::info!(
@@ -51,5 +40,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     portal_server::first_steps::announce(&settings, app.port());
     app.run_until_stopped().await?;
     tracing::info!("agent-portal stopped (drained)");
+    // Flush the buffered spans (blocking: off the runtime's async path, it is the last step).
+    telemetry.shutdown();
     Ok(())
 }
