@@ -49,6 +49,10 @@ bench-capacity:
     cargo build --release -p portal-server --bin agent-portal
     cargo run --release -p portal-server --example bench_capacity
 
+# The cached GET /api/v1/dashboard/stats side by side with the spec's Express + ioredis stack and this build's GET /livez, on one redis-server (req/s, p50/p99, server and Redis CPU per request, Redis commands per request; env BENCH_RUNS, BENCH_SECS, BENCH_CONNECTIONS, BENCH_SKIP_EXPRESS; BENCH_PROFILE=docs/perf/NAME.svg records a flame graph instead)
+bench-express:
+    bash scripts/bench-vs-express.sh
+
 # Benchmark 10,000 WebSockets in process (memory per socket, fan-out p50/p99 to 1,000 sockets, events/s; env BENCH_SOCKETS, BENCH_FANOUT_SOCKETS, BENCH_EVENTS, BENCH_SECS)
 bench-ws:
     ulimit -n 65536 || echo "could not raise the open-file limit; the bench lowers the socket count"; cargo bench -p portal-server --bench websocket

@@ -1,5 +1,5 @@
-//! Single-use tokens (`GETDEL`), the lock (`SET NX PX`, compare-and-renew, compare-and-delete), the sliding-window
-//! rate limiter (a Lua script on a ZSET log) and idempotency records.
+//! Single-use tokens (`GETDEL`), the lock (`SET NX PX`, compare-and-renew, compare-and-delete), the rate limiter
+//! (GCRA in a Lua script on one key) and idempotency records.
 
 use crate::{RedisStores, error, millis};
 use async_trait::async_trait;
@@ -30,46 +30,40 @@ return 0",
     )
 });
 
-/// Sliding-window log. ARGV: limit, window ms, cost, unique hit id. Uses the server's clock,
-/// so instances with skewed clocks still share one window. Returns {allowed, remaining,
-/// reset ms}: when refused (or when a report finds no room), the time until the hit would fit;
-/// otherwise the time until the window is empty.
+/// [`RatePolicy::gcra`] on one key holding the theoretical arrival time (µs since the epoch,
+/// on the server's clock, so instances with skewed clocks share one limit). ARGV: limit,
+/// window µs, cost. Three commands inside (`TIME`, `GET`, and `SET PX` when units are
+/// recorded): no per-hit log, one small string per active user. Returns {allowed, remaining,
+/// reset µs}, as `gcra` computes them; integers below 2^53 are exact in Lua's doubles.
 static RATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"local key = KEYS[1]
-local limit = tonumber(ARGV[1])
+        r"local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local used = redis.call('ZCARD', key)
-local need = cost
-if need < 1 then need = 1 end
-local fits = used + need <= limit
-local allowed = 0
-if fits then allowed = 1 end
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local arrival = tonumber(redis.call('GET', KEYS[1]))
+local backlog = 0
+if arrival and arrival > now then backlog = arrival - now end
+local interval = math.floor(window / math.max(limit, 1))
+local need = math.max(cost, 1)
+local after = backlog + need * interval
+local fits = after <= window
+local kept = backlog
 if cost > 0 and fits then
-  for i = 1, cost do redis.call('ZADD', key, now, ARGV[4] .. ':' .. i) end
-  redis.call('PEXPIRE', key, window)
-  used = used + cost
-end
-local remaining = limit - used
-if remaining < 0 then remaining = 0 end
-local reset = 0
-if not fits then
-  if need > limit then
-    reset = window
-  else
-    local e = redis.call('ZRANGE', key, used + need - limit - 1, used + need - limit - 1, 'WITHSCORES')
-    reset = tonumber(e[2]) + window - now
+  kept = backlog + cost * interval
+  if kept > 0 then
+    redis.call('SET', KEYS[1], string.format('%.0f', now + kept), 'PX', math.ceil(kept / 1000))
   end
-elseif used > 0 then
-  local e = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  reset = tonumber(e[2]) + window - now
 end
-if reset < 0 then reset = 0 end
-return {allowed, remaining, reset}",
+local remaining = limit
+if interval > 0 then remaining = math.min(math.floor((window - kept) / interval), limit) end
+if remaining < 0 then remaining = 0 end
+local reset = kept
+if not fits then
+  if need > limit then reset = window else reset = after - window end
+end
+return {fits and 1 or 0, remaining, reset}",
     )
 });
 
@@ -169,7 +163,7 @@ impl Lock for RedisStores {
     }
 }
 
-/// The rate script's raw answer: {allowed, remaining, reset ms}.
+/// The rate script's raw answer: {allowed, remaining, reset µs}.
 pub(crate) type RateReply = (i64, i64, i64);
 
 impl RedisStores {
@@ -182,9 +176,8 @@ impl RedisStores {
             .arg(1)
             .arg(self.keys().rate_limit(key))
             .arg(policy.limit)
-            .arg(millis(policy.window))
-            .arg(cost)
-            .arg(uuid::Uuid::new_v4().simple().to_string());
+            .arg(policy.window_micros())
+            .arg(cost);
         cmd
     }
 }
@@ -196,7 +189,7 @@ pub(crate) fn rate_decision(policy: RatePolicy, reply: RateReply) -> RateDecisio
         allowed: allowed == 1,
         limit: policy.limit,
         remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
-        reset_after: Duration::from_millis(u64::try_from(reset.max(0)).unwrap_or(0)),
+        reset_after: Duration::from_micros(u64::try_from(reset.max(0)).unwrap_or(0)),
     }
 }
 
@@ -211,9 +204,8 @@ impl RateLimiter for RedisStores {
         let mut inv = RATE.prepare_invoke();
         inv.key(self.keys().rate_limit(key))
             .arg(policy.limit)
-            .arg(millis(policy.window))
-            .arg(cost)
-            .arg(uuid::Uuid::new_v4().simple().to_string());
+            .arg(policy.window_micros())
+            .arg(cost);
         let reply: RateReply = self.eval("rate limit", inv).await?;
         Ok(rate_decision(policy, reply))
     }

@@ -59,8 +59,10 @@ impl Keys {
         format!("{}lock:{{{name}}}", self.prefix)
     }
 
+    /// A limit's GCRA arrival time. (Until issue 18, `ratelimit:{…}` held a ZSET log of hits;
+    /// the new name keeps a rolling upgrade from running the script on an old key's ZSET.)
     pub(crate) fn rate_limit(&self, key: &str) -> String {
-        format!("{}ratelimit:{{{key}}}", self.prefix)
+        format!("{}rate:{{{key}}}", self.prefix)
     }
 
     pub(crate) fn idempotency(&self, key: &str) -> String {

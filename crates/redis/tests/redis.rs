@@ -188,13 +188,13 @@ async fn hundred_racing_acquirers_get_exactly_one_lock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_racing_hits_against_limit_100_allow_exactly_100() {
+async fn thousand_racing_hits_against_limit_100_allow_exactly_100_and_keep_one_key() {
     let server = RedisServer::start().await;
     let store = Arc::new(stores(&server));
     let key = fixtures::unique("rate");
     let policy = RatePolicy {
         limit: 100,
-        window: Duration::from_secs(60),
+        window: Duration::from_secs(3600),
     };
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
@@ -210,12 +210,19 @@ async fn thousand_racing_hits_against_limit_100_allow_exactly_100() {
         }
     }
     assert_eq!(allowed, 100);
+    // One small key per limit: the theoretical arrival time, expiring when the backlog does.
     let mut conn = raw(&server).await;
-    let recorded: i64 = conn.zcard(format!("ratelimit:{{{key}}}")).await.unwrap();
-    assert_eq!(recorded, 100, "refused hits are not recorded");
+    let rate_key = format!("rate:{{{key}}}");
+    let arrival: String = conn.get(&rate_key).await.unwrap();
+    let ttl: i64 = conn.pttl(&rate_key).await.unwrap();
+    assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{ttl}");
     let refused = store.hit(&key, policy, 1).await.unwrap();
     assert!(!refused.allowed);
-    assert!(refused.reset_after > Duration::from_secs(50));
+    let after: String = conn.get(&rate_key).await.unwrap();
+    assert_eq!(after, arrival, "refused hits are not recorded");
+    // One unit comes back every 36 s.
+    assert!(refused.reset_after > Duration::from_secs(30));
+    assert!(refused.reset_after <= Duration::from_secs(36));
 }
 
 async fn next_event(stream: &mut futures::stream::BoxStream<'static, BusEvent>) -> BusEvent {

@@ -4,12 +4,13 @@ use futures::future::join_all;
 use portal_domain::ports::stores::RatePolicy;
 use std::time::Duration;
 
-/// 1,000 racing hits against a limit of 100 allow exactly 100.
+/// 1,000 racing hits against a limit of 100 allow exactly 100 (per hour: a unit comes back
+/// every 36 s, far longer than the race).
 pub async fn rate_exact_under_concurrency(s: &Stores, _w: &Waiter) {
     let key = unique("rate");
     let policy = RatePolicy {
         limit: 100,
-        window: Duration::from_secs(60),
+        window: Duration::from_secs(3600),
     };
     let hits = (0..1000).map(|_| s.rate_limiter.hit(&key, policy, 1));
     let allowed = join_all(hits)
@@ -25,7 +26,8 @@ pub async fn rate_exact_under_concurrency(s: &Stores, _w: &Waiter) {
 }
 
 /// `remaining`, `limit` and `reset_after` are reported; costs count; refused hits and
-/// `cost = 0` record nothing; keys are independent.
+/// `cost = 0` record nothing; keys are independent. (5 per minute: a unit comes back every
+/// 12 s, longer than the check takes.)
 pub async fn rate_remaining_cost_and_refusals(s: &Stores, _w: &Waiter) {
     let key = unique("rate");
     let policy = RatePolicy {
@@ -77,28 +79,36 @@ pub async fn rate_remaining_cost_and_refusals(s: &Stores, _w: &Waiter) {
     assert_eq!(other.remaining, 4);
 }
 
-/// The window slides: units leave it one by one as they age, not all at once.
-pub async fn rate_window_slides(s: &Stores, w: &Waiter) {
+/// After a burst of the whole limit, units come back one at a time, one every
+/// `window / limit` (GCRA), not all at once as a fixed window would give them back.
+pub async fn rate_units_come_back_one_interval_at_a_time(s: &Stores, w: &Waiter) {
     let key = unique("rate");
+    // One unit per second.
     let policy = RatePolicy {
-        limit: 3,
-        window: Duration::from_millis(400),
+        limit: 2,
+        window: Duration::from_secs(2),
     };
     let hit = || s.rate_limiter.hit(&key, policy, 1);
     assert!(hit().await.expect("t0 a").allowed);
-    assert!(hit().await.expect("t0 b").allowed);
-    w.wait(Duration::from_millis(200)).await;
-    assert!(hit().await.expect("t200").allowed);
-    assert!(!hit().await.expect("t200 full").allowed);
-
-    // t = 450 ms: the two t0 hits left the window, the t200 one has not.
-    w.wait(Duration::from_millis(250)).await;
-    let a = hit().await.expect("t450 a");
-    assert!(a.allowed);
-    assert_eq!(a.remaining, 1);
-    assert!(hit().await.expect("t450 b").allowed);
+    let b = hit().await.expect("t0 b");
+    assert!(b.allowed);
+    assert_eq!(b.remaining, 0);
+    assert!(b.reset_after > Duration::from_millis(1500) && b.reset_after <= policy.window);
+    let full = hit().await.expect("t0 full");
+    assert!(!full.allowed);
     assert!(
-        !hit().await.expect("t450 full").allowed,
-        "the t200 hit is still inside the window (not a fixed window reset)"
+        full.reset_after > Duration::ZERO && full.reset_after <= Duration::from_secs(1),
+        "the next unit is at most one interval away: {:?}",
+        full.reset_after
+    );
+
+    // t = 1.2 s: one unit is back, the second comes at 2 s.
+    w.wait(Duration::from_millis(1200)).await;
+    let a = hit().await.expect("t1.2 a");
+    assert!(a.allowed);
+    assert_eq!(a.remaining, 0);
+    assert!(
+        !hit().await.expect("t1.2 full").allowed,
+        "one unit per interval, not the whole limit back"
     );
 }

@@ -1,6 +1,8 @@
 //! Making a tenant's cached views stale when its traffic changes them (spec §13.1): a
-//! generation bump per tenant and kind (no `KEYS`), on refresh and on bus events.
+//! generation bump per tenant and kind (no `KEYS`), on refresh and on bus events, and the
+//! instance's near caches of those views dropped.
 
+use super::Forget;
 use crate::error::StoreError;
 use crate::model::{BusEvent, TenantEvent, TenantId};
 use crate::ports::stores::{Cache, CacheKind};
@@ -12,6 +14,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct CacheInvalidation {
     cache: Arc<dyn Cache>,
+    /// The near caches of this instance's views.
+    near: Vec<Arc<dyn Forget>>,
 }
 
 impl std::fmt::Debug for CacheInvalidation {
@@ -23,7 +27,16 @@ impl std::fmt::Debug for CacheInvalidation {
 impl CacheInvalidation {
     /// Over `cache`.
     pub fn new(cache: Arc<dyn Cache>) -> Self {
-        Self { cache }
+        Self {
+            cache,
+            near: Vec::new(),
+        }
+    }
+
+    /// Also drops what `near` keeps of an invalidated view.
+    pub(crate) fn with_near(mut self, near: Arc<dyn Forget>) -> Self {
+        self.near.push(near);
+        self
     }
 
     /// Invalidates every kind in `kinds` for `tenant`; tries all, returns the first error.
@@ -37,6 +50,11 @@ impl CacheInvalidation {
             if let Err(e) = self.cache.invalidate(tenant, *kind).await {
                 tracing::warn!(tenant_id = %tenant, cache = kind.as_str(), error = %e, "cache invalidation failed");
                 first_error.get_or_insert(e);
+            }
+            // After the bump: a read starting now sees the new generation, one that started
+            // before keeps nothing (near's epoch).
+            for near in &self.near {
+                near.forget(tenant, *kind);
             }
         }
         first_error.map_or(Ok(()), Err)

@@ -21,9 +21,12 @@
 //!   the instance holding it.
 //! - `stale`: the fetch itself, the cache write, and the stale fallback.
 //! - `invalidation`: [`CacheInvalidation`], generation bumps on refresh and on bus events.
+//! - `near`: the near cache, fresh values kept in the instance for `near_for` (off unless a
+//!   view's config sets it), dropped by this instance's invalidations.
 
 mod invalidation;
 mod lock;
+mod near;
 mod single_flight;
 mod stale;
 #[cfg(test)]
@@ -32,6 +35,7 @@ pub(crate) mod test_support;
 mod tests;
 
 pub use invalidation::CacheInvalidation;
+pub(crate) use near::Forget;
 
 use crate::error::DownstreamFailure;
 use crate::ports::stores::{Cache, CacheEntry, CacheKey, CacheLookup, Lock};
@@ -77,6 +81,9 @@ pub(crate) struct CacheAsideConfig {
     pub(crate) wait_for_holder: Duration,
     /// Poll interval while waiting for the lock holder.
     pub(crate) poll_every: Duration,
+    /// How long a fresh value read from the store is served from the instance's memory
+    /// (`near`); zero (the default) reads the store every time.
+    pub(crate) near_for: Duration,
 }
 
 impl CacheAsideConfig {
@@ -88,6 +95,7 @@ impl CacheAsideConfig {
             lock_ttl: Duration::from_secs(20),
             wait_for_holder: Duration::from_millis(250),
             poll_every: Duration::from_millis(50),
+            near_for: Duration::ZERO,
         }
     }
 }
@@ -124,6 +132,8 @@ struct Inner<T> {
     config: CacheAsideConfig,
     /// This instance's fetches in flight.
     flights: Mutex<single_flight::Flights<T>>,
+    /// Fresh values kept in the instance.
+    near: Arc<near::Near<T>>,
 }
 
 /// What a cached read use case over the State Manager talks to ([`crate::dashboard::Dashboard`],
@@ -210,8 +220,14 @@ where
                 telemetry,
                 config,
                 flights: Mutex::new(single_flight::Flights::default()),
+                near: Arc::new(near::Near::new(config.near_for)),
             }),
         }
+    }
+
+    /// What an invalidation of this view's keys must reach: its near cache.
+    pub(crate) fn near(&self) -> Arc<dyn Forget> {
+        self.inner.near.clone()
     }
 
     /// Reads `key`: the cached value while fresh, else the source's through `fetch` (once per
@@ -228,8 +244,22 @@ where
         fetch: impl FnOnce() -> Fetch<T>,
     ) -> Result<Cached<T>, CacheAsideError> {
         let kind = key.kind();
+        let epoch = match self.inner.near.get(&key, self.inner.clock.now()) {
+            Ok(value) => {
+                self.inner.telemetry.cache_lookup(kind, CacheResult::Hit);
+                return Ok(Cached {
+                    value,
+                    stale: false,
+                });
+            }
+            Err(epoch) => epoch,
+        };
         let lookup = self.inner.lookup(&key).await;
         if let Some(value) = self.inner.fresh_value(&lookup) {
+            if let Some(entry) = &lookup.entry {
+                let fresh_until = entry.stored_at + self.inner.config.fresh_for;
+                self.inner.near.keep(&key, &value, fresh_until, epoch);
+            }
             self.inner.telemetry.cache_lookup(kind, CacheResult::Hit);
             return Ok(Cached {
                 value,

@@ -24,13 +24,25 @@ impl Rig {
     }
     /// Another instance: same stores, its own single flight.
     fn instance(&self) -> CacheAside<u64> {
+        self.instance_with(CacheAsideConfig::new(Duration::from_secs(600)))
+    }
+
+    fn instance_with(&self, config: CacheAsideConfig) -> CacheAside<u64> {
         CacheAside::new(
             self.cache.clone(),
             self.lock.clone(),
             self.clock.clone(),
             self.telemetry.clone(),
-            CacheAsideConfig::new(Duration::from_secs(600)),
+            config,
         )
+    }
+
+    /// An instance keeping fresh values in memory for 1 s.
+    fn near_instance(&self) -> CacheAside<u64> {
+        self.instance_with(CacheAsideConfig {
+            near_for: NEAR_FOR,
+            ..CacheAsideConfig::new(Duration::from_secs(600))
+        })
     }
 }
 
@@ -311,4 +323,76 @@ async fn a_fetch_after_an_invalidation_does_not_wait_for_the_old_generations_loc
     let held = rig.lock.held.lock().unwrap();
     assert_eq!(held.len(), 1);
     assert!(held.contains_key(&lock_name(&key(tenant), 0)));
+}
+
+const NEAR_FOR: Duration = Duration::from_secs(1);
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_value_is_served_from_the_instance_for_near_for_then_read_again() {
+    let rig = Rig::new();
+    let view = rig.near_instance();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fetch = source(calls.clone(), Duration::ZERO, 7, Arc::default());
+    let tenant = TenantId::new_random();
+    view.get(key(tenant), &*fetch).await.unwrap(); // miss: fetched and stored
+    view.get(key(tenant), &*fetch).await.unwrap(); // store hit: kept near
+    // The store goes away: the near value still answers, without a store read.
+    rig.cache.down.store(true, Ordering::SeqCst);
+    tokio::time::advance(NEAR_FOR - Duration::from_millis(10)).await;
+    let near = view.get(key(tenant), &*fetch).await.unwrap();
+    assert_eq!((near.value, near.stale), (7, false));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Past near_for the store is read again (down: a miss, so the source is called).
+    tokio::time::advance(Duration::from_millis(20)).await;
+    view.get(key(tenant), &*fetch).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn this_instances_invalidation_drops_the_near_value_at_once() {
+    let rig = Rig::new();
+    let view = rig.near_instance();
+    let invalidation = CacheInvalidation::new(rig.cache.clone()).with_near(view.near());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fetch = source(calls.clone(), Duration::ZERO, 1, Arc::default());
+    let (tenant, other) = (TenantId::new_random(), TenantId::new_random());
+    for t in [tenant, other] {
+        view.get(key(t), &*fetch).await.unwrap();
+        view.get(key(t), &*fetch).await.unwrap();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    invalidation
+        .invalidate(tenant, &[crate::ports::stores::CacheKind::Metrics])
+        .await
+        .unwrap();
+    view.get(key(tenant), &*fetch).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "fetched again at once");
+    view.get(key(other), &*fetch).await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "another tenant's value stays"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_instances_refresh_is_seen_within_near_for() {
+    let rig = Rig::new();
+    let view = rig.near_instance();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fetch = source(calls.clone(), Duration::ZERO, 1, Arc::default());
+    let tenant = TenantId::new_random();
+    view.get(key(tenant), &*fetch).await.unwrap();
+    view.get(key(tenant), &*fetch).await.unwrap();
+    // Another instance bumps the generation in the store: not seen here yet...
+    rig.cache
+        .invalidate(tenant, crate::ports::stores::CacheKind::Metrics)
+        .await
+        .unwrap();
+    view.get(key(tenant), &*fetch).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // ...but at most near_for later.
+    tokio::time::advance(NEAR_FOR).await;
+    view.get(key(tenant), &*fetch).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

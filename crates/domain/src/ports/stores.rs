@@ -284,13 +284,71 @@ pub trait Lock: Send + Sync {
     async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError>;
 }
 
-/// A rate limit: at most `limit` units per sliding `window`.
+/// A rate limit: `limit` units per `window`, as a burst of up to `limit` at once, then one unit
+/// back every `window / limit` ([`RatePolicy::gcra`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RatePolicy {
     /// Units allowed per window.
     pub limit: u32,
     /// Window length.
     pub window: Duration,
+}
+
+impl RatePolicy {
+    /// The time one unit occupies: `window / limit`, in whole microseconds (rounded down). Zero
+    /// (a limit above one unit per microsecond) means the policy never refuses.
+    pub fn interval_micros(self) -> u64 {
+        self.window_micros() / u64::from(self.limit.max(1))
+    }
+
+    /// The window in whole microseconds (saturating), the unit of [`Self::gcra`].
+    pub fn window_micros(self) -> u64 {
+        u64::try_from(self.window.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The rule of every [`RateLimiter`]: the generic cell rate algorithm (GCRA, as redis-cell
+    /// and Stripe's limiter apply it). A key's whole state is its **backlog**: how far its
+    /// theoretical arrival time is ahead of now (zero for a key never hit or idle). Each unit
+    /// adds [`Self::interval_micros`]; a hit of `cost` fits while the backlog it leaves is at
+    /// most `window`. So `limit` units may go at once, then one unit comes back every
+    /// `window / limit`; over any stretch of time `t` at most `limit + t / interval` units pass.
+    ///
+    /// Takes the backlog before the hit (µs); returns the decision and the backlog to keep
+    /// (unchanged when refused or when `cost == 0`, which only reports whether one unit would
+    /// fit). `reset_after`: for a refused hit, the time until it would fit (`Retry-After`;
+    /// `window` for a cost above the limit); otherwise the time until the backlog is empty.
+    ///
+    /// The Redis adapter runs the same arithmetic in its Lua script (`portal-redis`'s
+    /// `coordination.rs`); the contract suite holds both to it.
+    pub fn gcra(self, backlog_micros: u64, cost: u32) -> (RateDecision, u64) {
+        let window = self.window_micros();
+        let interval = self.interval_micros();
+        let limit = u64::from(self.limit);
+        let need = u64::from(cost.max(1));
+        let after = backlog_micros.saturating_add(need.saturating_mul(interval));
+        let fits = after <= window;
+        let kept = if cost > 0 && fits {
+            backlog_micros + u64::from(cost) * interval
+        } else {
+            backlog_micros
+        };
+        let remaining = match interval {
+            0 => limit,
+            i => (window.saturating_sub(kept) / i).min(limit),
+        };
+        let reset = match (fits, need > limit) {
+            (true, _) => kept,
+            (false, true) => window,
+            (false, false) => after - window,
+        };
+        let decision = RateDecision {
+            allowed: fits,
+            limit: self.limit,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset_after: Duration::from_micros(reset),
+        };
+        (decision, kept)
+    }
 }
 
 /// A rate limiter's answer.
@@ -306,12 +364,12 @@ pub struct RateDecision {
     pub reset_after: Duration,
 }
 
-/// A sliding-window rate limiter shared by all instances.
+/// A rate limiter shared by all instances.
 ///
-/// Contract: `hit` with `cost ≥ 1` records the units and allows iff the units recorded in the
-/// last `window` plus `cost` stay within `limit` (refused hits are not recorded); `cost = 0`
-/// only reports. Exact under concurrency: 1,000 racing hits against a limit of 100 allow
-/// exactly 100.
+/// Contract: `hit` applies [`RatePolicy::gcra`] to the key's backlog atomically: with
+/// `cost ≥ 1` it records the units when they fit (refused hits are not recorded); `cost = 0`
+/// only reports. Exact under concurrency: 1,000 racing hits against a limit of 100 per hour
+/// allow exactly 100.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
@@ -474,4 +532,73 @@ pub trait AuditLog: Send + Sync {
     ) -> Result<Vec<StoredAudit>, StoreError>;
     /// The HMAC the oldest kept entry chains to.
     async fn anchor(&self, scope: AuditScope) -> Result<String, StoreError>;
+}
+
+#[cfg(test)]
+mod gcra_tests {
+    use super::*;
+
+    /// 3 units per minute: one unit is 20 s.
+    const POLICY: RatePolicy = RatePolicy {
+        limit: 3,
+        window: Duration::from_secs(60),
+    };
+    const S: u64 = 1_000_000;
+
+    #[test]
+    fn the_whole_limit_goes_at_once_then_one_unit_per_interval() {
+        let mut backlog = 0;
+        for remaining in [2, 1, 0] {
+            let (d, kept) = POLICY.gcra(backlog, 1);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, remaining);
+            assert_eq!(d.reset_after, Duration::from_micros(kept), "until empty");
+            backlog = kept;
+        }
+        assert_eq!(backlog, 60 * S);
+        let (refused, kept) = POLICY.gcra(backlog, 1);
+        assert!(!refused.allowed);
+        assert_eq!(kept, backlog, "a refused hit is not recorded");
+        assert_eq!(refused.reset_after, Duration::from_secs(20), "one interval");
+        // 20 s later the backlog is 40 s: exactly one unit fits.
+        let (d, kept) = POLICY.gcra(40 * S, 1);
+        assert!(d.allowed);
+        assert_eq!((d.remaining, kept), (0, 60 * S));
+    }
+
+    #[test]
+    fn costs_reports_and_impossible_hits() {
+        let (report, kept) = POLICY.gcra(20 * S, 0);
+        assert!(report.allowed);
+        assert_eq!(
+            (report.remaining, kept),
+            (2, 20 * S),
+            "cost 0 records nothing"
+        );
+        let (two, kept) = POLICY.gcra(20 * S, 2);
+        assert!(two.allowed);
+        assert_eq!((two.remaining, kept), (0, 60 * S));
+        let (refused, _) = POLICY.gcra(30 * S, 2);
+        assert!(!refused.allowed);
+        assert_eq!(refused.reset_after, Duration::from_secs(10));
+        assert_eq!(refused.remaining, 1);
+        let (huge, _) = POLICY.gcra(0, 4);
+        assert!(!huge.allowed);
+        assert_eq!(
+            huge.reset_after, POLICY.window,
+            "more than the limit never fits"
+        );
+    }
+
+    #[test]
+    fn a_limit_above_one_unit_per_microsecond_never_refuses() {
+        let policy = RatePolicy {
+            limit: u32::MAX,
+            window: Duration::from_secs(1),
+        };
+        assert_eq!(policy.interval_micros(), 0);
+        let (d, kept) = policy.gcra(0, 1);
+        assert!(d.allowed);
+        assert_eq!((d.remaining, kept), (u32::MAX, 0));
+    }
 }

@@ -108,3 +108,96 @@ pub(crate) async fn max_rate(
     all.sort();
     (all.len() as f64 / elapsed, all)
 }
+
+/// Builds and runs the service on its own tokio runtime, on threads named `portal-server`
+/// (actix's own threads are `actix-server …`), so that [`server_cpu_ticks`] can tell the
+/// service's CPU from the load generator's, which shares the process. Returns its port.
+pub(crate) async fn spawn_server<F, Fut>(build: F) -> anyhow::Result<u16>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<portal_server::Application>>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("portal-server".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("portal-server")
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            runtime.block_on(async move {
+                match build().await {
+                    Ok(app) => {
+                        let _ = tx.send(Ok(app.port()));
+                        let _ = app.run_until_stopped().await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+    rx.await?
+}
+
+/// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`, 100 on Linux).
+pub(crate) fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// `utime + stime` of the service's threads (see [`spawn_server`]), in clock ticks, from
+/// `/proc/self/task/*/stat`.
+pub(crate) fn server_cpu_ticks() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `pid (comm) state ...`: the name may hold spaces, so split at its parentheses.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !(comm.starts_with("portal-server") || comm.starts_with("actix")) {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // After the name: state is field 3 of the line, utime 14 and stime 15.
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum()
+}
+
+/// One closed-loop run of `url` measured with the service's CPU: req/s, sorted latencies
+/// and server CPU µs per request.
+pub(crate) async fn measured_rate(
+    url: &str,
+    cookie: &str,
+    connections: usize,
+    secs: u64,
+) -> (f64, Vec<Duration>, f64) {
+    let before = server_cpu_ticks();
+    let (rate, lat) = max_rate(url, cookie, connections, secs).await;
+    let ticks = server_cpu_ticks() - before;
+    let per_request = ticks as f64 / clock_ticks() / lat.len().max(1) as f64 * 1e6;
+    (rate, lat, per_request)
+}
+
+/// Prints the `/livez` floor of the same service next to a measured request's server CPU.
+pub(crate) async fn print_floor(base: &str, cookie: &str, connections: usize, secs: u64, cpu: f64) {
+    let (rate, lat, floor) =
+        measured_rate(&format!("{base}/livez"), cookie, connections, secs).await;
+    println!(
+        "    /livez floor:         {rate:.0} requests/s, p99 {}, server CPU {floor:.1} µs per request → this request costs {:.2}× the floor",
+        ms(percentile(&lat, 0.99)),
+        cpu / floor
+    );
+}
