@@ -16,15 +16,21 @@
 //!   same on every instance, so the history records it once.
 //! - `replay`: [`Replay`], recovering the events after a position, one history read per
 //!   position per instance (single flight, then kept up to date).
-//! - here: the [`Hub`], its sockets ([`Permit`], [`Subscription`], [`CloseSignal`]) and the
-//!   loop that records and dispatches the bus's events ([`Hub::run`]).
+//! - `signal`: [`CloseSignal`] and [`CloseReason`], telling one socket task to close.
+//! - `presence`: the registry of live sockets across instances (admission under the caps,
+//!   presence, the periodic refresh).
+//! - here: the [`Hub`], its sockets ([`Permit`], [`Subscription`]) and the loop that records
+//!   and dispatches the bus's events ([`Hub::run`]).
 
 mod frame;
+mod presence;
 mod replay;
 mod sequence;
+mod signal;
 
 pub use frame::LiveEvent;
 pub use replay::Replay;
+pub use signal::{CloseReason, CloseSignal};
 
 use crate::StoreError;
 use crate::model::{BusEvent, EventId, SessionKey, TenantEvent, TenantId, UserId};
@@ -34,74 +40,11 @@ use crate::ports::realtime::{
 };
 use futures::{FutureExt, Stream, StreamExt};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
-
-/// Why the hub wants a socket closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The socket's queue overflowed (close code 1013, "try again later").
-    SlowConsumer,
-    /// The session ended (logout or expiry): send `session_expired`, then close.
-    SessionEnded,
-    /// The instance is shutting down (close code 1001, "going away").
-    Shutdown,
-}
-
-impl CloseReason {
-    fn code(self) -> u8 {
-        match self {
-            CloseReason::SlowConsumer => 1,
-            CloseReason::SessionEnded => 2,
-            CloseReason::Shutdown => 3,
-        }
-    }
-    fn from_code(c: u8) -> Option<Self> {
-        match c {
-            1 => Some(CloseReason::SlowConsumer),
-            2 => Some(CloseReason::SessionEnded),
-            3 => Some(CloseReason::Shutdown),
-            _ => None,
-        }
-    }
-}
-
-/// Tells one socket task to close, and why.
-#[derive(Debug, Default)]
-pub struct CloseSignal {
-    reason: AtomicU8,
-    notify: Notify,
-}
-
-impl CloseSignal {
-    /// Asks the socket to close; the first reason wins.
-    pub fn close(&self, reason: CloseReason) {
-        if self
-            .reason
-            .compare_exchange(0, reason.code(), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            self.notify.notify_one();
-        }
-    }
-    /// The reason, once closing was asked for.
-    pub fn reason(&self) -> Option<CloseReason> {
-        CloseReason::from_code(self.reason.load(Ordering::Acquire))
-    }
-    /// Resolves when closing is asked for (immediately if it already was).
-    pub async fn closed(&self) -> CloseReason {
-        loop {
-            let notified = self.notify.notified();
-            if let Some(r) = self.reason() {
-                return r;
-            }
-            notified.await;
-        }
-    }
-}
 
 /// How long an instance's registry entries live without a refresh: a crashed instance's
 /// sockets disappear from presence (and stop counting against the caps) within this.
@@ -299,43 +242,6 @@ impl Hub {
         self.registry.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a socket of `owner` if this instance and the registry's caps allow it. A
-    /// registry that cannot be reached does not refuse (the caps protect capacity; the
-    /// socket was authenticated already), and the next refresh counts the socket.
-    pub async fn admit(self: &Arc<Self>, owner: SocketOwner) -> Result<Permit, Refusal> {
-        let max = self.settings.max_sockets;
-        if self.admitted.fetch_add(1, Ordering::AcqRel) >= max {
-            self.admitted.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refusal::Instance(max));
-        }
-        let caps = self.settings.caps;
-        let admission = self
-            .ports
-            .presence
-            .admit(&self.ports.instance, &owner, caps, PRESENCE_TTL)
-            .await;
-        let refusal = match admission {
-            Ok(Admission::Admitted) => None,
-            Ok(Admission::SessionFull) => Some(Refusal::Session(caps.per_session)),
-            Ok(Admission::UserFull) => Some(Refusal::User(caps.per_user)),
-            Err(e) => {
-                tracing::warn!(error = %e, "socket registry unavailable; admitting without the per-session and per-user caps");
-                None
-            }
-        };
-        match refusal {
-            Some(r) => {
-                self.admitted.fetch_sub(1, Ordering::AcqRel);
-                Err(r)
-            }
-            None => Ok(Permit {
-                hub: self.clone(),
-                owner,
-                armed: true,
-            }),
-        }
-    }
-
     fn register_admitted(self: &Arc<Self>, owner: SocketOwner) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.settings.queue_capacity);
@@ -383,28 +289,9 @@ impl Hub {
         }
     }
 
-    /// Uncounts a socket in the registry, in the background (a drop cannot wait).
-    fn release(&self, owner: SocketOwner) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return; // no runtime left (process exit): the entries expire with the TTL
-        };
-        let presence = self.ports.presence.clone();
-        let instance = self.ports.instance.clone();
-        runtime.spawn(async move {
-            if let Err(e) = presence.release(&instance, &owner).await {
-                tracing::debug!(error = %e, "socket registry release failed; the next refresh corrects it");
-            }
-        });
-    }
-
     /// Number of sockets of a tenant on this instance.
     pub fn connections_of(&self, tenant: TenantId) -> usize {
         self.read().by_tenant.get(&tenant).map_or(0, HashMap::len)
-    }
-
-    /// The tenant's live sockets across every instance.
-    pub async fn presence(&self, tenant: TenantId) -> Result<TenantPresence, StoreError> {
-        self.ports.presence.tenant(tenant).await
     }
 
     /// Delivers one event to the local sockets of its tenant (and to the tenant's recovery
@@ -544,52 +431,6 @@ impl Hub {
             }
         }
         tracing::warn!("event bus subscription ended");
-    }
-
-    /// Refreshes this instance's registry entries every [`PRESENCE_REFRESH`], forever: each
-    /// tenant with local sockets, with its exact counts (so lost releases heal).
-    pub async fn keep_presence(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(PRESENCE_REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            for (tenant, owners) in self.local_owners() {
-                if let Err(e) = self
-                    .ports
-                    .presence
-                    .refresh(&self.ports.instance, tenant, &owners, PRESENCE_TTL)
-                    .await
-                {
-                    tracing::debug!(error = %e, "socket registry refresh failed; retried at the next tick");
-                }
-            }
-        }
-    }
-
-    /// This instance's sockets, per tenant and owner.
-    fn local_owners(&self) -> Vec<(TenantId, Vec<OwnerSockets>)> {
-        let reg = self.read();
-        reg.by_tenant
-            .iter()
-            .map(|(tenant, conns)| {
-                let mut counts: HashMap<(&UserId, &SessionKey), u32> = HashMap::new();
-                for conn in conns.values() {
-                    *counts.entry((&conn.user, &conn.session)).or_default() += 1;
-                }
-                let owners = counts
-                    .into_iter()
-                    .map(|((user, session), sockets)| OwnerSockets {
-                        owner: SocketOwner {
-                            tenant: *tenant,
-                            user: user.clone(),
-                            session: session.clone(),
-                        },
-                        sockets,
-                    })
-                    .collect();
-                (*tenant, owners)
-            })
-            .collect()
     }
 }
 
