@@ -50,7 +50,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::{env, ms, percentile, sign_in};
+use support::{clock_ticks, env, ms, percentile, sign_in, stat_cpu_ticks};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const COOKIE_SECRET: &str = "bench-capacity-cookie-secret-0123456789abcdef";
@@ -146,17 +146,10 @@ fn portal_binary() -> std::path::PathBuf {
 
 /// `utime + stime` of a process, in clock ticks.
 fn proc_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces), from field 3 on.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| {
-        fields
-            .get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat_cpu_ticks(&stat))
+        .unwrap_or(0)
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -166,15 +159,6 @@ fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// Starts the binary on `redis` with the socket timers of `speedup`, and waits until ready.

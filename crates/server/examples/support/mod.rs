@@ -161,19 +161,24 @@ pub(crate) fn server_cpu_ticks() -> u64 {
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
         .filter_map(|stat| {
-            // `pid (comm) state ...`: the name may hold spaces, so split at its parentheses.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1;
+            let comm = stat.rsplit_once(')')?.0.split_once('(')?.1;
             if !(comm.starts_with("portal-server") || comm.starts_with("actix")) {
                 return None;
             }
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // After the name: state is field 3 of the line, utime 14 and stime 15.
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(utime + stime)
+            stat_cpu_ticks(&stat)
         })
         .sum()
+}
+
+/// `utime + stime` of one `/proc/<pid>/stat` (or task `stat`) line, in clock ticks.
+pub(crate) fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // `pid (comm) state ...`: the name may hold spaces, so split at its parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of the line, utime 14 and stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// One closed-loop run of `url` measured with the service's CPU: req/s, sorted latencies
