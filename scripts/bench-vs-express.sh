@@ -13,7 +13,8 @@
 #
 # BENCH_PROFILE=docs/perf/NAME.svg instead records a CPU profile of the service under the
 # cached request's load (perf, the software cpu-clock event at 999 Hz, DWARF call graphs, for
-# BENCH_SECS) and renders it as a flame graph with inferno (`cargo install inferno --locked`).
+# BENCH_SECS) and renders it as a flame graph with inferno (`cargo install inferno --locked`);
+# with BENCH_PROFILE_LIVEZ=1 the profile is of GET /livez, the floor.
 #
 # The service runs as it ships (LOG_LEVEL=info, one "request finished" line per request,
 # JSON to a file, metrics on), with the API rate limit raised out of the way but still hit
@@ -172,7 +173,13 @@ commands() { # name, label
 if [ -n "${BENCH_PROFILE:-}" ]; then
   need perf linux-perf
   command -v inferno-flamegraph >/dev/null || { echo "inferno is missing: cargo install inferno --locked" >&2; exit 1; }
-  wrk -t "$wrk_threads" -c "$conns" -d "$((secs + 4))s" -H "Cookie: $portal_cookie" "$stats" >"$tmp/wrk.out" &
+  # BENCH_PROFILE_LIVEZ=1 profiles GET /livez instead: the floor, to subtract stack by stack.
+  if [ "${BENCH_PROFILE_LIVEZ:-0}" = 1 ]; then
+    profiled=(livez "$base/livez")
+  else
+    profiled=("cached GET /api/v1/dashboard/stats" -H "Cookie: $portal_cookie" "$stats")
+  fi
+  wrk -t "$wrk_threads" -c "$conns" -d "$((secs + 4))s" "${profiled[@]:1}" >"$tmp/wrk.out" &
   wrk_pid=$!
   sleep 2
   perf record -e cpu-clock -F 999 -g --call-graph dwarf,32768 -p "$portal_pid" -o "$tmp/perf.data" -- sleep "$secs" 2>"$tmp/perf.log"
@@ -180,7 +187,7 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   grep -E 'requests in|Requests/sec' "$tmp/wrk.out"
   perf script -i "$tmp/perf.data" 2>/dev/null | inferno-collapse-perf >"$tmp/folded"
   mkdir -p "$(dirname "$BENCH_PROFILE")"
-  inferno-flamegraph --title "agent-portal: cached GET /api/v1/dashboard/stats (wrk -c$conns, perf cpu-clock 999 Hz)" \
+  inferno-flamegraph --title "agent-portal: ${profiled[0]} (wrk -c$conns, perf cpu-clock 999 Hz)" \
     --width 1600 <"$tmp/folded" >"$BENCH_PROFILE"
   folded="$target/$(basename "${BENCH_PROFILE%.svg}").folded"
   cp "$tmp/folded" "$folded"

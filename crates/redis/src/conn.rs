@@ -337,15 +337,16 @@ impl Connector {
         }
     }
 
-    /// `(size, available, waiting)` of the single node's pool; on a Cluster or Sentinel there is
-    /// no pool: `(1, 0, 0)` while the shared connection is held, else zeros.
-    pub(crate) fn pool_status(&self, holding: bool) -> (usize, usize, usize) {
+    /// `(size, available, waiting)`: the request connections the threads hold, and on a single
+    /// node the pool's idle connections and waiting openers (on a Cluster or Sentinel there is
+    /// no pool).
+    pub(crate) fn pool_status(&self, held: usize) -> (usize, usize, usize) {
         match self {
             Self::Single { pool, .. } => {
                 let s = pool.status();
-                (s.size, s.available, s.waiting)
+                (held, s.available, s.waiting)
             }
-            _ => (usize::from(holding), 0, 0),
+            _ => (held, 0, 0),
         }
     }
 }

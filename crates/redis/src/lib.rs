@@ -16,9 +16,10 @@
 //!
 //! # Topologies
 //! One node (`REDIS_URL`), a Cluster (seed nodes) or a Sentinel-managed master, each with ACL
-//! user, password, TLS and client certificates ([`RedisSettings`]). Every command runs on one
-//! shared connection (`conn`): a multiplexed connection to the node or master, or the `redis`
-//! crate's own cluster connection, which follows `MOVED`/`ASK` and failovers. No command spans
+//! user, password, TLS and client certificates ([`RedisSettings`]). The commands of a thread
+//! share one connection (`conn`), opened on that thread: a multiplexed connection to the node or
+//! master, or the `redis` crate's own cluster connection, which follows `MOVED`/`ASK` and
+//! failovers. An actix worker's commands and its connection's driver so stay on one thread. No command spans
 //! two Cluster slots: multi-key commands and scripts use keys of one hash tag, and the few
 //! operations over several sessions send one command per key on a Cluster (`per_key`).
 //!
@@ -32,7 +33,7 @@
 //! # Layout
 //! - [`config`]: [`RedisSettings`], [`Topology`] and [`url_from_parts`] (the `REDIS_HOST`/...
 //!   variables).
-//! - `conn`: the shared connection per topology and the topology check of a new connection.
+//! - `conn`: the request connection per topology and the topology check of a new connection.
 //! - `keys`: key and channel names.
 //! - `session`, `onboarding`, `cache`, `coordination` (one-time tokens, lock, rate limiter,
 //!   idempotency), `bus` (pub/sub and the outbound stream), `audit` (a Stream per trail),
@@ -80,7 +81,18 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use thread_local::ThreadLocal;
 use tracing::Instrument;
+
+/// A thread's request connection, with the generation it was opened in and the thread that
+/// opened it (the `ThreadLocal` slot of a thread that exited goes to a later thread, whose
+/// runtime may not be the one the connection's driver runs on).
+#[derive(Clone)]
+struct Held {
+    epoch: u64,
+    thread: std::thread::ThreadId,
+    conn: Conn,
+}
 
 /// Every store port on one Redis deployment. Cheap to clone.
 #[derive(Clone)]
@@ -89,7 +101,7 @@ pub struct RedisStores {
 }
 
 struct Inner {
-    /// Opens the shared connection (and the pub/sub one) for the configured topology.
+    /// Opens the request connections (and the pub/sub one) for the configured topology.
     connector: Connector,
     keys: Keys,
     /// Bounds opening a connection.
@@ -100,15 +112,22 @@ struct Inner {
     pubsub: config::PubSubMode,
     /// The instance's single pub/sub subscription, shared by every `subscribe` caller.
     bus: tokio::sync::Mutex<Option<bus::Subscription>>,
-    /// The connection every command shares (multiplexed; a Cluster's holds one per node).
-    /// Checking a connection out of a pool per command would cost deadpool-redis's recycle
-    /// check, one more round trip per command. A node's connection is dropped on a connection
-    /// error or a timeout, so the next command opens a fresh one; a Cluster connection repairs
-    /// its node connections itself and is kept. Safe to share: no command here uses `WATCH` or
-    /// blocks (`MULTI` pipelines are sent in one piece).
-    shared: std::sync::Mutex<Option<Conn>>,
-    /// Serialises opening the shared connection: during a reconnect storm one connection is
-    /// opened, not one per waiting request.
+    /// The connection the commands of each thread share (multiplexed; a Cluster's holds one
+    /// per node). One per thread, opened on that thread: the connection's driver task runs on
+    /// the runtime of the thread that opened it, so an actix worker (a single-threaded
+    /// runtime) hands its commands to a driver on its own thread, with no cross-thread wake-up
+    /// per round trip. Checking a connection out of a pool per command would cost
+    /// deadpool-redis's recycle check, one more round trip per command. Safe to share: no
+    /// command here uses `WATCH` or blocks (`MULTI` pipelines are sent in one piece).
+    shared: ThreadLocal<std::sync::Mutex<Option<Held>>>,
+    /// The generation of the connections: forgetting a connection after a failure moves it
+    /// on, so every thread opens a fresh one at its next command (one broken connection means
+    /// the others are likely broken too, after a restart or a failover). A node's connection
+    /// is forgotten on a connection error or a timeout; a Cluster connection repairs its node
+    /// connections itself and is forgotten only when the health monitor's ping fails.
+    epoch: AtomicU64,
+    /// Serialises opening connections: during a reconnect storm each thread opens one
+    /// connection, not one per waiting request.
     connecting: tokio::sync::Mutex<()>,
     /// Set when Redis answered but is not the configured topology (e.g. a Cluster node given as
     /// `REDIS_URL`): the message says which setting to use. Never cleared.
@@ -159,7 +178,8 @@ impl RedisStores {
                 command_timeout: settings.command_timeout,
                 pubsub: settings.pubsub,
                 bus: tokio::sync::Mutex::new(None),
-                shared: std::sync::Mutex::new(None),
+                shared: ThreadLocal::new(),
+                epoch: AtomicU64::new(0),
                 connecting: tokio::sync::Mutex::new(()),
                 mismatch: OnceLock::new(),
                 refused: AtomicU64::new(0),
@@ -181,7 +201,7 @@ impl RedisStores {
         }
     }
 
-    /// A health monitor pinging this deployment every `interval` through the shared connection.
+    /// A health monitor pinging this deployment every `interval` through a request connection.
     pub fn health(&self, interval: Duration) -> RedisHealth {
         RedisHealth::start(self, interval, self.inner.command_timeout)
     }
@@ -213,39 +233,61 @@ impl RedisStores {
     }
 
     pub(crate) fn pool_status(&self) -> (usize, usize, usize) {
-        self.inner.connector.pool_status(self.shared().is_some())
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let held = self
+            .inner
+            .shared
+            .iter()
+            .filter(|slot| lock(slot).as_ref().is_some_and(|held| held.epoch == epoch))
+            .count();
+        self.inner.connector.pool_status(held)
     }
 
     fn deadline(&self) -> Duration {
         self.inner.connect_timeout + self.inner.command_timeout
     }
 
-    fn shared(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
-        self.inner
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// This thread's connection slot.
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        lock(self.inner.shared.get_or(Default::default))
     }
 
-    /// The shared connection, opening one when there is none.
-    async fn conn(&self, op: &'static str) -> Result<Conn, StoreError> {
-        if let Some(conn) = self.shared().clone() {
-            return Ok(conn);
+    /// This thread's connection, when it was opened here in the current generation.
+    fn held(&self) -> Option<Held> {
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let thread = std::thread::current().id();
+        self.slot()
+            .as_ref()
+            .filter(|held| held.epoch == epoch && held.thread == thread)
+            .cloned()
+    }
+
+    /// This thread's connection, opening one when there is none.
+    async fn conn(&self, op: &'static str) -> Result<Held, StoreError> {
+        if let Some(held) = self.held() {
+            return Ok(held);
         }
         if let Some(m) = self.inner.mismatch.get() {
             return Err(StoreError::Unavailable(format!("redis {op}: {m}")));
         }
         let _one_at_a_time = self.inner.connecting.lock().await;
-        if let Some(conn) = self.shared().clone() {
-            return Ok(conn);
+        if let Some(held) = self.held() {
+            return Ok(held);
         }
+        // Read before opening: a failure reported while this one opens leaves it stale.
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
         let opened = tokio::time::timeout(self.inner.connect_timeout, self.inner.connector.open())
             .await
             .unwrap_or_else(|_| Opened::Unavailable(error::timed_out(op)));
         match opened {
             Opened::Ok(conn) => {
-                *self.shared() = Some(conn.clone());
-                Ok(conn)
+                let held = Held {
+                    epoch,
+                    thread: std::thread::current().id(),
+                    conn,
+                };
+                *self.slot() = Some(held.clone());
+                Ok(held)
             }
             Opened::Unavailable(e) => Err(e),
             Opened::Mismatch(m) => {
@@ -257,11 +299,28 @@ impl RedisStores {
         }
     }
 
-    /// Forgets the shared connection after a failure that may have broken it (a node's; a
-    /// Cluster connection repairs itself).
-    fn forget(&self, conn: &Conn) {
-        if let Conn::Node(_) = conn {
-            self.shared().take();
+    /// Forgets the connections of `held`'s generation after a failure that may have broken
+    /// them: every thread opens a fresh one at its next command. (Once per generation: the
+    /// failures of the other threads' connections of that generation change nothing.)
+    fn forget(&self, held: &Held) {
+        let next = held.epoch.wrapping_add(1);
+        let _ = self.inner.epoch.compare_exchange(
+            held.epoch,
+            next,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|h| h.epoch == held.epoch) {
+            slot.take();
+        }
+    }
+
+    /// Forgets this thread's connection of the current generation (and so the generation)
+    /// when it is a node's: after a timeout, which may mean a dead node.
+    fn forget_node(&self) {
+        if let Some(held) = self.held().filter(|h| matches!(h.conn, Conn::Node(_))) {
+            self.forget(&held);
         }
     }
 
@@ -270,7 +329,7 @@ impl RedisStores {
         e
     }
 
-    /// Runs one operation on the shared connection under the deadline. `read`: the operation
+    /// Runs one operation on this thread's connection under the deadline. `read`: the operation
     /// changes nothing, so after a connection error it is retried once on a fresh connection
     /// (a connection found dead costs no failed request).
     async fn run<T, F, Fut>(&self, op: &'static str, read: bool, f: F) -> Result<T, StoreError>
@@ -282,12 +341,15 @@ impl RedisStores {
             let mut tries = if read { 2 } else { 1 };
             loop {
                 tries -= 1;
-                let conn = self.conn(op).await?;
-                match f(conn.clone()).await {
+                let held = self.conn(op).await?;
+                match f(held.conn.clone()).await {
                     Ok(v) => return Ok(v),
                     Err(e) if is_connection_error(&e) => {
-                        self.forget(&conn);
-                        if tries == 0 || !matches!(conn, Conn::Node(_)) {
+                        let node = matches!(held.conn, Conn::Node(_));
+                        if node {
+                            self.forget(&held);
+                        }
+                        if tries == 0 || !node {
                             return Err(error::unavailable(op, &e));
                         }
                     }
@@ -302,9 +364,7 @@ impl RedisStores {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.refuse(e)),
             Err(_) => {
-                if let Some(conn) = self.shared().clone() {
-                    self.forget(&conn);
-                }
+                self.forget_node();
                 Err(self.refuse(error::timed_out(op)))
             }
         }
@@ -389,12 +449,12 @@ impl RedisStores {
         .await
     }
 
-    /// `PING` through the shared connection (every master of a Cluster): what the health
+    /// `PING` through this thread's connection (every master of a Cluster): what the health
     /// monitor and `/readyz` ask.
     pub(crate) async fn ping(&self, timeout: Duration) -> Result<(), &'static str> {
         let attempt = async {
-            let conn = self.conn("ping").await.map_err(|_| "no connection")?;
-            let result = match conn.clone() {
+            let held = self.conn("ping").await.map_err(|_| "no connection")?;
+            let result = match held.conn.clone() {
                 Conn::Node(mut c) => redis::cmd("PING")
                     .query_async::<String>(&mut c)
                     .await
@@ -415,15 +475,13 @@ impl RedisStores {
                 }
             };
             result.map_err(|e| {
-                match conn {
+                match held.conn {
                     // A Cluster connection repairs a node's connection but learns a new slot
                     // map only when a keyed command is redirected: a quiet instance (not ready,
                     // so sent no traffic) would never see the promoted replica. Start afresh
                     // from the seeds instead; commands in flight keep the old one.
-                    Conn::Cluster(_) => {
-                        self.shared().take();
-                    }
-                    Conn::Node(_) if is_connection_error(&e) => self.forget(&conn),
+                    Conn::Cluster(_) => self.forget(&held),
+                    Conn::Node(_) if is_connection_error(&e) => self.forget(&held),
                     Conn::Node(_) => {}
                 }
                 "ping failed"
@@ -432,9 +490,7 @@ impl RedisStores {
         match tokio::time::timeout(timeout, attempt).await {
             Ok(r) => r,
             Err(_) => {
-                if let Some(conn) = self.shared().clone() {
-                    self.forget(&conn);
-                }
+                self.forget_node();
                 Err("timeout")
             }
         }
@@ -454,6 +510,11 @@ fn store_span(op: &'static str) -> tracing::Span {
         db.system = "redis",
         db.operation.name = op
     )
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Milliseconds for `PX`/`PEXPIRE`, at least 1 (Redis refuses 0).

@@ -5,8 +5,8 @@
 //! port from one `RedisStores`), so the wiring in [`crate::startup`] reads the same either way.
 //!
 //! With Redis:
-//! - every port comes from one `portal_redis::RedisStores` (one shared connection per
-//!   instance, plus the Pub/Sub one);
+//! - every port comes from one `portal_redis::RedisStores` (one shared connection per worker
+//!   thread, plus the Pub/Sub one);
 //! - start-up connects once and refuses a Redis that is not the configured topology (a Cluster
 //!   node or a Sentinel given as `REDIS_URL`, ...); an unreachable Redis is not refused (the
 //!   service starts degraded);
