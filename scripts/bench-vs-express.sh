@@ -18,8 +18,7 @@
 #
 # The service runs as it ships (LOG_LEVEL=info, one "request finished" line per request,
 # JSON to a file, metrics on), with the API rate limit raised out of the way but still hit
-# and recorded on every request (RATE_LIMIT_API_MAX=60000000 per 60 s: one unit a microsecond;
-# a higher limit would never refuse and so never write).
+# and counted on every request (RATE_LIMIT_API_MAX=60000000 per 60 s).
 #
 # Needs: wrk, redis-server, node + npm (installed from Debian when missing, as root).
 set -euo pipefail

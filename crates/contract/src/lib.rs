@@ -146,7 +146,7 @@ macro_rules! store_contract_tests {
             lock_renew_extends_only_the_holders_lease,
             rate_exact_under_concurrency,
             rate_remaining_cost_and_refusals,
-            rate_units_come_back_one_interval_at_a_time,
+            rate_window_resets_whole_when_it_ends,
             idempotency_claim_then_finish,
             idempotency_abandon_frees_the_key,
             idempotency_racing_claims_exactly_one_wins,

@@ -14,7 +14,7 @@
 //! # Layout
 //! - [`stores`]: one of each adapter, as the domain's `StorePorts`, for wiring and the contract suite.
 //! - [`MemorySessionStore`], [`MemoryOneTimeStore`], [`MemoryOnboardingStore`],
-//!   [`MemoryCache`], [`MemoryLock`], [`MemoryRateLimiter`] (GCRA, exact),
+//!   [`MemoryCache`], [`MemoryLock`], [`MemoryRateLimiter`] (fixed windows, exact),
 //!   [`MemoryIdempotencyStore`], [`MemoryEventBus`] (a `tokio::sync::broadcast`),
 //!   [`MemoryAuditLog`] (a list per trail),
 //!   [`MemoryOutboundQueue`] (keeps what it is given; [`MemoryOutboundQueue::messages`] lets

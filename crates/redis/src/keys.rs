@@ -59,10 +59,12 @@ impl Keys {
         format!("{}lock:{{{name}}}", self.prefix)
     }
 
-    /// A limit's GCRA arrival time. (Until issue 18, `ratelimit:{…}` held a ZSET log of hits;
-    /// the new name keeps a rolling upgrade from running the script on an old key's ZSET.)
+    /// A limit's counter of its open window (an integer with the window's TTL). Earlier
+    /// builds kept other values under other names (`ratelimit:{…}` a ZSET log of hits,
+    /// `rate:{…}` a GCRA arrival time): a new name for each, so during a rolling upgrade no
+    /// instance counts on another build's value.
     pub(crate) fn rate_limit(&self, key: &str) -> String {
-        format!("{}rate:{{{key}}}", self.prefix)
+        format!("{}rate_window:{{{key}}}", self.prefix)
     }
 
     pub(crate) fn idempotency(&self, key: &str) -> String {

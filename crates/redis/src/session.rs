@@ -208,16 +208,15 @@ impl SessionStore for RedisStores {
         decode(data, activity)
     }
 
-    /// One round trip: `HMGET` of the session and `EVALSHA` of the rate script, pipelined on a
-    /// single node. The pipeline ignores per-command errors so that a `NOSCRIPT` (script cache
-    /// flushed) only costs the limiter part: it is then retried alone through
-    /// [`RateLimiter::hit`], which loads the script; if that fails too, the decision is `None`
-    /// and the caller applies the limit its own way. A session-read error fails the call (fail
-    /// closed).
+    /// One round trip: `HMGET` of the session and the rate limit's hit (`MULTI`, `SET NX PX`,
+    /// `INCRBY`, `PTTL`, `EXEC`), pipelined on a single node. The pipeline ignores per-command
+    /// errors so that a failed hit (e.g. Redis out of memory refusing the write) only costs the
+    /// limiter part: the decision is then `None` and the caller applies the limit its own way.
+    /// A session-read error fails the call (fail closed).
     ///
     /// On a Cluster the session and the user's limit live in different slots (usually on
-    /// different masters), so the two commands go out at the same time instead, each to its
-    /// own master: still one round trip of latency.
+    /// different masters), so the two go out at the same time instead, each to its own master:
+    /// still one round trip of latency.
     async fn get_and_hit(
         &self,
         key: &SessionKey,
@@ -229,23 +228,31 @@ impl SessionStore for RedisStores {
                 futures::join!(SessionStore::get(self, key), self.hit(rate_key, policy, 1));
             return Ok((session?, decision.ok()));
         }
+        let [open, count, left] = self.rate_hit_commands(rate_key, policy, 1);
         let mut pipe = redis::pipe();
         pipe.ignore_errors()
             .cmd("HMGET")
             .arg(self.keys().session(key))
             .arg("data")
             .arg("lastActivity")
-            .add_command(self.rate_evalsha(rate_key, policy, 1));
+            .cmd("MULTI")
+            .ignore();
+        for cmd in [open, count, left] {
+            pipe.add_command(cmd).ignore();
+        }
+        pipe.cmd("EXEC");
         type Reply = (
             redis::RedisResult<(Option<String>, Option<String>)>,
-            redis::RedisResult<crate::coordination::RateReply>,
+            redis::RedisResult<(redis::Value, u64, i64)>,
         );
         let (read, hit): Reply = self.pipe("session get", &pipe).await?;
         let (data, activity) = read.map_err(|e| error::unavailable("session get", &e))?;
         let session = decode(data, activity)?;
         let decision = match hit {
-            Ok(reply) => Some(crate::coordination::rate_decision(policy, reply)),
-            Err(_) => self.hit(rate_key, policy, 1).await.ok(),
+            Ok((_, count, pttl)) => {
+                Some(self.rate_decision(rate_key, policy, 1, (count, pttl)).await)
+            }
+            Err(_) => None,
         };
         Ok((session, decision))
     }

@@ -325,14 +325,20 @@ async fn on_a_cluster_the_session_read_does_not_wait_for_the_limit_hit() {
     let mut rate_key = String::new();
     for i in 0.. {
         let candidate = format!("api:user-{i}");
-        let slot = cluster.slot_of(&format!("rate:{{{candidate}}}")).await;
+        let slot = cluster
+            .slot_of(&format!("rate_window:{{{candidate}}}"))
+            .await;
         if cluster.master_of(slot).await != session_master {
             rate_key = candidate;
             break;
         }
     }
     let rate_master = cluster
-        .master_of(cluster.slot_of(&format!("rate:{{{rate_key}}}")).await)
+        .master_of(
+            cluster
+                .slot_of(&format!("rate_window:{{{rate_key}}}"))
+                .await,
+        )
         .await;
     // Warm up (connections, script loaded).
     stores.get_and_hit(&key, &rate_key, policy).await.unwrap();

@@ -8,8 +8,9 @@
 //! 2. Closed loop: `BENCH_CONNECTIONS` (64) connections for `BENCH_SECS` (10) s → requests/s,
 //!    p50/p99, and from `INFO commandstats` deltas: Redis commands per request and round trips
 //!    per request. A round trip is one exchange on the connection: the session `HMGET` and the
-//!    rate-limit `EVALSHA` go in one pipeline (one round trip), the cache `MGET` in another;
-//!    so round trips = commands − the `EVALSHA`s that rode with an `HMGET`. That they really
+//!    rate-limit hit (`MULTI`, `SET`, `INCRBY`, `PTTL`, `EXEC`) go in one pipeline (one round
+//!    trip), the cache `MGET` in another; so round trips = the `HMGET`s (or the hits' `EXEC`s,
+//!    if more) + the `MGET`s. That they really
 //!    share one network read is checked by `tests/api/redis_round_trips.rs` (which counts Redis's
 //!    `total_reads_processed` with one request at a time); the socket reads per request printed
 //!    here are lower under load, as the multiplexed connection also batches concurrent
@@ -18,7 +19,7 @@
 //!    default pipelining of 1, spelled out) → GET requests/s and the ratio service ÷ Redis.
 //! 4. The same closed loop on a 3-master Redis Cluster (issue 12; `BENCH_CLUSTER=false` skips
 //!    it): requests/s, p50/p99, commands and round trips of latency per cached request (the
-//!    session `HMGET` and the limit `EVALSHA` go out together, to their two masters, then the
+//!    session `HMGET` and the limit hit go out together, to their two masters, then the
 //!    `MGET`), socket reads summed over the masters.
 //!
 //! Both runs print the Redis CPU per request (`utime + stime` of every `redis-server`, from
@@ -158,11 +159,10 @@ async fn measure(
     let after = redis_counters(&mut counters).await;
     let n = lat.len() as f64;
     let d = |k: &str| delta(&after, &before, k);
-    let (hmget, evalsha, mget) = (d("hmget"), d("evalsha"), d("mget"));
-    // Commands the rate-limit script runs inside Redis: counted by `commandstats`, but not
-    // sent by the service.
-    const IN_SCRIPT: [&str; 3] = ["time", "get", "set"];
-    let in_script: u64 = IN_SCRIPT.iter().map(|k| d(k)).sum();
+    let (hmget, hits, mget) = (d("hmget"), d("exec"), d("mget"));
+    // The commands of a limit hit's transaction.
+    const HIT: [&str; 5] = ["multi", "set", "incrby", "pttl", "exec"];
+    let in_hits: u64 = HIT.iter().map(|k| d(k)).sum();
     // Sent by the service, minus the health monitor's (`PING`, and `UNWATCH` of the pool's
     // recycle check), the cluster client's topology reads and ours (`INFO`).
     let commands: u64 = after
@@ -173,12 +173,11 @@ async fn measure(
                 "reads" | "ping" | "info" | "unwatch" | "cluster"
             )
         })
-        .filter(|k| !IN_SCRIPT.contains(&k.as_str()))
         .map(|k| d(k))
         .sum();
     // The session read and the limit hit travel together (one pipeline on a node, sent at once
     // to their two masters on a Cluster): one round trip of latency.
-    let round_trips = commands - evalsha.min(hmget);
+    let round_trips = hmget.max(hits) + mget;
     // Our INFOs of `after` were read in the window (and counted as `info` calls).
     let reads = d("reads").saturating_sub(d("ping") + d("info"));
     println!("    requests:             {}", lat.len());
@@ -190,10 +189,10 @@ async fn measure(
         ms(lat.last().copied().unwrap_or_default())
     );
     println!(
-        "    redis commands:       {:.3} per request sent (HMGET {hmget}, EVALSHA {evalsha}, MGET {mget}, other {}; health checks excluded), {:.3} more run inside the rate-limit script",
+        "    redis commands:       {:.3} per request sent (HMGET {hmget}, limit hits {hits} of {} commands each, MGET {mget}, other {}; health checks excluded)",
         commands as f64 / n,
-        commands - hmget - evalsha - mget,
-        in_script as f64 / n
+        HIT.len(),
+        commands - hmget - in_hits - mget,
     );
     println!(
         "    redis round trips:    {:.3} per request of latency (session read + limit hit together = 1, MGET = 1)",

@@ -284,8 +284,8 @@ pub trait Lock: Send + Sync {
     async fn release(&self, name: &str, token: &LockToken) -> Result<bool, StoreError>;
 }
 
-/// A rate limit: `limit` units per `window`, as a burst of up to `limit` at once, then one unit
-/// back every `window / limit` ([`RatePolicy::gcra`]).
+/// A rate limit: `limit` units per `window`, counted in fixed windows
+/// ([`RatePolicy::fixed_window`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RatePolicy {
     /// Units allowed per window.
@@ -295,59 +295,40 @@ pub struct RatePolicy {
 }
 
 impl RatePolicy {
-    /// The time one unit occupies: `window / limit`, in whole microseconds (rounded down). Zero
-    /// (a limit above one unit per microsecond) means the policy never refuses.
-    pub fn interval_micros(self) -> u64 {
-        self.window_micros() / u64::from(self.limit.max(1))
-    }
-
-    /// The window in whole microseconds (saturating), the unit of [`Self::gcra`].
-    pub fn window_micros(self) -> u64 {
-        u64::try_from(self.window.as_micros()).unwrap_or(u64::MAX)
-    }
-
-    /// The rule of every [`RateLimiter`]: the generic cell rate algorithm (GCRA, as redis-cell
-    /// and Stripe's limiter apply it). A key's whole state is its **backlog**: how far its
-    /// theoretical arrival time is ahead of now (zero for a key never hit or idle). Each unit
-    /// adds [`Self::interval_micros`]; a hit of `cost` fits while the backlog it leaves is at
-    /// most `window`. So `limit` units may go at once, then one unit comes back every
-    /// `window / limit`; over any stretch of time `t` at most `limit + t / interval` units pass.
+    /// The rule of every [`RateLimiter`]: a fixed window per key, as the spec's
+    /// express-rate-limit counts (§12.2). A key's window opens at its first recorded hit and
+    /// lasts `window`; every hit in it adds its `cost`, refused ones too (a client hammering a
+    /// full window earns nothing, and the window does not move); a hit is allowed while the
+    /// window's count, this hit included, is at most `limit`. `cost = 0` records nothing and
+    /// reports whether one more unit would fit. Over any stretch of one window at most
+    /// `2 × limit` units pass (the end of one window and the start of the next), as with the
+    /// spec's limiter.
     ///
-    /// Takes the backlog before the hit (µs); returns the decision and the backlog to keep
-    /// (unchanged when refused or when `cost == 0`, which only reports whether one unit would
-    /// fit). `reset_after`: for a refused hit, the time until it would fit (`Retry-After`;
-    /// `window` for a cost above the limit); otherwise the time until the backlog is empty.
+    /// Takes the window's count (after this hit; for `cost = 0`, so far) and the time left in
+    /// the window (`None` when no window is open: a report on an idle key, or a window that
+    /// closed as it was counted). `reset_after` is the time left: `Retry-After` for a refusal,
+    /// `RateLimit-Reset` otherwise.
     ///
-    /// The Redis adapter runs the same arithmetic in its Lua script (`portal-redis`'s
-    /// `coordination.rs`); the contract suite holds both to it.
-    pub fn gcra(self, backlog_micros: u64, cost: u32) -> (RateDecision, u64) {
-        let window = self.window_micros();
-        let interval = self.interval_micros();
+    /// The Redis adapter counts with `INCRBY` in a `MULTI` (`portal-redis`'s
+    /// `coordination.rs`); the contract suite holds both adapters to this rule.
+    pub fn fixed_window(self, count: u64, cost: u32, left: Option<Duration>) -> RateDecision {
         let limit = u64::from(self.limit);
-        let need = u64::from(cost.max(1));
-        let after = backlog_micros.saturating_add(need.saturating_mul(interval));
-        let fits = after <= window;
-        let kept = if cost > 0 && fits {
-            backlog_micros + u64::from(cost) * interval
+        let allowed = if cost == 0 {
+            count < limit
         } else {
-            backlog_micros
+            count <= limit
         };
-        let remaining = match interval {
-            0 => limit,
-            i => (window.saturating_sub(kept) / i).min(limit),
+        let reset_after = match left {
+            Some(left) => left.min(self.window),
+            None if cost == 0 => Duration::ZERO,
+            None => self.window,
         };
-        let reset = match (fits, need > limit) {
-            (true, _) => kept,
-            (false, true) => window,
-            (false, false) => after - window,
-        };
-        let decision = RateDecision {
-            allowed: fits,
+        RateDecision {
+            allowed,
             limit: self.limit,
-            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            reset_after: Duration::from_micros(reset),
-        };
-        (decision, kept)
+            remaining: u32::try_from(limit.saturating_sub(count)).unwrap_or(u32::MAX),
+            reset_after,
+        }
     }
 }
 
@@ -366,10 +347,10 @@ pub struct RateDecision {
 
 /// A rate limiter shared by all instances.
 ///
-/// Contract: `hit` applies [`RatePolicy::gcra`] to the key's backlog atomically: with
-/// `cost ≥ 1` it records the units when they fit (refused hits are not recorded); `cost = 0`
-/// only reports. Exact under concurrency: 1,000 racing hits against a limit of 100 per hour
-/// allow exactly 100.
+/// Contract: `hit` applies [`RatePolicy::fixed_window`] to the key's window atomically: with
+/// `cost ≥ 1` it adds the units to the window (opening one when none is open) and decides on
+/// the new count; `cost = 0` only reports. Exact under concurrency: 1,000 racing hits against
+/// a limit of 100 per hour allow exactly 100.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
@@ -535,70 +516,48 @@ pub trait AuditLog: Send + Sync {
 }
 
 #[cfg(test)]
-mod gcra_tests {
+mod fixed_window_tests {
     use super::*;
 
-    /// 3 units per minute: one unit is 20 s.
     const POLICY: RatePolicy = RatePolicy {
         limit: 3,
         window: Duration::from_secs(60),
     };
-    const S: u64 = 1_000_000;
 
     #[test]
-    fn the_whole_limit_goes_at_once_then_one_unit_per_interval() {
-        let mut backlog = 0;
-        for remaining in [2, 1, 0] {
-            let (d, kept) = POLICY.gcra(backlog, 1);
-            assert!(d.allowed);
-            assert_eq!(d.remaining, remaining);
-            assert_eq!(d.reset_after, Duration::from_micros(kept), "until empty");
-            backlog = kept;
+    fn hits_are_allowed_up_to_the_limit_then_refused_until_the_window_ends() {
+        let left = Some(Duration::from_secs(42));
+        for (count, remaining) in [(1, 2), (2, 1), (3, 0)] {
+            let d = POLICY.fixed_window(count, 1, left);
+            assert!(d.allowed, "hit {count}");
+            assert_eq!((d.limit, d.remaining), (3, remaining));
+            assert_eq!(d.reset_after, Duration::from_secs(42), "the time left");
         }
-        assert_eq!(backlog, 60 * S);
-        let (refused, kept) = POLICY.gcra(backlog, 1);
+        let refused = POLICY.fixed_window(4, 1, left);
         assert!(!refused.allowed);
-        assert_eq!(kept, backlog, "a refused hit is not recorded");
-        assert_eq!(refused.reset_after, Duration::from_secs(20), "one interval");
-        // 20 s later the backlog is 40 s: exactly one unit fits.
-        let (d, kept) = POLICY.gcra(40 * S, 1);
-        assert!(d.allowed);
-        assert_eq!((d.remaining, kept), (0, 60 * S));
+        assert_eq!(refused.remaining, 0);
+        assert_eq!(refused.reset_after, Duration::from_secs(42), "Retry-After");
     }
 
     #[test]
-    fn costs_reports_and_impossible_hits() {
-        let (report, kept) = POLICY.gcra(20 * S, 0);
-        assert!(report.allowed);
-        assert_eq!(
-            (report.remaining, kept),
-            (2, 20 * S),
-            "cost 0 records nothing"
-        );
-        let (two, kept) = POLICY.gcra(20 * S, 2);
-        assert!(two.allowed);
-        assert_eq!((two.remaining, kept), (0, 60 * S));
-        let (refused, _) = POLICY.gcra(30 * S, 2);
-        assert!(!refused.allowed);
-        assert_eq!(refused.reset_after, Duration::from_secs(10));
-        assert_eq!(refused.remaining, 1);
-        let (huge, _) = POLICY.gcra(0, 4);
-        assert!(!huge.allowed);
-        assert_eq!(
-            huge.reset_after, POLICY.window,
-            "more than the limit never fits"
-        );
-    }
-
-    #[test]
-    fn a_limit_above_one_unit_per_microsecond_never_refuses() {
-        let policy = RatePolicy {
-            limit: u32::MAX,
-            window: Duration::from_secs(1),
-        };
-        assert_eq!(policy.interval_micros(), 0);
-        let (d, kept) = policy.gcra(0, 1);
-        assert!(d.allowed);
-        assert_eq!((d.remaining, kept), (u32::MAX, 0));
+    fn reports_costs_and_closed_windows() {
+        let report = POLICY.fixed_window(2, 0, Some(Duration::from_secs(5)));
+        assert!(report.allowed, "one more unit fits");
+        assert_eq!(report.remaining, 1);
+        let full = POLICY.fixed_window(3, 0, Some(Duration::from_secs(5)));
+        assert!(!full.allowed, "no unit fits");
+        assert_eq!(full.reset_after, Duration::from_secs(5));
+        let idle = POLICY.fixed_window(0, 0, None);
+        assert!(idle.allowed);
+        assert_eq!((idle.remaining, idle.reset_after), (3, Duration::ZERO));
+        let two = POLICY.fixed_window(3, 2, Some(Duration::from_secs(9)));
+        assert!(two.allowed, "a cost of 2 that ends at the limit fits");
+        let over = POLICY.fixed_window(4, 2, Some(Duration::from_secs(9)));
+        assert!(!over.allowed);
+        // The window closed as the hit was counted: a whole window ahead.
+        assert_eq!(POLICY.fixed_window(1, 1, None).reset_after, POLICY.window);
+        // Never more than the window, whatever a store reports.
+        let long = POLICY.fixed_window(1, 1, Some(Duration::from_secs(600)));
+        assert_eq!(long.reset_after, POLICY.window);
     }
 }

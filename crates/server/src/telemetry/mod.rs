@@ -11,6 +11,9 @@
 //! - `pretty`: one short human-readable line per event (time, level, message and fields, the
 //!   request's method and route and its ID), coloured only when `ansi` is set (a terminal).
 //!
+//! The Redis adapter's `store` spans (one per round trip) are created only for traces: without
+//! OTLP, log lines name the request's span.
+//!
 //! **Traces** ([`otlp_exporter`]): with `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans go over
 //! OTLP/HTTP (protobuf) through tracing-opentelemetry; the standard `OTEL_*` variables the
 //! OpenTelemetry SDK reads are honoured (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
@@ -112,8 +115,17 @@ where
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         tracing_opentelemetry::layer().with_tracer(provider.tracer(SERVICE_NAME))
     });
+    // Without OTLP, nothing wants the Redis adapter's `store` spans (one per round trip: a
+    // client call in a trace); they are not created at all, a few µs saved per round trip. A
+    // line written inside one then names the request's span, as its request ID does anyway.
+    let no_store_spans = otel.is_none().then(|| {
+        tracing_subscriber::filter::filter_fn(|meta| {
+            !(meta.is_span() && meta.name() == "store" && meta.target().starts_with("portal_redis"))
+        })
+    });
     Registry::default()
         .with(filter(&logging.level))
+        .with(no_store_spans)
         .with(RequestSpans)
         .with(log_layer)
         .with(otel)
@@ -316,5 +328,35 @@ mod tests {
             line["fields"],
             serde_json::json!({"message": "done", "answer": 42, "type": "t", "ok": true, "ratio": 0.5})
         );
+    }
+
+    /// Without OTLP a Redis `store` span is not created at all (no layer wants it), and a line
+    /// written inside one names the request's span and carries its request ID.
+    #[test]
+    fn store_spans_are_left_to_traces() {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let logging = Logging {
+            level: "info".into(),
+            format: LogFormat::Json,
+            ansi: false,
+        };
+        let subscriber = get_subscriber(&logging, move || sink.clone(), None);
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", request_id = "r-1");
+            request.in_scope(|| {
+                let store =
+                    tracing::info_span!(target: "portal_redis", "store", otel.name = "session get");
+                assert!(
+                    store.is_disabled(),
+                    "nothing wants a store span without OTLP"
+                );
+                store.in_scope(|| tracing::warn!("inside"));
+            });
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(line["span"]["name"], "request", "{line}");
+        assert_eq!(line["request_id"], "r-1", "{line}");
     }
 }

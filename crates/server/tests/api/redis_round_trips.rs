@@ -15,14 +15,13 @@
 //! Against a real `redis-server` (portal-redis's harness), from `INFO` deltas around 100
 //! sequential requests (one at a time, so no two requests' commands can share a network read):
 //! - `INFO commandstats` gives the calls per command: we expect exactly one `HMGET` (session)
-//!   and one `EVALSHA` (rate-limit script) per request, an `MGET` (cache entry + generation)
-//!   at most once per started `METRICS_NEAR_FOR` of the run (plus one), and nothing else but
-//!   the commands the rate-limit script runs inside Redis, the health monitor's `PING`s and
-//!   our own `INFO`s.
+//!   and one rate-limit hit (`MULTI`, `SET`, `INCRBY`, `PTTL`, `EXEC`) per request, an `MGET`
+//!   (cache entry + generation) at most once per started `METRICS_NEAR_FOR` of the run (plus
+//!   one), and nothing else but the health monitor's `PING`s and our own `INFO`s.
 //! - `INFO stats` `total_reads_processed` counts the reads Redis did on client sockets: a
 //!   pipeline is written by the client in one go and read by Redis in one read, so this is
 //!   the number of round trips. Minus the `PING`s (one read each), our `INFO`s and the `MGET`s,
-//!   it must be at most 1 per request: `HMGET`+`EVALSHA` (one pipeline), with a few reads of
+//!   it must be at most 1 per request: the `HMGET` and the hit (one pipeline), with a few reads of
 //!   slack for background noise (2 round trips per request would add 100).
 
 #![allow(clippy::print_stdout)] // measured figures, shown with --nocapture
@@ -66,6 +65,10 @@ on_topologies!(round_trips:
     on_a_cluster_a_cached_dashboard_request_costs_one_round_trip_of_latency => Deployment::own_cluster(),
 );
 
+/// The commands of one rate-limit hit: `MULTI`, `SET NX PX` (opens a window), `INCRBY`, `PTTL`,
+/// `EXEC`, sent with the session read.
+const LIMIT_HIT: [&str; 5] = ["multi", "set", "incrby", "pttl", "exec"];
+
 async fn round_trips(redis: Deployment) {
     let cluster = redis.name() == "cluster";
     let app = spawn_app_with(|s| Settings {
@@ -105,11 +108,14 @@ async fn round_trips(redis: Deployment) {
         Some(&N),
         "one session read each: {calls:?}"
     );
-    assert_eq!(
-        calls.get("evalsha"),
-        Some(&N),
-        "one limit hit each: {calls:?}"
-    );
+    // One limit hit each: a transaction of plain commands, no script.
+    for command in LIMIT_HIT {
+        assert_eq!(
+            calls.get(command),
+            Some(&N),
+            "one limit hit each ({command}): {calls:?}"
+        );
+    }
     // The cache entry: read once, then served from the instance for METRICS_NEAR_FOR.
     let mgets = calls.get("mget").copied().unwrap_or(0);
     let near_periods = (elapsed.as_secs_f64() / METRICS_NEAR_FOR.as_secs_f64()).ceil() as u64;
@@ -117,14 +123,12 @@ async fn round_trips(redis: Deployment) {
         mgets <= near_periods + 1,
         "at most one cache read per {METRICS_NEAR_FOR:?} ({elapsed:?}): {calls:?}"
     );
-    // `commandstats` also counts the commands the rate-limit script runs inside Redis (no
-    // round trip of their own); deadpool's recycle check (`UNWATCH`) must not appear: commands
-    // share one multiplexed connection instead of checking one out of the pool each time.
-    const IN_SCRIPT: [&str; 3] = ["time", "get", "set"];
+    // Deadpool's recycle check (`UNWATCH`) must not appear: commands share one multiplexed
+    // connection instead of checking one out of the pool each time.
     let others: Vec<_> = calls
         .keys()
-        .filter(|c| !["hmget", "evalsha", "mget"].contains(&c.as_str()))
-        .filter(|c| !IN_SCRIPT.contains(&c.as_str()))
+        .filter(|c| !["hmget", "mget"].contains(&c.as_str()))
+        .filter(|c| !LIMIT_HIT.contains(&c.as_str()))
         // The cluster client's own topology queries (`CLUSTER SLOTS`/`NODES`), if any.
         .filter(|c| !(cluster && c.as_str() == "cluster"))
         .collect();
@@ -141,7 +145,7 @@ async fn round_trips(redis: Deployment) {
     let round_trips = reads.saturating_sub(pings + nodes);
     println!(
         "{N} cached requests in {elapsed:?}: {} commands, {round_trips} round trips ({:.2} per request)",
-        2 * N + mgets,
+        (1 + LIMIT_HIT.len() as u64) * N + mgets,
         round_trips as f64 / N as f64
     );
     // A few reads of slack: Redis also counts a read for a new health-check connection or a
