@@ -1,5 +1,5 @@
 //! Single-use tokens (`GETDEL`), the lock (`SET NX PX`, compare-and-renew, compare-and-delete), the rate limiter
-//! (a fixed window counted with `INCRBY` in a `MULTI`, no script) and idempotency records.
+//! (a fixed window counted with `INCRBY`, no script) and idempotency records.
 
 use crate::{RedisStores, error, millis};
 use async_trait::async_trait;
@@ -131,10 +131,12 @@ pub(crate) type RateReply = (u64, i64);
 
 impl RedisStores {
     /// The commands of one hit of [`RatePolicy::fixed_window`] on the key's counter, to ride in
-    /// a pipeline: `SET 0 PX <window> NX` opens a window when none is open, `INCRBY` counts,
-    /// `PTTL` tells the time left. The caller wraps them in `MULTI`/`EXEC`, so no other client's
-    /// command (and no expiry) comes between them: the counter never lives without its TTL.
-    /// Plain commands, no script: about 1 µs inside Redis where a script costs 5–10.
+    /// a pipeline: `SET 0 PX <window> NX` opens a window when none is open, `INCRBY` counts
+    /// (atomically: racing hits each get their own count), `PTTL` tells the time left. Plain
+    /// commands, no script and no `MULTI`: about 1 µs inside Redis, where the script cost 5–10.
+    /// Should the window close between the `SET` and the `INCRBY` (microseconds apart), the
+    /// `INCRBY` makes a counter without a TTL: its `PTTL` of -1 says so, and
+    /// [`Self::rate_decision`] gives it its window (any later hit would too).
     pub(crate) fn rate_hit_commands(
         &self,
         key: &str,
@@ -155,9 +157,8 @@ impl RedisStores {
         [open, count, left]
     }
 
-    /// The decision of a hit's reply. A counter without a TTL (only possible on Redis before
-    /// 7.0, which may expire a key between two commands of a transaction) is given its window
-    /// back, so it cannot refuse for ever.
+    /// The decision of a hit's reply. A counter without a TTL (its window closed between the
+    /// hit's `SET` and `INCRBY`) is given its window, so it cannot refuse for ever.
     pub(crate) async fn rate_decision(
         &self,
         key: &str,
@@ -196,7 +197,6 @@ impl RateLimiter for RedisStores {
         cost: u32,
     ) -> Result<RateDecision, StoreError> {
         let mut pipe = redis::pipe();
-        pipe.atomic();
         if cost == 0 {
             let key = self.keys().rate_limit(key);
             pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);

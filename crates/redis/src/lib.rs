@@ -126,6 +126,8 @@ struct Inner {
     /// is forgotten on a connection error or a timeout; a Cluster connection repairs its node
     /// connections itself and is forgotten only when the health monitor's ping fails.
     epoch: AtomicU64,
+    /// The sessions each thread decoded last (`session`).
+    decoded: session::DecodedSessions,
     /// Serialises opening connections: during a reconnect storm each thread opens one
     /// connection, not one per waiting request.
     connecting: tokio::sync::Mutex<()>,
@@ -180,6 +182,7 @@ impl RedisStores {
                 bus: tokio::sync::Mutex::new(None),
                 shared: ThreadLocal::new(),
                 epoch: AtomicU64::new(0),
+                decoded: session::DecodedSessions::default(),
                 connecting: tokio::sync::Mutex::new(()),
                 mismatch: OnceLock::new(),
                 refused: AtomicU64::new(0),
@@ -245,6 +248,10 @@ impl RedisStores {
 
     fn deadline(&self) -> Duration {
         self.inner.connect_timeout + self.inner.command_timeout
+    }
+
+    pub(crate) fn decoded(&self) -> &session::DecodedSessions {
+        &self.inner.decoded
     }
 
     /// This thread's connection slot.

@@ -19,8 +19,11 @@ use portal_domain::StoreError;
 use portal_domain::model::{Session, SessionKey, UserId};
 use portal_domain::ports::stores::{RateDecision, RateLimiter, RatePolicy, SessionStore};
 use redis::Script;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
+use thread_local::ThreadLocal;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -98,10 +101,65 @@ fn decode(data: Option<String>, activity: Option<String>) -> Result<Option<Sessi
     };
     let mut session: Session =
         serde_json::from_str(&data).map_err(|_| error::corrupt("session"))?;
-    if let Some(at) = activity.and_then(|a| OffsetDateTime::parse(&a, &Rfc3339).ok()) {
+    apply_activity(&mut session, activity.as_deref());
+    Ok(Some(session))
+}
+
+fn apply_activity(session: &mut Session, activity: Option<&str>) {
+    if let Some(at) = activity.and_then(|a| OffsetDateTime::parse(a, &Rfc3339).ok()) {
         session.last_activity = at;
     }
-    Ok(Some(session))
+}
+
+/// The sessions each thread decoded last, with the stored values they came from: a request's
+/// session read whose stored values are byte for byte those decoded before is not parsed again
+/// (decoding is a function of those bytes, so nothing goes stale: a changed session is a
+/// changed value, and a missing one is `None` before the memo is asked). Saves the JSON and
+/// RFC 3339 parsing of every request but a session's first on a thread. Bounded: a thread's
+/// memo is emptied when it reaches [`DecodedSessions::MAX`] sessions.
+#[derive(Default)]
+pub(crate) struct DecodedSessions(ThreadLocal<RefCell<HashMap<String, Decoded>>>);
+
+struct Decoded {
+    data: String,
+    activity: Option<String>,
+    session: Session,
+}
+
+impl DecodedSessions {
+    /// Sessions remembered per thread.
+    const MAX: usize = 4096;
+
+    fn decode(
+        &self,
+        key: &str,
+        data: Option<String>,
+        activity: Option<String>,
+    ) -> Result<Option<Session>, StoreError> {
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let mut memo = self.0.get_or_default().borrow_mut();
+        if let Some(known) = memo.get(key)
+            && known.data == data
+            && known.activity == activity
+        {
+            return Ok(Some(known.session.clone()));
+        }
+        let mut session: Session =
+            serde_json::from_str(&data).map_err(|_| error::corrupt("session"))?;
+        apply_activity(&mut session, activity.as_deref());
+        if memo.len() >= Self::MAX {
+            memo.clear();
+        }
+        let decoded = Decoded {
+            data,
+            activity,
+            session: session.clone(),
+        };
+        memo.insert(key.to_owned(), decoded);
+        Ok(Some(session))
+    }
 }
 
 fn encode(session: &Session) -> Result<String, StoreError> {
@@ -205,11 +263,11 @@ impl SessionStore for RedisStores {
                     .arg("lastActivity"),
             )
             .await?;
-        decode(data, activity)
+        self.decoded().decode(key.as_str(), data, activity)
     }
 
-    /// One round trip: `HMGET` of the session and the rate limit's hit (`MULTI`, `SET NX PX`,
-    /// `INCRBY`, `PTTL`, `EXEC`), pipelined on a single node. The pipeline ignores per-command
+    /// One round trip: `HMGET` of the session and the rate limit's hit (`SET NX PX`, `INCRBY`,
+    /// `PTTL`), pipelined on a single node. The pipeline ignores per-command
     /// errors so that a failed hit (e.g. Redis out of memory refusing the write) only costs the
     /// limiter part: the decision is then `None` and the caller applies the limit its own way.
     /// A session-read error fails the call (fail closed).
@@ -235,24 +293,23 @@ impl SessionStore for RedisStores {
             .arg(self.keys().session(key))
             .arg("data")
             .arg("lastActivity")
-            .cmd("MULTI")
-            .ignore();
-        for cmd in [open, count, left] {
-            pipe.add_command(cmd).ignore();
-        }
-        pipe.cmd("EXEC");
+            .add_command(open)
+            .ignore()
+            .add_command(count)
+            .add_command(left);
         type Reply = (
             redis::RedisResult<(Option<String>, Option<String>)>,
-            redis::RedisResult<(redis::Value, u64, i64)>,
+            redis::RedisResult<u64>,
+            redis::RedisResult<i64>,
         );
-        let (read, hit): Reply = self.pipe("session get", &pipe).await?;
+        let (read, count, pttl): Reply = self.pipe("session get", &pipe).await?;
         let (data, activity) = read.map_err(|e| error::unavailable("session get", &e))?;
-        let session = decode(data, activity)?;
-        let decision = match hit {
-            Ok((_, count, pttl)) => {
+        let session = self.decoded().decode(key.as_str(), data, activity)?;
+        let decision = match (count, pttl) {
+            (Ok(count), Ok(pttl)) => {
                 Some(self.rate_decision(rate_key, policy, 1, (count, pttl)).await)
             }
-            Err(_) => None,
+            _ => None,
         };
         Ok((session, decision))
     }
@@ -340,5 +397,69 @@ impl SessionStore for RedisStores {
             .filter(|(_, n)| *n > 0)
             .map(|(m, _)| SessionKey::from_hex(m))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portal_contract::fixtures;
+    use portal_domain::model::TenantId;
+
+    /// The memo answers what decoding answers: the same session for the same stored values, the
+    /// new one as soon as the data or the activity changed.
+    #[test]
+    fn a_decoded_session_is_reused_only_for_the_same_stored_values() {
+        let memo = DecodedSessions::default();
+        let mut session = fixtures::session(&fixtures::user(), TenantId::new_random());
+        let data = encode(&session).unwrap();
+        let activity = Some("2026-11-29T10:00:00Z".to_owned());
+        let first = memo
+            .decode("k", Some(data.clone()), activity.clone())
+            .unwrap();
+        let expected = decode(Some(data.clone()), activity.clone()).unwrap();
+        assert_eq!(first, expected);
+        assert_eq!(
+            memo.decode("k", Some(data.clone()), activity.clone())
+                .unwrap(),
+            expected
+        );
+
+        session.name = "Renamed".into();
+        let renamed = encode(&session).unwrap();
+        let read = memo.decode("k", Some(renamed), activity).unwrap().unwrap();
+        assert_eq!(read.name, "Renamed", "changed data is decoded again");
+
+        let later = Some("2026-11-29T10:05:00Z".to_owned());
+        let read = memo
+            .decode("k", Some(data.clone()), later.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, decode(Some(data.clone()), later).unwrap().unwrap());
+        assert_eq!(
+            memo.decode("k", None, None).unwrap(),
+            None,
+            "a missing session"
+        );
+        assert!(
+            memo.decode("k", Some("{".into()), None).is_err(),
+            "corrupt data"
+        );
+    }
+
+    #[test]
+    fn the_memo_of_a_thread_stays_bounded() {
+        let memo = DecodedSessions::default();
+        let data = encode(&fixtures::session(
+            &fixtures::user(),
+            TenantId::new_random(),
+        ))
+        .unwrap();
+        for i in 0..(DecodedSessions::MAX + 10) {
+            memo.decode(&format!("k{i}"), Some(data.clone()), None)
+                .unwrap();
+        }
+        let held = memo.0.get().map_or(0, |m| m.borrow().len());
+        assert!(held <= DecodedSessions::MAX, "{held}");
     }
 }

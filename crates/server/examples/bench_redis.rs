@@ -8,9 +8,9 @@
 //! 2. Closed loop: `BENCH_CONNECTIONS` (64) connections for `BENCH_SECS` (10) s → requests/s,
 //!    p50/p99, and from `INFO commandstats` deltas: Redis commands per request and round trips
 //!    per request. A round trip is one exchange on the connection: the session `HMGET` and the
-//!    rate-limit hit (`MULTI`, `SET`, `INCRBY`, `PTTL`, `EXEC`) go in one pipeline (one round
-//!    trip), the cache `MGET` in another; so round trips = the `HMGET`s (or the hits' `EXEC`s,
-//!    if more) + the `MGET`s. That they really
+//!    rate-limit hit (`SET`, `INCRBY`, `PTTL`) go in one pipeline (one round trip), the cache
+//!    `MGET` in another; so round trips = the `HMGET`s (or the hits' `INCRBY`s, if more) + the
+//!    `MGET`s. That they really
 //!    share one network read is checked by `tests/api/redis_round_trips.rs` (which counts Redis's
 //!    `total_reads_processed` with one request at a time); the socket reads per request printed
 //!    here are lower under load, as the multiplexed connection also batches concurrent
@@ -159,9 +159,9 @@ async fn measure(
     let after = redis_counters(&mut counters).await;
     let n = lat.len() as f64;
     let d = |k: &str| delta(&after, &before, k);
-    let (hmget, hits, mget) = (d("hmget"), d("exec"), d("mget"));
-    // The commands of a limit hit's transaction.
-    const HIT: [&str; 5] = ["multi", "set", "incrby", "pttl", "exec"];
+    let (hmget, hits, mget) = (d("hmget"), d("incrby"), d("mget"));
+    // The commands of a limit hit.
+    const HIT: [&str; 3] = ["set", "incrby", "pttl"];
     let in_hits: u64 = HIT.iter().map(|k| d(k)).sum();
     // Sent by the service, minus the health monitor's (`PING`, and `UNWATCH` of the pool's
     // recycle check), the cluster client's topology reads and ours (`INFO`).

@@ -309,8 +309,8 @@ impl RatePolicy {
     /// closed as it was counted). `reset_after` is the time left: `Retry-After` for a refusal,
     /// `RateLimit-Reset` otherwise.
     ///
-    /// The Redis adapter counts with `INCRBY` in a `MULTI` (`portal-redis`'s
-    /// `coordination.rs`); the contract suite holds both adapters to this rule.
+    /// The Redis adapter counts with `INCRBY` (`portal-redis`'s `coordination.rs`); the
+    /// contract suite holds both adapters to this rule.
     pub fn fixed_window(self, count: u64, cost: u32, left: Option<Duration>) -> RateDecision {
         let limit = u64::from(self.limit);
         let allowed = if cost == 0 {
