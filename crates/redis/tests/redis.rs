@@ -557,3 +557,102 @@ async fn an_index_of_the_earlier_set_shape_is_converted() {
     let exists: bool = conn.exists(&index).await.unwrap();
     assert!(!exists, "an empty index is gone");
 }
+
+/// A thread standing in for an actix worker: its own single-threaded runtime, running the jobs
+/// it is sent one at a time.
+struct Worker {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce(&tokio::runtime::Runtime) + Send>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn start() -> Self {
+        let (jobs, rx) =
+            std::sync::mpsc::channel::<Box<dyn FnOnce(&tokio::runtime::Runtime) + Send>>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            for job in rx {
+                job(&rt);
+            }
+        });
+        Self {
+            jobs,
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs `f` on the worker's runtime and waits for its answer.
+    fn run<T, F, Fut>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Box::new(move |rt| tx.send(rt.block_on(f())).unwrap()))
+            .unwrap();
+        rx.recv().unwrap()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let (closed, _) = std::sync::mpsc::channel();
+        self.jobs = closed;
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// The number of clients connected to `server`, ours (`raw`) excluded.
+async fn clients(server: &RedisServer) -> usize {
+    let mut conn = raw(server).await;
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.lines().count() - 1
+}
+
+/// Each worker thread opens its own connection (its driver then runs on that thread, so a
+/// command never wakes another thread), and one thread finding its connection dead replaces
+/// them all: after a restart only the first command to fail costs anything (a read is retried
+/// on a fresh connection), and another worker's next write goes through at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_thread_has_its_connection_and_one_failure_replaces_them_all() {
+    let mut server = RedisServer::start().await;
+    let store = stores(&server);
+    let (a, b) = (Worker::start(), Worker::start());
+    let policy = RatePolicy {
+        limit: 100,
+        window: HOUR,
+    };
+    let hit = |w: &Worker, key: &'static str| {
+        let store = store.clone();
+        w.run(move || async move { store.hit(key, policy, 1).await })
+    };
+    let write_a = tokio::task::block_in_place(|| hit(&a, "a"));
+    assert!(write_a.unwrap().allowed);
+    let write_b = tokio::task::block_in_place(|| hit(&b, "b"));
+    assert!(write_b.unwrap().allowed);
+    assert_eq!(clients(&server).await, 2, "one connection per thread");
+    tokio::task::block_in_place(|| hit(&b, "b")).unwrap();
+    assert_eq!(clients(&server).await, 2, "kept, not one per command");
+
+    server.restart().await;
+    // A read on A finds its connection dead, forgets every thread's, retries on a fresh one.
+    let read_a = tokio::task::block_in_place(|| {
+        let store = store.clone();
+        a.run(move || async move { SessionStore::get(&store, &fixtures::session_key()).await })
+    });
+    assert_eq!(read_a, Ok(None), "a read is retried on a fresh connection");
+    // B's write (not retried) goes out on a fresh connection too.
+    let write_b = tokio::task::block_in_place(|| hit(&b, "b"));
+    assert!(write_b.is_ok(), "B's connection was replaced: {write_b:?}");
+}
