@@ -558,17 +558,19 @@ async fn an_index_of_the_earlier_set_shape_is_converted() {
     assert!(!exists, "an empty index is gone");
 }
 
+/// What a [`Worker`] runs: a closure given the worker's runtime.
+type Job = Box<dyn FnOnce(&tokio::runtime::Runtime) + Send>;
+
 /// A thread standing in for an actix worker: its own single-threaded runtime, running the jobs
 /// it is sent one at a time.
 struct Worker {
-    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce(&tokio::runtime::Runtime) + Send>>,
+    jobs: std::sync::mpsc::Sender<Job>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
     fn start() -> Self {
-        let (jobs, rx) =
-            std::sync::mpsc::channel::<Box<dyn FnOnce(&tokio::runtime::Runtime) + Send>>();
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -273,8 +273,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fields_recorded_later_join_the_spans_object_and_a_key_recorded_again_keeps_the_last_value() {
+    /// The JSON lines `get_subscriber` (level `info`, no OTLP) writes while `f` runs.
+    fn json_lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
         let lines = Lines::default();
         let sink = lines.clone();
         let logging = Logging {
@@ -283,7 +283,16 @@ mod tests {
             ansi: false,
         };
         let subscriber = get_subscriber(&logging, move || sink.clone(), None);
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn fields_recorded_later_join_the_spans_object_and_a_key_recorded_again_keeps_the_last_value() {
+        let lines = json_lines(|| {
             let span = tracing::info_span!(
                 "request",
                 method = "GET",
@@ -303,11 +312,6 @@ mod tests {
             });
             tracing::warn!("outside");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
         let (line, outside) = (&lines[0], &lines[1]);
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["target"], "portal_server::telemetry::tests");
@@ -334,15 +338,7 @@ mod tests {
     /// written inside one names the request's span and carries its request ID.
     #[test]
     fn store_spans_are_left_to_traces() {
-        let lines = Lines::default();
-        let sink = lines.clone();
-        let logging = Logging {
-            level: "info".into(),
-            format: LogFormat::Json,
-            ansi: false,
-        };
-        let subscriber = get_subscriber(&logging, move || sink.clone(), None);
-        tracing::subscriber::with_default(subscriber, || {
+        let lines = json_lines(|| {
             let request = tracing::info_span!("request", request_id = "r-1");
             request.in_scope(|| {
                 let store =
@@ -354,8 +350,7 @@ mod tests {
                 store.in_scope(|| tracing::warn!("inside"));
             });
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let line = &lines[0];
         assert_eq!(line["span"]["name"], "request", "{line}");
         assert_eq!(line["request_id"], "r-1", "{line}");
     }
