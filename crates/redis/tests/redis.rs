@@ -575,7 +575,7 @@ impl Worker {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
+                .expect("a runtime");
             for job in rx {
                 job(&rt);
             }
@@ -595,9 +595,11 @@ impl Worker {
     {
         let (tx, rx) = std::sync::mpsc::channel();
         self.jobs
-            .send(Box::new(move |rt| tx.send(rt.block_on(f())).unwrap()))
-            .unwrap();
-        rx.recv().unwrap()
+            .send(Box::new(move |rt| {
+                tx.send(rt.block_on(f())).expect("the caller waits");
+            }))
+            .expect("the worker runs");
+        rx.recv().expect("the job answers")
     }
 }
 
@@ -606,7 +608,7 @@ impl Drop for Worker {
         let (closed, _) = std::sync::mpsc::channel();
         self.jobs = closed;
         if let Some(t) = self.thread.take() {
-            t.join().unwrap();
+            t.join().expect("the worker ends");
         }
     }
 }
@@ -618,7 +620,7 @@ async fn clients(server: &RedisServer) -> usize {
         .arg("LIST")
         .query_async(&mut conn)
         .await
-        .unwrap();
+        .expect("CLIENT LIST");
     list.lines().count() - 1
 }
 
