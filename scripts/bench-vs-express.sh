@@ -9,6 +9,7 @@
 #
 # Settings (environment): BENCH_RUNS (3), BENCH_SECS (10), BENCH_CONNECTIONS (32),
 # BENCH_WRK_THREADS (2), WORKERS (the service's worker threads; default one per core),
+# BENCH_BIN (a prebuilt agent-portal to measure instead of this tree's),
 # BENCH_SKIP_EXPRESS=1 (the service only), BENCH_KEEP_TMP=1 (keep the logs).
 #
 # BENCH_PROFILE=docs/perf/NAME.svg instead records a CPU profile of the service under the
@@ -43,8 +44,13 @@ need wrk wrk
 need redis-server redis-server
 [ "${BENCH_SKIP_EXPRESS:-0}" = 1 ] || { need node nodejs; need npm npm; }
 
-cargo build --quiet --release -p portal-server --bin agent-portal
-bin="$target/release/agent-portal"
+# BENCH_BIN=path runs that binary instead of building this tree's (an A/B of two builds).
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin="$BENCH_BIN"
+else
+  cargo build --quiet --release -p portal-server --bin agent-portal
+  bin="$target/release/agent-portal"
+fi
 
 tmp="$(mktemp -d)"
 pids=()

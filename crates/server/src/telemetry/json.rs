@@ -73,11 +73,51 @@ where
     }
 }
 
-/// `value` as a JSON string.
+/// `value` as a JSON string, escaped exactly as serde_json escapes it (quote, backslash and
+/// control characters; nothing else), written straight into `line`.
 pub(super) fn push_json_str(line: &mut String, value: &str) {
-    match serde_json::to_string(value) {
-        Ok(quoted) => line.push_str(&quoted),
-        Err(_) => line.push_str("\"\""),
+    line.push('"');
+    push_escaped(line, value);
+    line.push('"');
+}
+
+/// The inside of a JSON string: `value` with quote, backslash and control characters escaped.
+/// Every byte escaped is ASCII, so the slices between them stay on character boundaries.
+fn push_escaped(line: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, byte) in value.bytes().enumerate() {
+        let short = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        line.push_str(&value[start..i]);
+        if short.is_empty() {
+            line.push_str("\\u00");
+            line.push(char::from(HEX[usize::from(byte >> 4)]));
+            line.push(char::from(HEX[usize::from(byte & 0xf)]));
+        } else {
+            line.push_str(short);
+        }
+        start = i + 1;
+    }
+    line.push_str(&value[start..]);
+}
+
+/// Escapes what is written through it into a JSON string's inside (a `Debug` value).
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        push_escaped(self.0, s);
+        Ok(())
     }
 }
 
@@ -144,18 +184,23 @@ impl Visit for JsonObjectVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
         self.key(field);
-        push_json_str(self.out, &format!("{value:?}"));
+        self.out.push('"');
+        let _ = write!(Escaping(self.out), "{value:?}");
+        self.out.push('"');
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
+        use std::fmt::Write;
         self.key(field);
-        self.out.push_str(&value.to_string());
+        let _ = write!(self.out, "{value}");
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
+        use std::fmt::Write;
         self.key(field);
-        self.out.push_str(&value.to_string());
+        let _ = write!(self.out, "{value}");
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -182,6 +227,13 @@ pub(super) fn json_pairs(fields: impl RecordFields) -> (String, Vec<&'static str
     fields.record(&mut visitor);
     let names = visitor.names;
     (out, names)
+}
+
+/// Whether the JSON object `object` has the key `name` (`"name":` somewhere in it).
+fn has_key(object: &str, name: &str) -> bool {
+    object
+        .match_indices(name)
+        .any(|(at, _)| object[..at].ends_with('"') && object[at + name.len()..].starts_with("\":"))
 }
 
 impl<'writer> FormatFields<'writer> for JsonSpanFields {
@@ -211,7 +263,7 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         };
         let seen = names.iter().any(|name| {
             let name = name.strip_prefix("r#").unwrap_or(name);
-            current.fields.contains(&format!("\"{name}\":"))
+            has_key(&current.fields, name)
         });
         if seen {
             // A key recorded again: merge (the later value wins), as JsonFields does.
@@ -232,5 +284,40 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         current.fields.push_str(&pairs);
         current.fields.push('}');
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every string is written as serde_json writes it: all control characters, quotes,
+    /// backslashes, non-ASCII text, and text around them.
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let controls: String = (0u8..0x20).map(char::from).collect();
+        for value in [
+            "",
+            "plain",
+            "say \"hi\"\\ now",
+            "tab\there\r\nnext",
+            "é, 漢字, 🙂 and \u{7f}",
+            &controls,
+            "\u{1}start",
+            "end\u{1f}",
+        ] {
+            let mut line = String::new();
+            push_json_str(&mut line, value);
+            assert_eq!(line, serde_json::to_string(value).unwrap(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_is_found_only_as_a_key() {
+        let object = r#"{"user_id":"u-1","status":"user","x":1}"#;
+        assert!(has_key(object, "user_id"));
+        assert!(has_key(object, "x"));
+        assert!(!has_key(object, "user"), "a value, not a key");
+        assert!(!has_key(object, "id"), "the end of a key, not a key");
     }
 }
