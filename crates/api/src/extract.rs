@@ -95,11 +95,10 @@ pub(crate) fn signed_cookie(
     name: &str,
 ) -> Option<Result<SecretString, ()>> {
     let raw = req.cookie(name)?;
-    let mut jar = CookieJar::new();
-    jar.add_original(raw.into_owned());
     Some(
-        jar.signed(&web.cookie_key)
-            .get(name)
+        CookieJar::new()
+            .signed(&web.cookie_key)
+            .verify(raw.into_owned())
             .map(|c| SecretString::from(c.value().to_owned()))
             .ok_or(()),
     )
