@@ -19,14 +19,16 @@
 //! user, password, TLS and client certificates ([`RedisSettings`]). The commands of a thread
 //! share one connection (`conn`), opened on that thread: a multiplexed connection to the node or
 //! master, or the `redis` crate's own cluster connection, which follows `MOVED`/`ASK` and
-//! failovers. An actix worker's commands and its connection's driver so stay on one thread. No command spans
-//! two Cluster slots: multi-key commands and scripts use keys of one hash tag, and the few
-//! operations over several sessions send one command per key on a Cluster (`per_key`).
+//! failovers. An actix worker's commands and its connection's driver so stay on one thread.
+//! No command spans two Cluster slots: multi-key commands and scripts use keys of one hash
+//! tag, and the few operations over several sessions send one command per key on a Cluster
+//! (`per_key`).
 //!
 //! # Failures
-//! A broken connection to a node is dropped and replaced; the health monitor pings through the
-//! same connection every 500 ms, so after a restart or failover it is replaced before
-//! `/readyz` turns green and no request pays for finding it dead. A read that fails on a
+//! A broken connection to a node is dropped and replaced, with every other thread's (a new
+//! generation); the health monitor pings through its own thread's connection every 500 ms, so
+//! after a restart or failover the connections are replaced before `/readyz` turns green and
+//! no request pays for finding one dead. A read that fails on a
 //! broken connection is retried once on a fresh one. An outage logs one line per state change
 //! (the health monitor); each refused operation is counted ([`RedisHealth::refused_total`]).
 //!
