@@ -96,19 +96,17 @@ fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
 
 /// Decodes the `HMGET data lastActivity` answer.
 fn decode(data: Option<String>, activity: Option<String>) -> Result<Option<Session>, StoreError> {
-    let Some(data) = data else {
-        return Ok(None);
-    };
-    let mut session: Session =
-        serde_json::from_str(&data).map_err(|_| error::corrupt("session"))?;
-    apply_activity(&mut session, activity.as_deref());
-    Ok(Some(session))
+    data.map(|data| parse(&data, activity.as_deref()))
+        .transpose()
 }
 
-fn apply_activity(session: &mut Session, activity: Option<&str>) {
+/// A stored session: its JSON, with `lastActivity` (written on its own) over the JSON's.
+fn parse(data: &str, activity: Option<&str>) -> Result<Session, StoreError> {
+    let mut session: Session = serde_json::from_str(data).map_err(|_| error::corrupt("session"))?;
     if let Some(at) = activity.and_then(|a| OffsetDateTime::parse(a, &Rfc3339).ok()) {
         session.last_activity = at;
     }
+    Ok(session)
 }
 
 /// The sessions each thread decoded last, with the stored values they came from: a request's
@@ -146,9 +144,7 @@ impl DecodedSessions {
         {
             return Ok(Some(known.session.clone()));
         }
-        let mut session: Session =
-            serde_json::from_str(&data).map_err(|_| error::corrupt("session"))?;
-        apply_activity(&mut session, activity.as_deref());
+        let session = parse(&data, activity.as_deref())?;
         if memo.len() >= Self::MAX {
             memo.clear();
         }
