@@ -126,35 +126,37 @@ impl Lock for RedisStores {
     }
 }
 
-/// What a hit's transaction answers: the window's count after the hit and its `PTTL` (ms).
+/// What a hit answers: the window's count after the hit and its `PTTL` (ms).
 pub(crate) type RateReply = (u64, i64);
 
 impl RedisStores {
-    /// The commands of one hit of [`RatePolicy::fixed_window`] on the key's counter, to ride in
-    /// a pipeline: `SET 0 PX <window> NX` opens a window when none is open, `INCRBY` counts
-    /// (atomically: racing hits each get their own count), `PTTL` tells the time left. Plain
-    /// commands, no script and no `MULTI`: about 1 µs inside Redis, where the script cost 5–10.
-    /// Should the window close between the `SET` and the `INCRBY` (microseconds apart), the
-    /// `INCRBY` makes a counter without a TTL: its `PTTL` of -1 says so, and
-    /// [`Self::rate_decision`] gives it its window (any later hit would too).
-    pub(crate) fn rate_hit_commands(
+    /// Adds one hit of [`RatePolicy::fixed_window`] on the key's counter to `pipe`, answering
+    /// a [`RateReply`]: `SET 0 PX <window> NX` opens a window when none is open (its answer
+    /// ignored), `INCRBY` counts (atomically: racing hits each get their own count), `PTTL`
+    /// tells the time left. Plain commands, no script and no `MULTI`: about 1 µs inside Redis,
+    /// where the script cost 5–10. Should the window close between the `SET` and the `INCRBY`
+    /// (microseconds apart), the `INCRBY` makes a counter without a TTL: its `PTTL` of -1 says
+    /// so, and [`Self::rate_decision`] gives it its window (any later hit would too).
+    pub(crate) fn add_rate_hit(
         &self,
+        pipe: &mut redis::Pipeline,
         key: &str,
         policy: RatePolicy,
         cost: u32,
-    ) -> [redis::Cmd; 3] {
+    ) {
         let key = self.keys().rate_limit(key);
-        let mut open = redis::cmd("SET");
-        open.arg(&key)
+        pipe.cmd("SET")
+            .arg(&key)
             .arg(0)
             .arg("PX")
             .arg(millis(policy.window))
-            .arg("NX");
-        let mut count = redis::cmd("INCRBY");
-        count.arg(&key).arg(cost);
-        let mut left = redis::cmd("PTTL");
-        left.arg(&key);
-        [open, count, left]
+            .arg("NX")
+            .ignore()
+            .cmd("INCRBY")
+            .arg(&key)
+            .arg(cost)
+            .cmd("PTTL")
+            .arg(&key);
     }
 
     /// The decision of a hit's reply. A counter without a TTL (its window closed between the
@@ -203,11 +205,7 @@ impl RateLimiter for RedisStores {
             let (count, pttl): (Option<u64>, i64) = self.pipe("rate limit", &pipe).await?;
             return Ok(policy.fixed_window(count.unwrap_or(0), 0, left(pttl)));
         }
-        let [open, count, ttl] = self.rate_hit_commands(key, policy, cost);
-        pipe.add_command(open)
-            .ignore()
-            .add_command(count)
-            .add_command(ttl);
+        self.add_rate_hit(&mut pipe, key, policy, cost);
         let reply: RateReply = self.pipe("rate limit", &pipe).await?;
         Ok(self.rate_decision(key, policy, cost, reply).await)
     }

@@ -282,17 +282,13 @@ impl SessionStore for RedisStores {
                 futures::join!(SessionStore::get(self, key), self.hit(rate_key, policy, 1));
             return Ok((session?, decision.ok()));
         }
-        let [open, count, left] = self.rate_hit_commands(rate_key, policy, 1);
         let mut pipe = redis::pipe();
         pipe.ignore_errors()
             .cmd("HMGET")
             .arg(self.keys().session(key))
             .arg("data")
-            .arg("lastActivity")
-            .add_command(open)
-            .ignore()
-            .add_command(count)
-            .add_command(left);
+            .arg("lastActivity");
+        self.add_rate_hit(&mut pipe, rate_key, policy, 1);
         type Reply = (
             redis::RedisResult<(Option<String>, Option<String>)>,
             redis::RedisResult<u64>,
