@@ -1,48 +1,27 @@
 //! Rate limiting by [`RatePolicy::fixed_window`]: one counted window per key.
 
 use crate::lock;
-use crate::ttl::deadline;
+use crate::ttl::{TtlMap, deadline};
 use async_trait::async_trait;
 use portal_domain::StoreError;
 use portal_domain::ports::stores::{RateDecision, RateLimiter, RatePolicy};
-use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::time::Instant;
 
-/// The smallest number of keys at which closed windows are swept.
-const MIN_PURGE_LEN: usize = 1024;
-
-/// A key's open window: the units counted in it and when it closes.
+/// A key's open window: the units counted in it and when it closes (also its entry's
+/// deadline in the map).
 #[derive(Debug, Clone, Copy)]
 struct Window {
     count: u64,
     ends: Instant,
 }
 
-#[derive(Debug)]
-struct Inner {
-    /// Each key's window; a window whose end has passed is closed.
-    windows: HashMap<String, Window>,
-    /// The number of keys at which the next new key sweeps closed windows.
-    purge_at: usize,
-}
-
 /// [`RateLimiter`] in memory: [`RatePolicy::fixed_window`] on each key's window, read and
-/// updated under one lock, so racing hits never overshoot the limit.
-#[derive(Debug)]
+/// updated under one lock, so racing hits never overshoot the limit. Closed windows expire
+/// from the map ([`TtlMap`]).
+#[derive(Debug, Default)]
 pub struct MemoryRateLimiter {
-    inner: Mutex<Inner>,
-}
-
-impl Default for MemoryRateLimiter {
-    fn default() -> Self {
-        Self {
-            inner: Mutex::new(Inner {
-                windows: HashMap::new(),
-                purge_at: MIN_PURGE_LEN,
-            }),
-        }
-    }
+    windows: Mutex<TtlMap<String, Window>>,
 }
 
 impl MemoryRateLimiter {
@@ -61,23 +40,27 @@ impl RateLimiter for MemoryRateLimiter {
         cost: u32,
     ) -> Result<RateDecision, StoreError> {
         let now = Instant::now();
-        let mut guard = lock(&self.inner);
-        let inner = &mut *guard;
-        let open = inner.windows.get(key).copied().filter(|w| w.ends > now);
+        let mut windows = lock(&self.windows);
         if cost == 0 {
+            let open = windows.get(key, now);
             let (count, left) = open.map_or((0, None), |w| (w.count, Some(w.ends - now)));
             return Ok(policy.fixed_window(count, 0, left));
         }
-        if open.is_none() && inner.windows.len() >= inner.purge_at {
-            inner.windows.retain(|_, w| w.ends > now);
-            inner.purge_at = (inner.windows.len() * 2).max(MIN_PURGE_LEN);
-        }
-        let mut window = open.unwrap_or(Window {
-            count: 0,
-            ends: deadline(now, policy.window),
-        });
-        window.count = window.count.saturating_add(u64::from(cost));
-        inner.windows.insert(key.to_owned(), window);
+        let window = match windows.get_mut(key, now) {
+            Some(open) => {
+                open.count = open.count.saturating_add(u64::from(cost));
+                *open
+            }
+            None => {
+                let ends = deadline(now, policy.window);
+                let opened = Window {
+                    count: u64::from(cost),
+                    ends,
+                };
+                windows.insert(key.to_owned(), opened, ends, now);
+                opened
+            }
+        };
         Ok(policy.fixed_window(window.count, cost, Some(window.ends - now)))
     }
 }
@@ -122,11 +105,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn closed_windows_do_not_accumulate() {
         let rl = MemoryRateLimiter::new();
-        for i in 0..(MIN_PURGE_LEN * 3) {
+        for i in 0..(crate::ttl::MIN_PURGE_LEN * 3) {
             rl.hit(&format!("k{i}"), POLICY, 1).await.unwrap();
             tokio::time::advance(Duration::from_millis(100)).await;
         }
         // A key's window (60 s) closes after 600 new keys: they are swept as new keys arrive.
-        assert!(lock(&rl.inner).windows.len() <= MIN_PURGE_LEN * 2);
+        assert!(lock(&rl.windows).raw_len() <= crate::ttl::MIN_PURGE_LEN * 2);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The smallest size at which a sweep of expired entries runs.
-const MIN_PURGE_LEN: usize = 1024;
+pub(crate) const MIN_PURGE_LEN: usize = 1024;
 
 /// `now + ttl`, saturating far in the future instead of overflowing.
 pub(crate) fn deadline(now: Instant, ttl: Duration) -> Instant {
