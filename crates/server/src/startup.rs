@@ -529,6 +529,8 @@ fn http_server(
     // actix's own signal handling treats SIGINT as a *forced* stop (in-flight requests
     // dropped, sockets cut); `run_until_stopped` handles both signals gracefully.
     let mut http = actix_web::HttpServer::new(move || {
+        // Runs on each worker thread: its log lines are written once per turn of its loop.
+        crate::telemetry::write_lines_per_turn();
         portal_api::app(state.clone()).configure(sandbox_login.clone())
     })
     .on_connect(connections.hook())

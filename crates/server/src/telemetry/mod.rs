@@ -33,10 +33,12 @@
 //! - `pretty`: the one-line human-readable format;
 //! - `otlp`: the OTLP exporter and the resource.
 
+mod batch;
 mod json;
 mod otlp;
 mod pretty;
 
+pub use batch::{BatchedLines, write_lines_per_turn};
 #[cfg(test)]
 use otlp::traces_url;
 pub use otlp::{TelemetryGuard, otlp_exporter};
