@@ -5,9 +5,12 @@
 //! 2 when the configuration is refused (every problem listed on stderr); 1 when start-up
 //! fails otherwise (e.g. the port is taken).
 
-use portal_server::telemetry::{get_subscriber, init_subscriber, otlp_exporter};
+use portal_server::telemetry::{BatchedLines, get_subscriber, init_subscriber, otlp_exporter};
 use portal_server::{Application, Settings};
 use std::io::IsTerminal;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let logging = settings.logging(terminal, std::env::var_os("NO_COLOR").is_some());
     init_subscriber(get_subscriber(
         &logging,
-        std::io::stdout,
+        BatchedLines::stdout(),
         telemetry.provider(),
     ))?;
     let grace = settings.shutdown_grace_seconds;
