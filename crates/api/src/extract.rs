@@ -242,10 +242,12 @@ async fn authenticate(req: HttpRequest, payload: Payload) -> Result<Authenticate
         Err(e) => return Err(e.into()),
     };
     let current = current.with_context(request_context(&req, web));
-    tracing::Span::current().record("user_id", tracing::field::display(&current.session.user_id));
+    let span = tracing::Span::current();
+    span.record("user_id", tracing::field::display(&current.session.user_id));
     if let Some(tenant) = &current.session.tenant_id {
-        tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
+        span.record("tenant_id", tracing::field::display(tenant));
     }
+    drop(span);
     let state_changing = needs_csrf(req.method());
     if state_changing {
         let presented = req

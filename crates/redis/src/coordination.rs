@@ -169,14 +169,11 @@ impl RedisStores {
         (count, pttl): RateReply,
     ) -> RateDecision {
         if pttl == -1 {
-            let _ = self
-                .query::<i64>(
-                    "rate limit",
-                    redis::cmd("PEXPIRE")
-                        .arg(self.keys().rate_limit(key))
-                        .arg(millis(policy.window)),
-                )
-                .await;
+            // Boxed: rare, and every hit's future would otherwise carry its space.
+            let mut heal = redis::cmd("PEXPIRE");
+            heal.arg(self.keys().rate_limit(key))
+                .arg(millis(policy.window));
+            let _ = Box::pin(self.query::<i64>("rate limit", &heal)).await;
         }
         policy.fixed_window(count, cost, left(pttl))
     }

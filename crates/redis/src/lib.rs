@@ -273,9 +273,16 @@ impl RedisStores {
 
     /// This thread's connection, opening one when there is none.
     async fn conn(&self, op: &'static str) -> Result<Held, StoreError> {
-        if let Some(held) = self.held() {
-            return Ok(held);
+        match self.held() {
+            Some(held) => Ok(held),
+            // Boxed: opening is rare and its future large; every command's future would
+            // otherwise carry (and move) its space.
+            None => Box::pin(self.open(op)).await,
         }
+    }
+
+    /// Opens this thread's connection (one opening at a time per process).
+    async fn open(&self, op: &'static str) -> Result<Held, StoreError> {
         if let Some(m) = self.inner.mismatch.get() {
             return Err(StoreError::Unavailable(format!("redis {op}: {m}")));
         }
