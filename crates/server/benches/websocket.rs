@@ -30,6 +30,10 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+// The binary's allocator (crates/server/src/main.rs), so memory per socket is what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use futures::{StreamExt, stream};
 use portal_domain::model::{MessageId, MessageStatus, StatusUpdate, TenantEvent, TenantId};
 use portal_sandbox::demo;
