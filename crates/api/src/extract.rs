@@ -247,7 +247,6 @@ async fn authenticate(req: HttpRequest, payload: Payload) -> Result<Authenticate
     if let Some(tenant) = &current.session.tenant_id {
         span.record("tenant_id", tracing::field::display(tenant));
     }
-    drop(span);
     let state_changing = needs_csrf(req.method());
     if state_changing {
         let presented = req

@@ -235,26 +235,33 @@ mod tests {
         tokio::task::yield_now().await;
     }
 
+    /// Runs `test` as a worker's task: on a `LocalSet` whose writer task has started.
+    async fn on_a_worker(test: impl Future<Output = ()>) {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                start_writing_per_turn().await;
+                test.await
+            })
+            .await;
+    }
+
     #[tokio::test]
     async fn the_lines_of_one_turn_are_written_together_once_its_ready_tasks_are_done() {
         let (lines, writes) = recording();
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                start_writing_per_turn().await;
-                // A request ready in the same turn, and one that becomes ready after the
-                // turn's first line (its line waits for the next turn).
-                let other = lines.clone();
-                tokio::task::spawn_local(async move { line(&other, "two\n") });
-                line(&lines, "one\n");
-                let late = lines.clone();
-                tokio::task::spawn_local(async move { line(&late, "next turn\n") });
-                line(&lines, "three\n");
-                assert!(written(&writes).is_empty(), "held until the turn's end");
-                tokio::task::yield_now().await;
-                assert_eq!(written(&writes), ["one\nthree\ntwo\n", "next turn\n"]);
-            })
-            .await;
+        on_a_worker(async {
+            // A request ready in the same turn, and one that becomes ready after the turn's
+            // first line (its line waits for the next turn).
+            let other = lines.clone();
+            tokio::task::spawn_local(async move { line(&other, "two\n") });
+            line(&lines, "one\n");
+            let late = lines.clone();
+            tokio::task::spawn_local(async move { line(&late, "next turn\n") });
+            line(&lines, "three\n");
+            assert!(written(&writes).is_empty(), "held until the turn's end");
+            tokio::task::yield_now().await;
+            assert_eq!(written(&writes), ["one\nthree\ntwo\n", "next turn\n"]);
+        })
+        .await;
     }
 
     #[test]
@@ -286,34 +293,28 @@ mod tests {
     #[tokio::test]
     async fn more_than_max_pending_bytes_are_written_at_once() {
         let (lines, writes) = recording();
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                start_writing_per_turn().await;
-                let long = format!("{}\n", "x".repeat(MAX_PENDING / 3));
-                line(&lines, &long);
-                line(&lines, &long);
-                assert!(written(&writes).is_empty());
-                line(&lines, &long);
-                assert_eq!(written(&writes), [long.repeat(3)]);
-            })
-            .await;
+        on_a_worker(async {
+            let long = format!("{}\n", "x".repeat(MAX_PENDING / 3));
+            line(&lines, &long);
+            line(&lines, &long);
+            assert!(written(&writes).is_empty());
+            line(&lines, &long);
+            assert_eq!(written(&writes), [long.repeat(3)]);
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_line_for_another_sink_writes_the_pending_ones_first() {
         let (first, first_writes) = recording();
         let (second, second_writes) = recording();
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                start_writing_per_turn().await;
-                line(&first, "a\n");
-                line(&second, "b\n");
-                assert_eq!(written(&first_writes), ["a\n"]);
-                tokio::task::yield_now().await;
-                assert_eq!(written(&second_writes), ["b\n"]);
-            })
-            .await;
+        on_a_worker(async {
+            line(&first, "a\n");
+            line(&second, "b\n");
+            assert_eq!(written(&first_writes), ["a\n"]);
+            tokio::task::yield_now().await;
+            assert_eq!(written(&second_writes), ["b\n"]);
+        })
+        .await;
     }
 }
